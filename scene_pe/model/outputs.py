@@ -1,0 +1,65 @@
+"""Typed outputs of the heads: what the losses and the clustering consume.
+
+All tensors are per voxel of a batch of scenes collated into one sparse
+tensor: row i is voxel i, ``batch[i]`` the index of its scene in the batch.
+Coordinates, centres and sigmas are in metres.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class ProbabilisticOutput:
+    """Each voxel is a Gaussian N(mu_i, diag(sigma_i^2)) plus class scores.
+
+    mu:      (N, 3) centres, mu = x + scale * tanh(o).
+    sigma:   (N, D) standard deviations, D = 3 (anisotropic) or 1 (isotropic,
+             broadcast over the 3 axes). Homoscedastic variants give every
+             voxel of a scene the same value. ``None`` for the deterministic
+             embedding (RBF kernel).
+    logits:  (N, C) class logits over the 20 semantic classes; the scores P of
+             the paper are ``logits.softmax(-1)``.
+    coords:  (N, 3) voxel centres x in metres (what mu is offset from).
+    batch:   (N,) long, scene index of each voxel.
+    """
+
+    mu: torch.Tensor
+    sigma: torch.Tensor | None
+    logits: torch.Tensor
+    coords: torch.Tensor
+    batch: torch.Tensor
+
+    @property
+    def scores(self) -> torch.Tensor:
+        return self.logits.softmax(dim=-1)
+
+
+@dataclass
+class MarginOutput:
+    """Learnable-margin head (Neven et al. 2019).
+
+    embedding: (N, 3) e = x + scale * tanh(o), metres.
+    sigma:     (N, D) predicted bandwidths (D = 3 or 1), > 0.
+    seed:      (N,) seediness in (0, 1) (sigmoid).
+    logits:    (N, C) semantic class logits.
+    coords:    (N, 3) voxel centres x in metres.
+    batch:     (N,) long, scene index of each voxel.
+    """
+
+    embedding: torch.Tensor
+    sigma: torch.Tensor
+    seed: torch.Tensor
+    logits: torch.Tensor
+    coords: torch.Tensor
+    batch: torch.Tensor
+
+    @property
+    def scores(self) -> torch.Tensor:
+        return self.logits.softmax(dim=-1)
+
+
+HeadOutput = ProbabilisticOutput | MarginOutput

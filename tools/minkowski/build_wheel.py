@@ -1,0 +1,239 @@
+#!/usr/bin/env python
+"""Build (or take from the cache) and install MinkowskiEngine 0.5.4 with scene_pe's patches.
+
+PyPI only has the 2021 sdist of MinkowskiEngine 0.5.4, which no longer builds
+or imports on current Python/torch/CUDA. This script:
+
+1. downloads that sdist from the package index (sha256-checked),
+2. applies the patches in ``tools/minkowski/patches`` (see their headers),
+3. builds a wheel: CPU (``--cpu_only --blas=openblas``) or CUDA
+   (``--force_cuda``, NVTX off, CUDA 12/13 include paths),
+4. caches the wheel under a key of Python, torch, ME version, CPU/CUDA (+ CUDA
+   version and architectures) and the patches' hash, and
+5. installs it into the running interpreter's environment.
+
+Run it with the Python of the target environment (which must have torch):
+    python tools/minkowski/build_wheel.py [--cuda] [--cache-dir DIR] [--force]
+It is idempotent: with ME already importable at the right version it does
+nothing; with a cached wheel it only installs (seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.request
+from pathlib import Path
+
+ME_VERSION = "0.5.4"
+SDIST_NAME = f"MinkowskiEngine-{ME_VERSION}.tar.gz"
+SDIST_SHA256 = "b1879c00d0b0b1d30ba622cce239886a7e3c78ee9da1064cdfe2f64c2ab15f94"
+PATCH_DIR = Path(__file__).resolve().parent / "patches"
+DEFAULT_INDEX = "https://pypi.org/simple"
+
+
+def say(msg: str) -> None:
+    print(f"[build_wheel] {msg}", flush=True)
+
+
+def die(msg: str) -> None:
+    print(f"[build_wheel] ERROR: {msg}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def patch_files() -> list[Path]:
+    return sorted(PATCH_DIR.glob("*.patch"))
+
+
+def patches_hash() -> str:
+    h = hashlib.sha256()
+    for p in patch_files():
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:10]
+
+
+def cuda_version() -> str:
+    import torch.utils.cpp_extension as ext
+
+    home = ext.CUDA_HOME
+    if not home or not Path(home, "bin", "nvcc").exists():
+        die("--cuda needs nvcc: set CUDA_HOME to a CUDA toolkit (e.g. /usr/local/cuda)")
+    out = subprocess.run([str(Path(home, "bin", "nvcc")), "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    return out.strip().splitlines()[-1].split()[-1].lstrip("V")  # e.g. 13.0.48 -> "13.0.48"
+
+
+def cache_key(cuda: bool) -> str:
+    import torch
+
+    py = f"py{sys.version_info.major}{sys.version_info.minor}"
+    device = "cpu"
+    if cuda:
+        arch = os.environ.get("TORCH_CUDA_ARCH_LIST", "native").replace(" ", "_").replace(";", "_")
+        device = f"cuda{cuda_version()}-arch{arch}"
+    return f"me{ME_VERSION}-{py}-torch{torch.__version__.replace('+', '_')}-{device}-p{patches_hash()}"
+
+
+def installed_me_matches() -> bool:
+    """True when MinkowskiEngine imports here at the right version (its backend loads)."""
+    probe = "import MinkowskiEngine as ME; print(ME.__version__)"
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    return r.returncode == 0 and r.stdout.strip() == ME_VERSION
+
+
+def download_sdist(dest: Path) -> Path:
+    """Fetch the sdist from the index (PEP 691 JSON), verifying its sha256."""
+    target = dest / SDIST_NAME
+    index = os.environ.get("PIP_INDEX_URL", DEFAULT_INDEX).rstrip("/")
+    url_json = f"{index}/minkowskiengine/"
+    say(f"downloading {SDIST_NAME} from {index}")
+    req = urllib.request.Request(url_json, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            files = json.load(r)["files"]
+        url = next(f["url"] for f in files if f["filename"] == SDIST_NAME)
+        with urllib.request.urlopen(url, timeout=300) as r:
+            target.write_bytes(r.read())
+    except (OSError, StopIteration, KeyError, ValueError) as e:
+        die(f"could not download {SDIST_NAME} from {index}: {e!r}. "
+            f"Put the file in the cache directory by hand to build offline.")
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    if digest != SDIST_SHA256:
+        die(f"sha256 mismatch for {SDIST_NAME}: {digest} != {SDIST_SHA256}")
+    return target
+
+
+def cuda_env(env: dict[str, str]) -> dict[str, str]:
+    """Include/library paths CUDA >= 12.x needs that the sdist does not know about."""
+    import torch.utils.cpp_extension as ext
+
+    home = Path(ext.CUDA_HOME)
+    incs, libs = [], []
+    cccl = home / "include" / "cccl"  # CUDA 13 keeps thrust/cub here
+    if cccl.is_dir():
+        incs.append(str(cccl))
+    # cuBLAS/cuSPARSE headers and libs from the nvidia-* wheels torch installs,
+    # for toolkits (e.g. minimal images) that lack them.
+    site = Path(__import__("torch").__file__).resolve().parent.parent / "nvidia"
+    for sub in sorted(site.glob("*")):
+        if (sub / "include" / "cusparse.h").exists() or (sub / "include" / "cublas_v2.h").exists():
+            incs.append(str(sub / "include"))
+            libs.append(str(sub / "lib"))
+    link_dir = None
+    if libs:
+        # The linker wants unversioned names (libcusparse.so); the wheels ship only .so.N.
+        link_dir = Path(tempfile.mkdtemp(prefix="me-cudalibs-"))
+        for lib in libs:
+            for so in Path(lib).glob("lib*.so.*"):
+                plain = link_dir / (so.name.split(".so")[0] + ".so")
+                if not plain.exists():
+                    plain.symlink_to(so)
+        libs.insert(0, str(link_dir))
+    for var, paths in (("CPATH", incs), ("LIBRARY_PATH", libs)):
+        if paths:
+            env[var] = os.pathsep.join(paths + ([env[var]] if env.get(var) else []))
+    say(f"CUDA {cuda_version()} at {home}; TORCH_CUDA_ARCH_LIST={env.get('TORCH_CUDA_ARCH_LIST', '(torch default)')}")
+    return env
+
+
+def build(sdist: Path, out_dir: Path, cuda: bool) -> Path:
+    work = Path(tempfile.mkdtemp(prefix="me-build-"))
+    try:
+        with tarfile.open(sdist) as tar:
+            tar.extractall(work, filter="data")
+        src = work / f"MinkowskiEngine-{ME_VERSION}"
+        for p in patch_files():
+            say(f"applying {p.name}")
+            r = subprocess.run(["patch", "-p1", "--forward", "-i", str(p)], cwd=src,
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                die(f"patch {p.name} failed:\n{r.stdout}\n{r.stderr}")
+        env = dict(os.environ)
+        env.setdefault("MAX_JOBS", str(os.cpu_count() or 2))
+        args = [sys.executable, "setup.py", "bdist_wheel", "--blas=openblas"]
+        if cuda:
+            env = cuda_env(env)
+            args.append("--force_cuda")
+        else:
+            args.append("--cpu_only")
+        say(f"compiling ({'CUDA' if cuda else 'CPU'}, MAX_JOBS={env['MAX_JOBS']}); this takes minutes")
+        log = out_dir / "build.log"
+        with open(log, "w") as fh:
+            r = subprocess.run(args, cwd=src, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            tail = "".join(log.read_text(errors="replace").splitlines(True)[-40:])
+            die(f"MinkowskiEngine build failed (full log: {log}):\n{tail}")
+        wheels = list((src / "dist").glob("*.whl"))
+        if len(wheels) != 1:
+            die(f"expected one wheel in {src / 'dist'}, found {wheels}")
+        final = out_dir / wheels[0].name
+        shutil.move(str(wheels[0]), final.with_suffix(".tmp"))
+        os.replace(final.with_suffix(".tmp"), final)  # the cache never holds a partial wheel
+        return final
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def check_prerequisites(cuda: bool) -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        die("torch is not installed in this environment; install it first (pip install torch==2.13.0)")
+    if shutil.which("patch") is None:
+        die("the 'patch' program is missing: apt-get install patch")
+    if not any(Path(d, "cblas.h").exists() for d in ("/usr/include", "/usr/include/x86_64-linux-gnu",
+                                                      "/usr/include/aarch64-linux-gnu",
+                                                      "/usr/include/openblas")):
+        die("OpenBLAS headers are missing: apt-get install libopenblas-dev")
+    if shutil.which(os.environ.get("CXX", "g++")) is None:
+        die("a C++ compiler is missing: apt-get install g++")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cuda", action="store_true", help="build the CUDA extension (needs nvcc)")
+    ap.add_argument("--cache-dir", type=Path,
+                    default=Path(os.environ.get("SCENE_PE_CACHE",
+                                                Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                                                / "scene_pe")))
+    ap.add_argument("--force", action="store_true", help="rebuild even if a cached wheel exists")
+    ap.add_argument("--no-install", action="store_true", help="only build/cache the wheel")
+    args = ap.parse_args()
+
+    check_prerequisites(args.cuda)
+    key = cache_key(args.cuda)
+    if not args.force and not args.no_install and installed_me_matches():
+        say(f"MinkowskiEngine {ME_VERSION} already installed and importable; nothing to do")
+        return
+    wheel_dir = args.cache_dir / "wheels" / key
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    cached = sorted(wheel_dir.glob("*.whl"))
+    if cached and not args.force:
+        wheel = cached[0]
+        say(f"using cached wheel {wheel}")
+    else:
+        sdist = args.cache_dir / SDIST_NAME
+        if not sdist.exists() or hashlib.sha256(sdist.read_bytes()).hexdigest() != SDIST_SHA256:
+            sdist = download_sdist(args.cache_dir)
+        wheel = build(sdist, wheel_dir, args.cuda)
+        say(f"built and cached {wheel}")
+    if args.no_install:
+        return
+    say(f"installing {wheel.name}")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--force-reinstall", "-q",
+                    str(wheel)], check=True)
+    if not installed_me_matches():
+        die("MinkowskiEngine was installed but does not import; rerun with --force to rebuild")
+    say(f"MinkowskiEngine {ME_VERSION} ready")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# One-command setup of scene_pe from nothing: Debian prerequisites, a virtual
+# environment, torch, the patched MinkowskiEngine wheel (built or cached), the
+# other requirements and scene_pe itself. Idempotent: a second run takes seconds.
+#
+# Environment knobs:
+#   VENV=.venv                 where the virtual environment lives
+#   PYTHON=python3             interpreter used to create it (>= 3.10)
+#   TORCH_SPEC=torch==2.13.0   torch requirement (CPU wheel here; set a CUDA one in Docker)
+#   ME_CUDA=0                  1 builds MinkowskiEngine with CUDA (needs nvcc)
+#   SCENE_PE_CACHE=~/.cache/scene_pe   where the built ME wheel is cached
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+VENV="${VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
+ME_CUDA="${ME_CUDA:-0}"
+
+say() { echo "[setup] $*"; }
+die() { echo "[setup] ERROR: $*" >&2; exit 1; }
+
+# 1. Debian prerequisites: OpenBLAS headers (ME's CPU kernels), libusb (open3d
+#    imports it), patch and a C++ compiler (ME build).
+need=()
+[ -e /usr/include/x86_64-linux-gnu/cblas.h ] || [ -e /usr/include/cblas.h ] \
+  || [ -e /usr/include/aarch64-linux-gnu/cblas.h ] || need+=(libopenblas-dev)
+ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0' || need+=(libusb-1.0-0)
+command -v patch >/dev/null || need+=(patch)
+command -v g++ >/dev/null || need+=(g++)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Debian packages: ${need[*]}"
+    apt-get update -qq >/dev/null || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null \
+      || die "apt-get install ${need[*]} failed; install them by hand"
+  else
+    die "missing system packages: ${need[*]}. Install them (e.g. sudo apt-get install ${need[*]}) and rerun."
+  fi
+else
+  say "Debian prerequisites present"
+fi
+
+# 2. The virtual environment.
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+  || die "$PYTHON is older than Python 3.10"
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating virtual environment $VENV"
+  "$PYTHON" -m venv "$VENV"
+else
+  say "using virtual environment $VENV"
+fi
+py="$VENV/bin/python"
+pip() { "$py" -m pip --disable-pip-version-check -q "$@"; }
+
+# 3. torch first (the ME build compiles against it), then ME, then the rest.
+if ! "$py" -c "import torch" 2>/dev/null; then
+  say "installing $TORCH_SPEC"
+  pip install "$TORCH_SPEC" || die "could not install $TORCH_SPEC"
+fi
+# ME 0.5.4's setup.py imports setuptools features removed after 80 only via
+# `setup.py install`, which we do not use; wheel is needed for bdist_wheel.
+pip install -r requirements.txt
+cuda_flag=()
+[ "$ME_CUDA" = 1 ] && cuda_flag=(--cuda)
+"$py" tools/minkowski/build_wheel.py "${cuda_flag[@]}"
+if ! "$py" -c "import scene_pe" 2>/dev/null; then
+  say "installing scene_pe (editable)"
+  pip install --no-deps --no-build-isolation -e .
+fi
+say "ready: $("$py" -c 'import torch, MinkowskiEngine as ME, scene_pe; print(f"torch {torch.__version__}, MinkowskiEngine {ME.__version__}, scene_pe {scene_pe.__version__}")')"
