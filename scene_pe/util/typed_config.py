@@ -101,7 +101,7 @@ def from_dict(cls: type, data: dict, where: str = "") -> Any:
         kwargs[name] = _coerce(value, hints[name], f"{where + '.' if where else ''}{name}")
     try:
         obj = cls(**kwargs)
-    except TypeError as e:  # a required field without default is missing
+    except (TypeError, ValueError) as e:  # missing required field, or __post_init__ check
         raise ConfigError(f"{where or cls.__name__}: {e}") from e
     validate = getattr(obj, "validate", None)
     if callable(validate):

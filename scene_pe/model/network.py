@@ -1,0 +1,24 @@
+"""Backbone + head: a VoxelBatch in, one typed head output out."""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+from scene_pe.model.heads import HeadConfig, build_head
+from scene_pe.model.outputs import HeadOutput
+from scene_pe.model.unet import BackboneConfig, Res16UNet
+from scene_pe.sparse.voxelize import VoxelBatch
+
+
+class InstanceSegmentationNet(nn.Module):
+    def __init__(self, in_channels: int, backbone: BackboneConfig, head: HeadConfig):
+        super().__init__()
+        self.backbone = Res16UNet(in_channels, backbone)
+        self.head = build_head(self.backbone.out_channels, head)
+
+    def forward(self, voxels: VoxelBatch) -> HeadOutput:
+        device = next(self.parameters()).device
+        feats = self.backbone(voxels.sparse_tensor(device))
+        # ME keeps the input's row order for the output of a stride-1 UNet; the
+        # heads work on plain tensors aligned with voxels.centres / voxels.batch.
+        return self.head(feats.F, voxels.centres.to(device), voxels.batch.to(device))
