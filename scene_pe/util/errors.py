@@ -1,0 +1,5 @@
+class SceneError(ValueError):
+    """Bad input for one scene: names the scene and the file."""
+    def __init__(self, scene: str, path, message: str):
+        self.scene, self.path, self.message = scene, str(path), message
+        super().__init__(f"{scene}: {path}: {message}")

@@ -1,0 +1,77 @@
+"""Atomic file writes: a killed process never leaves a half-written file.
+
+Each writer writes to a hidden temporary file in the destination's directory
+(same filesystem, so ``os.replace`` is an atomic rename) and renames it over
+the destination only once the content is complete and flushed to disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+import numpy as np
+
+# mkstemp creates files 0600; give finished files the usual umask-based mode.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success rename it to ``path``.
+
+    On an exception the temporary file is removed and ``path`` is untouched.
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_open supports modes 'w' and 'wb', not {mode!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Hidden name with a .tmp suffix: never mistaken for a finished output.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def remove_stale_temps(path: str | os.PathLike) -> int:
+    """Delete temporary files a killed writer of ``path`` left behind; returns how many.
+
+    Only safe when no other process is writing ``path`` at the same time.
+    """
+    path = Path(path)
+    stale = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp")) if path.parent.is_dir() else []
+    for p in stale:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+    return len(stale)
+
+
+def save_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """``np.savez`` (uncompressed) to exactly ``path``, atomically."""
+    # np.savez appends ".npz" to string paths but not to open file objects.
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def write_lines_atomic(path: str | os.PathLike, lines: list[str]) -> None:
+    """Write one string per line (newline-terminated) to ``path`` atomically."""
+    write_text_atomic(path, "".join(f"{line}\n" for line in lines))

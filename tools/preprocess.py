@@ -1,0 +1,80 @@
+#!/usr/bin/env python
+"""Preprocess raw ScanNet v2 scenes into <out>/scenes/*.npz and <out>/gt/*.txt.
+
+Example:
+  python tools/preprocess.py --scannet-root /data/scannet --out data/scannet_pre --split train val
+Split lists scannetv2_{train,val,test}.txt are read from the root (ScanNet ships them in its
+GitHub repo, Tasks/Benchmark/: copy them there) or given with --split-file. Exit status 1 when
+any scene failed, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scene_pe.data.preprocess import (SPLITS, default_workers, read_split_file,  # noqa: E402
+                                      run_preprocess, split_file_path, split_name)
+from scene_pe.data.scannet import LABEL_MAP_NAME, load_label_map  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scannet-root", type=Path, required=True,
+                   help="folder holding scans/ (and scans_test/)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--split", nargs="+", choices=[*SPLITS, "all"], default=[],
+                   help="splits to process (default: every split whose list exists in the root)")
+    p.add_argument("--split-file", nargs="+", type=Path, default=[],
+                   help="split lists by path; the split is named after the file "
+                        "(scannetv2_val.txt -> val)")
+    p.add_argument("--scenes", nargs="+", default=None,
+                   help="only these scenes (filters the splits; alone: no split files written)")
+    p.add_argument("--label-map", type=Path, default=None,
+                   help=f"default: <root>/{LABEL_MAP_NAME}")
+    p.add_argument("--workers", type=int, default=default_workers())
+    p.add_argument("--overwrite", action="store_true", help="redo scenes already done")
+    p.add_argument("--no-align", action="store_true", help="do not apply axisAlignment")
+    p.add_argument("--semantic-source", choices=["aggregation", "labels_ply"], default="aggregation")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    root = a.scannet_root
+    splits: dict[str, list[str]] = {}
+    names = list(SPLITS) if "all" in a.split else a.split
+    if not names and not a.split_file and a.scenes is None:
+        names = [s for s in SPLITS if split_file_path(root, s).is_file()]
+        if not names:
+            print(f"error: no scannetv2_<split>.txt in {root}; use --split-file or --scenes",
+                  file=sys.stderr)
+            return 2
+    for path in [split_file_path(root, s) for s in names] + list(a.split_file):
+        if not path.is_file():
+            print(f"error: split list {path} not found (give it with --split-file)", file=sys.stderr)
+            return 2
+        splits[split_name(path)] = read_split_file(path)
+
+    tsv = a.label_map or root / LABEL_MAP_NAME
+    label_map = None
+    if tsv.is_file():
+        label_map = load_label_map(tsv)
+    else:  # test scenes need none; annotated scenes then fail with a clear reason
+        print(f"warning: label map {tsv} not found: annotated scenes will fail", file=sys.stderr)
+
+    summary = run_preprocess(root, a.out, splits, label_map, scenes=a.scenes, workers=a.workers,
+                             overwrite=a.overwrite, align=not a.no_align,
+                             semantic_source=a.semantic_source, progress=not a.no_progress)
+    print(summary.format())
+    for split, path in summary.split_files.items():
+        print(f"split {split}: {path}")
+    return 0 if summary.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
