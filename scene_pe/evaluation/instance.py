@@ -1,0 +1,429 @@
+"""ScanNet v2 instance segmentation metrics: AP (IoU 0.50:0.05:0.90), AP50, AP25.
+
+Gives the numbers of ScanNet's official
+``BenchmarkScripts/3d_evaluation/evaluate_semantic_instance.py`` (re-derived
+from its algorithm, vectorised). Its rules, as implemented here:
+
+* GT instances are the distinct non-zero values ``v = nyu40 * 1000 + id`` of
+  the GT array whose class ``v // 1000`` is one of the 18 instance classes.
+  Vertices of any other class (0 unannotated, wall, floor, non-benchmark
+  objects) are *void*.
+* A prediction whose label is not one of the 18 classes, or whose mask has
+  fewer than 100 vertices, is dropped: neither TP nor FP.
+* A GT instance under 100 vertices ("small") is not scored (no TP, no FN).
+* For IoU threshold ``t``, per class and scene, GT instances in increasing id
+  order scan the predictions of their class in prediction order and take those
+  with IoU > t (strictly) not already taken by an earlier GT: the first is a
+  TP, each further one is a FP; the GT keeps the highest confidence, the FP
+  gets the lower one. (A duplicate is never marked taken, so it can also match
+  a later GT; for t >= 0.5 no prediction can exceed t with two GT instances.)
+* A prediction with IoU <= t to every GT instance of its class (small ones
+  included) is a FP, unless more than ``t`` of its vertices are void or lie on
+  small GT instances of its class (then it is ignored).
+* Per class, the TP/FP entries of all scenes are ranked by confidence. At each
+  distinct confidence ``c`` (ascending): precision and recall of the entries
+  with confidence >= c, recall over the scored GT instances; then an artificial
+  point (recall 0, precision 1). AP = sum_k p_k (r_{k-1} - r_{k+1}) / 2 with
+  r_{-1} = r_0 and 0 past the artificial point (the official convolution).
+* A class without scored GT is NaN; with GT but no prediction, 0. Per class AP
+  is the mean over the 9 thresholds; means over classes ignore NaN.
+
+Where the official script crashes or depends on dict order:
+
+* Predictions of a scene are processed in the order given (submission line
+  order); the official Python 2 script uses dict order. Matters only for
+  t < 0.5 (AP25), where one prediction can exceed t with two GT instances.
+* A class with scored GT and predictions but no ranked entry (no TP, every
+  prediction ignored) crashes the official script (IndexError); here AP = 0.
+* The official distance thresholds (inf, -inf) never filter anything and are
+  left out; a mask file named twice is rejected by the file reader (io.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from scene_pe.data.labels import (INSTANCE_NAMES, INSTANCE_NYU40_IDS, NUM_NYU40, NUM_SEMANTIC,
+                                  TRAIN_TO_NYU40)
+from scene_pe.util.errors import SceneError
+
+AP_THRESHOLDS = np.arange(0.5, 0.95, 0.05)  # 0.50 ... 0.90, exactly as the official script
+AP25_THRESHOLD = 0.25
+MIN_REGION_SIZE = 100
+NUM_INSTANCE_CLASSES = len(INSTANCE_NYU40_IDS)
+
+_NYU40_TO_CLASS = np.full(NUM_NYU40, -1, dtype=np.int64)
+_NYU40_TO_CLASS[list(INSTANCE_NYU40_IDS)] = np.arange(NUM_INSTANCE_CLASSES)
+
+
+def instance_class_index(nyu40) -> np.ndarray:
+    """Index 0..17 into ``INSTANCE_NYU40_IDS`` for each NYU40 id, -1 for any other value."""
+    a = np.asarray(nyu40, dtype=np.int64)
+    out = np.full(a.shape, -1, dtype=np.int64)
+    ok = (a >= 0) & (a < NUM_NYU40)
+    out[ok] = _NYU40_TO_CLASS[a[ok]]
+    return out
+
+
+def gt_from_training_labels(semantic, instance) -> np.ndarray:
+    """Evaluator GT from a preprocessed scene's ``semantic`` / ``instance`` arrays.
+
+    Instance vertices get ``nyu40 * 1000 + instance + 1``, the others their NYU40
+    id (0 when ignored). Scores as the GT txt for both metrics: any vertex
+    outside the 18 classes is void for AP, and ``semantic.gt_labels`` reads ids < 1000 as labels.
+    """
+    semantic = np.asarray(semantic, dtype=np.int64)
+    instance = np.asarray(instance, dtype=np.int64)
+    nyu = np.where(semantic >= 0, TRAIN_TO_NYU40[np.clip(semantic, 0, NUM_SEMANTIC - 1)], 0)
+    if ((instance >= 0) & (instance_class_index(nyu) < 0)).any():
+        raise ValueError("instance vertices must have an instance-class semantic label")
+    return np.where(instance >= 0, nyu * 1000 + instance + 1, nyu)
+
+
+@dataclass(frozen=True)
+class ScenePrediction:
+    """Predicted instances of one scene.
+
+    ``masks``: (K, N) bool (or int, non-zero = inside), or (N,) int: the
+    instance index 0..K-1 of each vertex, -1 for none. ``labels``: (K,) NYU40
+    ids. ``scores``: (K,) confidences.
+    """
+
+    masks: np.ndarray
+    labels: np.ndarray
+    scores: np.ndarray
+
+
+@dataclass
+class SceneMatches:
+    """What the metric needs from one scene (small: no per-vertex arrays)."""
+
+    pred_class: np.ndarray  # (P,) class index of the kept predictions, in input order
+    pred_score: np.ndarray  # (P,) float64
+    pred_size: np.ndarray  # (P,) vertices
+    pred_ignore: np.ndarray  # (P,) vertices that are void or on small GT of its class
+    gt_class: np.ndarray  # (G,) class index of the GT instances, by increasing id
+    gt_size: np.ndarray  # (G,) vertices
+    pair_pred: np.ndarray  # (M,) same-class (prediction, GT) pairs that intersect
+    pair_gt: np.ndarray  # (M,)
+    pair_inter: np.ndarray  # (M,) intersection in vertices
+
+
+def _intersections(gt_ids: np.ndarray, masks: np.ndarray, num_pred: int, scene: str):
+    """(K, U) vertex counts of prediction k on GT value uniq[u]; and uniq, counts."""
+    uniq, inv, counts = np.unique(gt_ids, return_inverse=True, return_counts=True)
+    n_u = len(uniq)
+    if masks.ndim == 2:
+        rows, cols = np.nonzero(masks)
+        key = rows * n_u + inv[cols]
+    else:  # per-vertex instance index
+        if masks.size and masks.max() >= num_pred:
+            raise SceneError(scene, "predictions",
+                             f"instance index {masks.max()} >= {num_pred} labels")
+        sel = masks >= 0
+        key = masks[sel].astype(np.int64) * n_u + inv[sel]
+    inter = np.bincount(key, minlength=num_pred * n_u).reshape(num_pred, n_u)
+    return inter, uniq, counts
+
+
+def match_scene(gt_ids, masks, labels, scores, *, scene: str = "scene",
+                min_region_size: int = MIN_REGION_SIZE) -> SceneMatches:
+    """Overlaps of one scene's predictions with its GT (``nyu40*1000+id`` per vertex)."""
+    gt_ids = np.asarray(gt_ids).astype(np.int64, copy=False).ravel()
+    masks = np.asarray(masks)
+    labels = np.asarray(labels, dtype=np.int64).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    n, k = len(gt_ids), len(labels)
+    if len(scores) != k:
+        raise SceneError(scene, "predictions", f"{k} labels but {len(scores)} scores")
+    if k == 0 and masks.size == 0:
+        masks = np.zeros((0, n), dtype=bool)
+    want = (k, n) if masks.ndim == 2 else (n,)
+    if masks.shape != want:
+        raise SceneError(scene, "predictions", f"masks of shape {masks.shape}, expected {want} "
+                         f"({n} GT vertices, {k} instances)")
+    if np.isnan(scores).any():
+        raise SceneError(scene, "predictions", "NaN confidence")
+    if (gt_ids < 0).any():
+        raise SceneError(scene, "ground truth", "negative GT value")
+    if masks.ndim == 2 and masks.dtype != bool:
+        masks = masks != 0  # official: any non-zero value is inside
+
+    inter, uniq, counts = _intersections(gt_ids, masks, k, scene)
+    uniq_class = instance_class_index(uniq // 1000)  # 0 // 1000 = 0 -> -1: unannotated is void
+    size = inter.sum(axis=1)
+    void = inter[:, uniq_class < 0].sum(axis=1)
+    pred_class = instance_class_index(labels)
+    keep = (pred_class >= 0) & (size >= min_region_size)
+
+    gt_cols = np.flatnonzero(uniq_class >= 0)
+    gt_class, gt_size = uniq_class[gt_cols], counts[gt_cols].astype(np.int64)
+    pred_class, size, void = pred_class[keep], size[keep], void[keep]
+    same = pred_class[:, None] == gt_class[None, :]
+    inter = np.where(same, inter[keep][:, gt_cols], 0)
+    pair_pred, pair_gt = np.nonzero(inter)
+    pair_inter = inter[pair_pred, pair_gt].astype(np.int64)
+    small = gt_size[pair_gt] < min_region_size
+    on_small = np.bincount(pair_pred[small], weights=pair_inter[small], minlength=len(size))
+    return SceneMatches(pred_class, scores[keep], size.astype(np.int64),
+                        void.astype(np.int64) + on_small.astype(np.int64),
+                        gt_class, gt_size, pair_pred, pair_gt, pair_inter)
+
+
+def _nanmean(a: np.ndarray, axis=None):
+    """Mean ignoring NaN, NaN (without a warning) where everything is NaN."""
+    a = np.asarray(a, dtype=np.float64)
+    valid = ~np.isnan(a)
+    total = np.where(valid, a, 0.0).sum(axis=axis)
+    count = valid.sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count
+
+
+@dataclass
+class InstanceResult:
+    """AP per class (index order of ``INSTANCE_NYU40_IDS``) and means; NaN: class without GT."""
+
+    ap_per_threshold: np.ndarray  # (18, 9): AP at each of AP_THRESHOLDS
+    ap25: np.ndarray  # (18,)
+    num_gt: np.ndarray  # (18,) scored GT instances (>= min_region_size vertices)
+    num_pred: np.ndarray  # (18,) predictions taking part (valid label, >= min_region_size)
+    num_scenes: int
+    class_names: tuple = INSTANCE_NAMES
+    class_ids: tuple = INSTANCE_NYU40_IDS
+    thresholds: np.ndarray = field(default_factory=lambda: AP_THRESHOLDS.copy())
+
+    @property
+    def ap(self) -> np.ndarray:
+        return self.ap_per_threshold.mean(axis=1)
+
+    @property
+    def ap50(self) -> np.ndarray:
+        return self.ap_per_threshold[:, 0]
+
+    @property
+    def mean_ap(self) -> float:
+        return float(_nanmean(self.ap_per_threshold))  # official: nanmean over class x threshold
+
+    @property
+    def mean_ap50(self) -> float:
+        return float(_nanmean(self.ap50))
+
+    @property
+    def mean_ap25(self) -> float:
+        return float(_nanmean(self.ap25))
+
+    def to_dict(self) -> dict:
+        """JSON-ready (NaN -> None)."""
+        def num(x):
+            return None if np.isnan(x) else float(x)
+        classes = {
+            name: {"nyu40_id": int(cid), "ap": num(a), "ap50": num(a50), "ap25": num(a25),
+                   "num_gt": int(ng), "num_pred": int(npred)}
+            for name, cid, a, a50, a25, ng, npred in zip(
+                self.class_names, self.class_ids, self.ap, self.ap50, self.ap25,
+                self.num_gt, self.num_pred)
+        }
+        return {"num_scenes": self.num_scenes,
+                "mean": {"ap": num(self.mean_ap), "ap50": num(self.mean_ap50),
+                         "ap25": num(self.mean_ap25)},
+                "classes": classes}
+
+    def format_table(self) -> str:
+        """Per-class table and means, as the official script prints them."""
+        head = f"{'class':<16}{'AP':>9}{'AP50':>9}{'AP25':>9}{'#GT':>7}"
+        rows = [head, "-" * len(head)]
+        for name, a, a50, a25, ng in zip(self.class_names, self.ap, self.ap50, self.ap25,
+                                         self.num_gt):
+            rows.append(f"{name:<16}{a:>9.3f}{a50:>9.3f}{a25:>9.3f}{ng:>7d}")
+        rows.append("-" * len(head))
+        rows.append(f"{'average':<16}{self.mean_ap:>9.3f}{self.mean_ap50:>9.3f}"
+                    f"{self.mean_ap25:>9.3f}{int(self.num_gt.sum()):>7d}")
+        return "\n".join(rows)
+
+
+def average_precision(score: np.ndarray, true: np.ndarray, num_missed: int) -> float:
+    """AP of ranked entries (confidence, is-TP) with ``num_missed`` GT never matched."""
+    if len(score) == 0:
+        return 0.0  # official: IndexError (see module docstring)
+    order = np.argsort(score, kind="stable")
+    score, true = score[order], true[order].astype(np.int64)
+    first = np.flatnonzero(np.r_[True, score[1:] != score[:-1]])  # first entry of each confidence
+    cum = np.concatenate(([0], np.cumsum(true)))
+    true_below = cum[first]  # TPs ranked below this confidence
+    tp = cum[-1] - true_below
+    fp = len(score) - first - tp
+    fn = true_below + num_missed
+    precision = np.append(tp / (tp + fp), 1.0)
+    recall = np.append(tp / (tp + fn), 0.0)
+    padded = np.concatenate(([recall[0]], recall, [0.0]))
+    return float(np.dot(precision, (padded[:-2] - padded[2:]) / 2))
+
+
+@dataclass
+class _Pooled:
+    """All scenes' matches concatenated with global prediction / GT indices."""
+
+    pred_class: np.ndarray
+    pred_score: np.ndarray
+    pred_size: np.ndarray
+    pred_ignore: np.ndarray
+    gt_class: np.ndarray
+    gt_size: np.ndarray
+    pair_pred: np.ndarray
+    pair_gt: np.ndarray
+    pair_iou: np.ndarray
+
+    @classmethod
+    def of(cls, scenes: Sequence[SceneMatches]) -> "_Pooled":
+        def cat(name, dtype):
+            parts = [getattr(s, name) for s in scenes]
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+        p_off = np.cumsum([0] + [len(s.pred_class) for s in scenes])[:-1]
+        g_off = np.cumsum([0] + [len(s.gt_class) for s in scenes])[:-1]
+        empty = [np.zeros(0)]
+        pair_pred = np.concatenate([s.pair_pred + o for s, o in zip(scenes, p_off)] or empty)
+        pair_gt = np.concatenate([s.pair_gt + o for s, o in zip(scenes, g_off)] or empty)
+        pair_pred, pair_gt = pair_pred.astype(np.int64), pair_gt.astype(np.int64)
+        inter = cat("pair_inter", np.int64)
+        pred_size, gt_size = cat("pred_size", np.int64), cat("gt_size", np.int64)
+        iou = inter / (gt_size[pair_gt] + pred_size[pair_pred] - inter)
+        # Greedy matching order: GT (scene, then id), then prediction order.
+        order = np.lexsort((pair_pred, pair_gt))
+        return cls(cat("pred_class", np.int64), cat("pred_score", np.float64), pred_size,
+                   cat("pred_ignore", np.int64), cat("gt_class", np.int64), gt_size,
+                   pair_pred[order], pair_gt[order], iou[order])
+
+
+def _greedy(lg: np.ndarray, lp: np.ndarray, score: np.ndarray, num_gt: int):
+    """Official greedy assignment over candidate (GT, prediction) pairs in order.
+
+    Only needed when a prediction is a candidate of two GT instances (t < 0.5).
+    Returns per-GT matched flag and score, and the GT indices / scores of duplicate FPs.
+    """
+    matched = np.zeros(num_gt, dtype=bool)
+    gt_score = np.full(num_gt, -np.inf)
+    taken = np.zeros(len(score), dtype=bool)
+    dup_gt, dup_score = [], []
+    for g, p in zip(lg.tolist(), lp.tolist()):
+        if taken[p]:
+            continue
+        if matched[g]:  # lower of the two confidences becomes a FP; p stays untaken
+            dup_gt.append(g)
+            dup_score.append(min(gt_score[g], score[p]))
+            gt_score[g] = max(gt_score[g], score[p])
+        else:
+            matched[g], gt_score[g], taken[p] = True, score[p], True
+    return matched, gt_score, np.asarray(dup_gt, np.int64), np.asarray(dup_score, np.float64)
+
+
+def _threshold_aps(pool: _Pooled, t: float, min_region_size: int) -> np.ndarray:
+    """(18,) AP of every class at IoU threshold ``t``."""
+    n_pred, n_gt = len(pool.pred_class), len(pool.gt_class)
+    gt_scored = pool.gt_size >= min_region_size
+    cand = pool.pair_iou > t
+    has_candidate = np.zeros(n_pred, dtype=bool)
+    has_candidate[pool.pair_pred[cand]] = True  # small GT included: such a prediction is no FP
+    sel = cand & gt_scored[pool.pair_gt]
+    lg, lp = pool.pair_gt[sel], pool.pair_pred[sel]
+    score = pool.pred_score
+
+    if len(lp) == 0 or np.bincount(lp).max() <= 1:
+        # Each prediction is a candidate of at most one GT: the greedy result does not
+        # depend on order. Each GT with candidates is a TP at their highest confidence;
+        # the other candidates are FPs at their own confidence.
+        by_gt = np.lexsort((-score[lp], lg))
+        lg_s, sc_s = lg[by_gt], score[lp][by_gt]
+        first = np.ones(len(lg_s), dtype=bool)  # first (most confident) candidate of its GT
+        first[1:] = lg_s[1:] != lg_s[:-1]
+        matched = np.zeros(n_gt, dtype=bool)
+        matched[lg_s[first]] = True
+        gt_score = np.full(n_gt, -np.inf)
+        gt_score[lg_s[first]] = sc_s[first]
+        dup_gt, dup_score = lg_s[~first], sc_s[~first]
+    else:
+        matched, gt_score, dup_gt, dup_score = _greedy(lg, lp, score, n_gt)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        counted = ~has_candidate & (pool.pred_ignore / pool.pred_size <= t)
+    entry_class = np.concatenate([pool.gt_class[matched], pool.gt_class[dup_gt],
+                                  pool.pred_class[counted]])
+    entry_score = np.concatenate([gt_score[matched], dup_score, score[counted]])
+    entry_true = np.concatenate([np.ones(matched.sum(), bool), np.zeros(len(dup_gt), bool),
+                                 np.zeros(counted.sum(), bool)])
+    missed = np.bincount(pool.gt_class[gt_scored & ~matched], minlength=NUM_INSTANCE_CLASSES)
+    has_gt = np.bincount(pool.gt_class[gt_scored], minlength=NUM_INSTANCE_CLASSES) > 0
+    has_pred = np.bincount(pool.pred_class, minlength=NUM_INSTANCE_CLASSES) > 0
+
+    order = np.argsort(entry_class, kind="stable")
+    bounds = np.searchsorted(entry_class[order], np.arange(NUM_INSTANCE_CLASSES + 1))
+    aps = np.full(NUM_INSTANCE_CLASSES, np.nan)
+    for c in range(NUM_INSTANCE_CLASSES):
+        if has_gt[c] and has_pred[c]:
+            idx = order[bounds[c]:bounds[c + 1]]
+            aps[c] = average_precision(entry_score[idx], entry_true[idx], int(missed[c]))
+        elif has_gt[c]:
+            aps[c] = 0.0
+    return aps
+
+
+def compute_ap(scenes: Sequence[SceneMatches], *, min_region_size: int = MIN_REGION_SIZE
+               ) -> InstanceResult:
+    """AP per class and threshold from the matches of all scenes."""
+    pool = _Pooled.of(scenes)
+    per_t = np.stack([_threshold_aps(pool, t, min_region_size) for t in AP_THRESHOLDS], axis=1)
+    ap25 = _threshold_aps(pool, AP25_THRESHOLD, min_region_size)
+    num_gt = np.bincount(pool.gt_class[pool.gt_size >= min_region_size],
+                         minlength=NUM_INSTANCE_CLASSES)
+    num_pred = np.bincount(pool.pred_class, minlength=NUM_INSTANCE_CLASSES)
+    return InstanceResult(per_t, ap25, num_gt, num_pred, len(scenes))
+
+
+class InstanceEvaluator:
+    """Accumulates scenes one at a time (keeps only small per-scene summaries)."""
+
+    def __init__(self, min_region_size: int = MIN_REGION_SIZE):
+        self.min_region_size = min_region_size
+        self._scenes: dict[str, SceneMatches] = {}
+
+    def add(self, scene: str, gt_ids, masks, labels, scores) -> None:
+        """Add one scene: GT per vertex and its predictions (see ``ScenePrediction``)."""
+        if scene in self._scenes:
+            raise SceneError(scene, "predictions", "scene added twice")
+        self._scenes[scene] = match_scene(gt_ids, masks, labels, scores, scene=scene,
+                                          min_region_size=self.min_region_size)
+
+    @property
+    def num_scenes(self) -> int:
+        return len(self._scenes)
+
+    def merge(self, other: "InstanceEvaluator") -> None:
+        """Add the scenes another evaluator saw (e.g. another DDP rank's)."""
+        for scene, matches in other._scenes.items():
+            if scene in self._scenes:
+                raise SceneError(scene, "predictions", "scene added twice")
+            self._scenes[scene] = matches
+
+    def result(self) -> InstanceResult:
+        return compute_ap(list(self._scenes.values()), min_region_size=self.min_region_size)
+
+
+def evaluate_instances(preds: Mapping[str, ScenePrediction | tuple],
+                       gts: Mapping[str, np.ndarray], *,
+                       min_region_size: int = MIN_REGION_SIZE) -> InstanceResult:
+    """Benchmark AP of ``preds`` (scene -> ScenePrediction or (masks, labels, scores)).
+
+    Scenes are those of ``preds`` (as the official script: GT scenes without
+    predictions are not scored); each needs GT in ``gts`` (``nyu40*1000+id``).
+    """
+    ev = InstanceEvaluator(min_region_size)
+    for scene, pred in preds.items():
+        if scene not in gts:
+            raise SceneError(scene, "ground truth", "no ground truth for this scene")
+        if isinstance(pred, ScenePrediction):
+            pred = (pred.masks, pred.labels, pred.scores)
+        ev.add(scene, gts[scene], *pred)
+    return ev.result()

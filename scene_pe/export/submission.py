@@ -1,0 +1,182 @@
+"""Write ScanNet benchmark submissions (instance and semantic) and zip them.
+
+Instance submission (one folder)::
+
+    <scene>.txt                      one line per instance:
+                                     predicted_masks/<scene>_<k>.txt <nyu40 id> <confidence>
+    predicted_masks/<scene>_<k>.txt  one line per mesh vertex: 1 inside, 0 outside
+
+Semantic submission (another folder): ``<scene>.txt`` with one NYU40 id per
+vertex. The two kinds both use ``<scene>.txt``, so they need separate folders.
+The zip holds the folder's content without a root folder.
+
+Every file is written atomically (temporary file + rename; no fsync, see
+``_write_bytes``), masks before the scene file that names them; the text is
+built with numpy, not per line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from scene_pe.data.labels import INSTANCE_NYU40_IDS, SEMANTIC_NYU40_IDS
+
+MASK_DIR = "predicted_masks"
+
+
+def int_lines_bytes(values) -> bytes:
+    """Non-negative integers -> b"v0\\nv1\\n..." (vectorised decimal formatting)."""
+    v = np.asarray(values, dtype=np.int64).ravel()
+    if v.size == 0:
+        return b""
+    if v.min() < 0:
+        raise ValueError("int_lines_bytes: negative value")
+    n_dig = len(str(int(v.max())))
+    powers = 10 ** np.arange(n_dig - 1, -1, -1, dtype=np.int64)
+    chars = np.full((len(v), n_dig + 1), 10, dtype=np.uint8)  # last column: newline
+    chars[:, :n_dig] = 48 + (v[:, None] // powers) % 10
+    width = 1 + (v[:, None] >= powers[:-1][None, :]).sum(axis=1) if n_dig > 1 else np.ones_like(v)
+    keep = np.arange(n_dig + 1)[None, :] >= (n_dig - width)[:, None]  # drop leading zeros
+    return chars[keep].tobytes()
+
+
+def mask_bytes(mask: np.ndarray) -> bytes:
+    """Bool mask -> b"0\\n1\\n..." (one line per vertex)."""
+    mask = np.asarray(mask).ravel() != 0
+    chars = np.empty((len(mask), 2), dtype=np.uint8)
+    chars[:, 0] = 48 + mask
+    chars[:, 1] = 10
+    return chars.tobytes()
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Temporary file + rename, without util.io's fsync.
+
+    A val/test export has thousands of mask files and fsync costs milliseconds
+    each; a killed process still never leaves a partial file under the final name.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _select(labels: np.ndarray, scores: np.ndarray, sizes: np.ndarray,
+            score_threshold: float | None, max_instances: int | None, min_vertices: int
+            ) -> np.ndarray:
+    """Indices of the instances to write, by decreasing confidence."""
+    keep = sizes >= min_vertices
+    if score_threshold is not None:
+        keep &= scores >= score_threshold
+    idx = np.flatnonzero(keep)
+    idx = idx[np.argsort(-scores[idx], kind="stable")]
+    return idx[:max_instances] if max_instances is not None else idx
+
+
+def _remove_stale_masks(mask_dir: Path, scene: str) -> None:
+    """Masks of an earlier export of this scene would otherwise end up in the zip."""
+    pattern = re.compile(re.escape(scene) + r"_\d+\.txt")
+    if mask_dir.is_dir():
+        for p in mask_dir.iterdir():
+            if pattern.fullmatch(p.name):
+                p.unlink()
+
+
+def write_instance_submission(out_dir: str | Path, scene: str, masks, labels, confidences, *,
+                              score_threshold: float | None = None,
+                              max_instances: int | None = None,
+                              min_vertices: int = 1) -> int:
+    """Write one scene of an instance submission; returns the number of instances written.
+
+    ``masks``: (K, N) bool, or (N,) int instance index per vertex (-1: none);
+    ``labels``: (K,) NYU40 ids of the 18 instance classes; ``confidences``: (K,).
+    Keeps instances with at least ``min_vertices`` vertices and a confidence
+    >= ``score_threshold``, then the ``max_instances`` most confident.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels = np.asarray(labels, dtype=np.int64).ravel()
+    scores = np.asarray(confidences, dtype=np.float64).ravel()
+    masks = np.asarray(masks)
+    k = len(labels)
+    if len(scores) != k:
+        raise ValueError(f"{scene}: {k} labels but {len(scores)} confidences")
+    if not np.isin(labels, INSTANCE_NYU40_IDS).all():
+        bad = labels[~np.isin(labels, INSTANCE_NYU40_IDS)]
+        raise ValueError(f"{scene}: labels {sorted(set(bad.tolist()))} are not instance-class "
+                         "NYU40 ids")
+    if not np.isfinite(scores).all():
+        raise ValueError(f"{scene}: confidences must be finite")
+    if masks.ndim == 2:
+        if masks.shape[0] != k:
+            raise ValueError(f"{scene}: {masks.shape[0]} masks but {k} labels")
+        sizes = np.count_nonzero(masks, axis=1)
+    elif masks.ndim == 1:
+        if masks.size and masks.max() >= k:
+            raise ValueError(f"{scene}: instance index {masks.max()} >= {k} labels")
+        sizes = np.bincount(masks[masks >= 0], minlength=k)
+    else:
+        raise ValueError(f"{scene}: masks must be (K, N) or (N,), got shape {masks.shape}")
+
+    chosen = _select(labels, scores, sizes, score_threshold, max_instances, min_vertices)
+    mask_dir = out_dir / MASK_DIR
+    mask_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_masks(mask_dir, scene)
+    lines = []
+    for j, i in enumerate(chosen):
+        name = f"{scene}_{j}.txt"
+        _write_bytes(mask_dir / name, mask_bytes(masks[i] if masks.ndim == 2 else masks == i))
+        # repr: shortest text that reads back as the same float (ranking unchanged).
+        lines.append(f"{MASK_DIR}/{name} {labels[i]} {float(scores[i])!r}\n")
+    _write_bytes(out_dir / f"{scene}.txt", "".join(lines).encode())
+    return len(chosen)
+
+
+def write_semantic_submission(out_dir: str | Path, scene: str, labels) -> None:
+    """Write one scene of a semantic submission: one NYU40 id (of the 20 classes) per vertex."""
+    labels = np.asarray(labels, dtype=np.int64).ravel()
+    valid = np.isin(labels, SEMANTIC_NYU40_IDS)
+    if not valid.all():
+        raise ValueError(f"{scene}: labels {sorted(set(labels[~valid].tolist()))[:10]} are not "
+                         "benchmark NYU40 ids (map training ids with labels.TRAIN_TO_NYU40)")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    _write_bytes(Path(out_dir) / f"{scene}.txt", int_lines_bytes(labels))
+
+
+def zip_submission(src_dir: str | Path, zip_path: str | Path, *, compresslevel: int = 1) -> int:
+    """Zip the content of ``src_dir`` (no root folder) to ``zip_path``; returns the file count.
+
+    Hidden files (the writers' unfinished temporaries) are left out. The
+    archive is written to a temporary file and renamed when complete.
+    """
+    src_dir, zip_path = Path(src_dir), Path(zip_path)
+    if not src_dir.is_dir():
+        raise FileNotFoundError(f"{src_dir}: no such folder")
+    files = sorted(p for p in src_dir.rglob("*") if p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(src_dir).parts))
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    if zip_path.resolve().is_relative_to(src_dir.resolve()):
+        files = [p for p in files if p.resolve() != zip_path.resolve()]
+    fd, tmp = tempfile.mkstemp(prefix=f".{zip_path.name}.", suffix=".tmp", dir=zip_path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED,
+                                                        compresslevel=compresslevel) as zf:
+            for p in files:
+                zf.write(p, p.relative_to(src_dir).as_posix())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, zip_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return len(files)

@@ -1,0 +1,72 @@
+#!/usr/bin/env python
+"""Score a ScanNet benchmark submission (folder or zip) against GT txt files.
+
+Examples:
+  python tools/evaluate.py --pred out/instance --gt data/scannet_pre/gt --json ap.json
+  python tools/evaluate.py --pred out/semantic.zip --gt data/scannet_pre/gt --semantic
+Instance: AP (IoU 0.5:0.95), AP50, AP25 per class and mean, as ScanNet's
+evaluate_semantic_instance.py. Semantic: IoU per class and mIoU, as
+evaluate_semantic_label.py (GT class = value // 1000). Scenes are those of the
+submission; GT scenes without predictions are listed and not scored (as the
+official script), or an error with --require-all. Exit status 1 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scene_pe.evaluation.io import (evaluate_instance_submission,  # noqa: E402
+                                    evaluate_semantic_submission)
+from scene_pe.util.errors import SceneError  # noqa: E402
+from scene_pe.util.io import write_text_atomic  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pred", type=Path, required=True, help="submission folder or zip")
+    p.add_argument("--gt", type=Path, required=True, help="folder of <scene>.txt GT files")
+    p.add_argument("--json", type=Path, default=None, help="write the results here")
+    p.add_argument("--semantic", action="store_true", help="score a semantic submission")
+    p.add_argument("--require-all", action="store_true",
+                   help="fail when a GT scene has no prediction file")
+    p.add_argument("--skip-invalid-labels", action="store_true",
+                   help="skip instance lines whose label is not an instance class "
+                        "(the official script does; default: error)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        if args.semantic:
+            result, missing = evaluate_semantic_submission(args.pred, args.gt,
+                                                           require_all=args.require_all)
+        else:
+            result, missing = evaluate_instance_submission(
+                args.pred, args.gt, require_all=args.require_all,
+                skip_invalid_labels=args.skip_invalid_labels)
+    except (SceneError, OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(result.format_table())
+    print(f"\n{result.num_scenes} scenes scored in {time.perf_counter() - t0:.1f} s")
+    if missing:
+        print(f"warning: {len(missing)} GT scenes have no predictions and were not scored: "
+              f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}", file=sys.stderr)
+    if args.json:
+        out = result.to_dict()
+        out["unscored_gt_scenes"] = missing
+        write_text_atomic(args.json, json.dumps(out, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
