@@ -1,0 +1,248 @@
+"""Greedy clustering at inference, for both heads (paper §3.4, METHOD_NOTES §5, §6).
+
+Both run per scene and share one loop: among the candidate voxels still
+unassigned, take the anchor with the highest score (ties: lowest voxel index);
+stop when its score is below the threshold; otherwise evaluate the kernel
+between the anchor and the remaining voxels, give every one above the
+similarity threshold a new instance, and remove them. Clusters smaller than
+``min_size`` voxels are dropped and their voxels stay removed (id -1), so they
+cannot seed again. ``max_steps`` bounds the loop for untrained networks.
+
+Speed (one kernel row per step, but only where members can be): voxels are
+sorted along the embedding's x axis once, and a step only evaluates the slab
+|e_x - e_x(anchor)| <= R that provably contains every member:
+- probabilistic: every term of -log kappa is >= 0, so a member has
+  dx^2 / (4 (v_x + v_x(anchor))) <= -log tau, R = sqrt(4 (max v_x + v_x(anchor)) ln(1/tau));
+- margin: phi >= t needs dx^2 / (2 s_x(anchor)^2) <= -ln t.
+The result is the same as evaluating the full row (tested against a plain
+full-row implementation on torch's ``kernels.log_bhattacharyya``). The row
+itself is numpy float64 in the form of ``kernels.log_kappa_to_instances``.
+
+Probabilistic head: score = max over the 18 instance classes of P (softmax);
+anchor class l0 = that argmax; members: kappa(e_i, e_i0) >= tau. Confidence =
+P[i0, l0] * mean over members of P[i, l0] (anchor certainty times how much the
+members agree with its class).
+Learnable margin: score = seed; members: phi >= phi_threshold (0.5) with the
+anchor's embedding as centre and the anchor's sigma; class = argmax over
+instance classes of the members' mean scores; confidence = seed[i0] * mean
+over members of P[i, class].
+
+``exclude_stuff`` (default True, a ScanNet choice; the paper clusters every
+point): voxels whose argmax over the 20 classes is wall or floor are never
+anchors nor members, so instances do not swallow adjacent wall/floor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from scene_pe.data.labels import INSTANCE_TRAIN_IDS, TRAIN_IS_INSTANCE
+from scene_pe.model.outputs import MarginOutput, ProbabilisticOutput
+
+_SLACK = 1.001  # widen the slab bounds: float rounding must never cut a member
+
+
+@dataclass(frozen=True)
+class ClusteringConfig:
+    tau: float = 0.35  # kappa threshold (paper, fitted on validation)
+    score_threshold: float = 0.2  # stop when the best anchor score is below
+    min_size: int = 50  # voxels; smaller clusters are dropped
+    max_steps: int = 2000
+    exclude_stuff: bool = True
+    rbf_sigma: float = 0.1  # deterministic embedding only; same as the loss
+
+
+@dataclass(frozen=True)
+class MarginClusteringConfig:
+    seed_threshold: float = 0.5
+    phi_threshold: float = 0.5
+    min_size: int = 50
+    max_steps: int = 2000
+    exclude_stuff: bool = True
+
+
+@dataclass
+class Clusters:
+    """Result for one scene (CPU tensors).
+
+    instance:   (N,) long, instance index per voxel in [0, M), -1 for none.
+    classes:    (M,) long training ids (instance classes only).
+    confidence: (M,) float in [0, 1].
+    anchors:    (M,) long voxel index of each instance's anchor.
+    """
+
+    instance: torch.Tensor
+    classes: torch.Tensor
+    confidence: torch.Tensor
+    anchors: torch.Tensor
+
+    @property
+    def num_instances(self) -> int:
+        return int(self.classes.numel())
+
+
+def _next_alive(visit: np.ndarray, alive: np.ndarray, pos: int, block: int = 1024) -> int:
+    """First position >= pos in ``visit`` whose voxel is alive (visit.size if none), by blocks."""
+    while pos < visit.size:
+        hit = alive[visit[pos : pos + block]]
+        if hit.any():
+            return pos + int(hit.argmax())
+        pos += block
+    return visit.size
+
+
+def _greedy(
+    score: np.ndarray,
+    candidate: np.ndarray,
+    x: np.ndarray,
+    radius_of: Callable[[int], float],
+    members_of: Callable[[np.ndarray, int], np.ndarray],
+    threshold: float,
+    min_size: int,
+    max_steps: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shared loop; members_of(voxel_idx, anchor) -> bool mask over voxel_idx.
+
+    Anchors are visited in one precomputed order (score descending, index
+    ascending), skipping voxels already taken. Returns per-voxel instance ids
+    and the anchors of the kept clusters.
+    """
+    n = score.shape[0]
+    instance = np.full(n, -1, dtype=np.int64)
+    alive = candidate.copy()
+    cand = np.flatnonzero(candidate)
+    visit = cand[np.lexsort((cand, -score[cand]))]
+    by_x = np.argsort(x, kind="stable")
+    x_sorted = x[by_x]
+    anchors: list[int] = []
+    pos = 0
+    for _ in range(max_steps):
+        pos = _next_alive(visit, alive, pos)
+        if pos == visit.size or score[visit[pos]] < threshold:
+            break
+        a = int(visit[pos])
+        r = radius_of(a)
+        lo = np.searchsorted(x_sorted, x[a] - r, side="left")
+        hi = np.searchsorted(x_sorted, x[a] + r, side="right")
+        near = by_x[lo:hi]
+        near = near[alive[near]]
+        idx = near[members_of(near, a)]
+        alive[idx] = False
+        alive[a] = False  # the anchor always belongs to its cluster
+        if not (idx == a).any():
+            idx = np.append(idx, a)
+        if idx.size >= min_size:
+            instance[idx] = len(anchors)
+            anchors.append(a)
+    return instance, np.asarray(anchors, dtype=np.int64)
+
+
+def _candidates(scores: np.ndarray, exclude_stuff: bool) -> np.ndarray:
+    if not exclude_stuff:
+        return np.ones(scores.shape[0], dtype=bool)
+    return TRAIN_IS_INSTANCE[scores.argmax(1)]
+
+
+def _member_mean(scores: np.ndarray, instance: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Per instance k: mean over its voxels of scores[:, classes[k]] (vectorised)."""
+    m = instance >= 0
+    k = instance[m]
+    sums = np.bincount(k, weights=scores[np.flatnonzero(m), classes[k]], minlength=classes.size)
+    return sums / np.maximum(np.bincount(k, minlength=classes.size), 1)
+
+
+def _result(instance, classes, confidence, anchors) -> Clusters:
+    return Clusters(torch.as_tensor(instance), torch.as_tensor(classes, dtype=torch.long),
+                    torch.as_tensor(confidence), torch.as_tensor(anchors, dtype=torch.long))
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def cluster_probabilistic_scene(
+    mu: torch.Tensor, sigma: torch.Tensor | None, scores: torch.Tensor, cfg: ClusteringConfig = ClusteringConfig()
+) -> Clusters:
+    """One scene: mu (N, 3), sigma (N, D) or None (RBF), scores P (N, 20) softmax."""
+    # float64: the row is cheap, and tiny variances neither underflow nor round.
+    mu_n, p = _np(mu).astype(np.float64), _np(scores)
+    if sigma is None:
+        log_var = np.full((mu_n.shape[0], 1), 2.0 * math.log(cfg.rbf_sigma))
+    else:
+        log_var = 2.0 * np.log(_np(sigma).astype(np.float64))
+    var = np.exp(log_var)
+    reps = 3 if var.shape[1] == 1 else 1
+    half_lv = 0.25 * reps * log_var.sum(1)  # per-voxel term of log kappa (kernels.py)
+    neg_log_tau = -math.log(cfg.tau)
+    inst_scores = p[:, INSTANCE_TRAIN_IDS]
+    best, best_cls = inst_scores.max(1), INSTANCE_TRAIN_IDS[inst_scores.argmax(1)]
+    cand = _candidates(p, cfg.exclude_stuff)
+    vmax_x = float(var[cand, 0].max()) if cand.any() else 0.0
+
+    def radius_of(a: int) -> float:
+        return math.sqrt(4.0 * (vmax_x + float(var[a, 0])) * neg_log_tau) * _SLACK
+
+    def members_of(idx: np.ndarray, a: int) -> np.ndarray:
+        vs = var[idx] + var[a]
+        quad = ((mu_n[idx] - mu_n[a]) ** 2 / vs).sum(1)
+        logk = -0.25 * quad - 0.5 * reps * np.log(vs).sum(1) + half_lv[idx] + half_lv[a] \
+            + 0.5 * reps * var.shape[1] * math.log(2.0)
+        return logk >= -neg_log_tau
+
+    instance, anchors = _greedy(best, cand, mu_n[:, 0], radius_of, members_of,
+                                cfg.score_threshold, cfg.min_size, cfg.max_steps)
+    classes = best_cls[anchors]
+    conf = best[anchors] * _member_mean(p, instance, classes)
+    return _result(instance, classes, conf.astype(p.dtype), anchors)
+
+
+def cluster_margin_scene(
+    embedding: torch.Tensor, sigma: torch.Tensor, seed: torch.Tensor, scores: torch.Tensor,
+    cfg: MarginClusteringConfig = MarginClusteringConfig(),
+) -> Clusters:
+    """One scene: embedding (N, 3), sigma (N, D), seed (N,), scores P (N, 20)."""
+    emb, sig = _np(embedding).astype(np.float64), _np(sigma).astype(np.float64)
+    sd, p = _np(seed), _np(scores)
+    neg_log_t = -math.log(cfg.phi_threshold)
+
+    def radius_of(a: int) -> float:
+        return math.sqrt(2.0 * neg_log_t) * float(sig[a, 0]) * _SLACK
+
+    def members_of(idx: np.ndarray, a: int) -> np.ndarray:
+        return ((emb[idx] - emb[a]) ** 2 / (2.0 * sig[a] ** 2)).sum(1) <= neg_log_t
+
+    instance, anchors = _greedy(sd, _candidates(p, cfg.exclude_stuff), emb[:, 0], radius_of, members_of,
+                                cfg.seed_threshold, cfg.min_size, cfg.max_steps)
+    m = instance >= 0
+    k = instance[m]
+    sums = np.zeros((anchors.size, INSTANCE_TRAIN_IDS.size))
+    np.add.at(sums, k, p[m][:, INSTANCE_TRAIN_IDS])
+    mean_scores = sums / np.maximum(np.bincount(k, minlength=anchors.size), 1)[:, None]
+    cls_col = mean_scores.argmax(1) if anchors.size else np.zeros(0, dtype=np.int64)
+    classes = INSTANCE_TRAIN_IDS[cls_col]
+    conf = sd[anchors] * mean_scores[np.arange(anchors.size), cls_col]
+    return _result(instance, classes, conf.astype(p.dtype), anchors)
+
+
+def cluster_probabilistic(out: ProbabilisticOutput, cfg: ClusteringConfig = ClusteringConfig()) -> list[Clusters]:
+    """Every scene of a batch, in scene-index order (instance ids per scene's voxels)."""
+    res = []
+    for s in torch.unique(out.batch).tolist():
+        m = out.batch == s
+        sig = out.sigma[m] if out.sigma is not None else None
+        res.append(cluster_probabilistic_scene(out.mu[m], sig, out.scores[m], cfg))
+    return res
+
+
+def cluster_margin(out: MarginOutput, cfg: MarginClusteringConfig = MarginClusteringConfig()) -> list[Clusters]:
+    """Every scene of a batch, in scene-index order (instance ids per scene's voxels)."""
+    res = []
+    for s in torch.unique(out.batch).tolist():
+        m = out.batch == s
+        res.append(cluster_margin_scene(out.embedding[m], out.sigma[m], out.seed[m], out.scores[m], cfg))
+    return res
