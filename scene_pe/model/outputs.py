@@ -7,6 +7,7 @@ Coordinates, centres and sigmas are in metres.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -63,3 +64,12 @@ class MarginOutput:
 
 
 HeadOutput = ProbabilisticOutput | MarginOutput
+
+
+def as_float32(out: HeadOutput) -> HeadOutput:
+    """The same output with every floating tensor in float32 (after an AMP forward)."""
+    values = {}
+    for f in dataclasses.fields(out):
+        v = getattr(out, f.name)
+        values[f.name] = v.float() if v is not None and torch.is_floating_point(v) else v
+    return type(out)(**values)

@@ -1,0 +1,139 @@
+"""The experiment configuration: typed, validated, loaded from YAML at the edges.
+
+A YAML file in configs/ is a nested mapping of the dataclasses below; it may
+name a ``_base_`` file (relative path) whose values it overrides. Every key is
+checked: an unknown or mistyped key is a ConfigError naming it. Command-line
+overrides ``key.sub=value`` are applied before validation. Code receives the
+sub-config it needs (e.g. a HeadConfig), never the whole file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scene_pe.data.transforms import SCANNET_TRAIN_SPECS, build_transforms
+from scene_pe.method.clustering import ClusteringConfig, MarginClusteringConfig
+from scene_pe.method.losses_margin import MarginLossConfig
+from scene_pe.method.losses_probabilistic import ProbabilisticLossConfig
+from scene_pe.model.heads import HeadConfig
+from scene_pe.model.unet import BackboneConfig
+from scene_pe.sparse.voxelize import VoxelizeConfig
+from scene_pe.util.typed_config import ConfigError, apply_overrides, from_dict, merge, to_dict
+
+
+def _default_train_transforms() -> list[dict]:
+    return [dict(s) for s in SCANNET_TRAIN_SPECS]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str = "data/scannet_preprocessed"  # output folder of tools/preprocess.py
+    train_split: str = "train"
+    val_split: str = "val"
+    voxel: VoxelizeConfig = field(default_factory=VoxelizeConfig)
+    train_transforms: list[dict] = field(default_factory=_default_train_transforms)
+    val_transforms: list[dict] = field(default_factory=lambda: [{"name": "CenterShift"}])
+    batch_size: int = 4
+    num_workers: int = 2
+    repeat: int = 1  # passes over the training scenes per epoch (small synthetic sets)
+
+    def validate(self) -> None:
+        build_transforms(self.train_transforms)  # unknown transform or argument -> error now
+        build_transforms(self.val_transforms)
+        if self.batch_size < 1 or self.num_workers < 0 or self.repeat < 1:
+            raise ValueError("batch_size >= 1, num_workers >= 0 and repeat >= 1 are required")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    probabilistic: ProbabilisticLossConfig = field(default_factory=ProbabilisticLossConfig)
+    margin: MarginLossConfig = field(default_factory=MarginLossConfig)
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    probabilistic: ClusteringConfig = field(default_factory=ClusteringConfig)
+    margin: MarginClusteringConfig = field(default_factory=MarginClusteringConfig)
+    min_vertices: int = 100  # instances smaller than this on the mesh are dropped (benchmark ignores them)
+    score_threshold: float = 0.0  # export: drop instances below this confidence
+    max_instances: int = 100  # export: keep the most confident per scene
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 256
+    lr: float = 1e-3  # paper: Adam, 1e-3, halved at set epochs
+    lr_milestones: list[int] = field(default_factory=lambda: [128, 192, 224])
+    lr_gamma: float = 0.5
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0  # 0 disables
+    amp: bool = True  # CUDA only; kernels and losses always run in float32
+    val_every: int = 8  # epochs
+    log_every: int = 10  # steps
+    empty_cache_every: int = 50  # steps; CUDA: ME's varying voxel counts fragment the cache
+    seed: int = 0
+    deterministic: bool = False  # torch.use_deterministic_algorithms (tests, resume checks)
+    max_steps: int = 0  # stop after this many steps (0: run all epochs)
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "experiment"
+    run_dir: str = "runs"  # runs/<name>/ holds config, logs, TensorBoard, checkpoints
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        if self.loss.probabilistic.rbf_sigma != self.inference.probabilistic.rbf_sigma:
+            raise ValueError("loss.probabilistic.rbf_sigma and inference.probabilistic.rbf_sigma must be "
+                             "equal (the deterministic embedding's kernel is trained and clustered with it)")
+
+    @property
+    def run_path(self) -> Path:
+        return Path(self.run_dir) / self.name
+
+
+def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a config file, resolving ``_base_`` (relative to the file) recursively."""
+    path = Path(path).resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: _base_ cycle through {[str(p) for p in seen]}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping")
+    base = data.pop("_base_", None)
+    if base is not None:
+        data = merge(read_yaml(path.parent / base, seen + (path,)), data)
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Load and validate a config (defaults when ``path`` is None), with overrides."""
+    data = read_yaml(Path(path)) if path is not None else {}
+    data = apply_overrides(data, list(overrides))
+    try:
+        return from_dict(Config, data)
+    except ConfigError as e:
+        raise ConfigError(f"{path or 'defaults'}: {e}") from None
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

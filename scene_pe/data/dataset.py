@@ -1,0 +1,87 @@
+"""Preprocessed scenes (tools/preprocess.py output) -> training / inference samples.
+
+A sample is the in-memory dict of scene_pe.data.transforms (coords, colors in
+[0, 1], normals, semantic, instance, scene). Augmentations draw from a
+generator seeded by (seed, epoch, index), so a sample does not depend on which
+worker loads it, and a resumed run sees exactly the samples it would have seen.
+Voxelization runs in the loader workers (``VoxelCollate``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch.utils.data
+
+from scene_pe.data.transforms import Compose
+from scene_pe.sparse.voxelize import VoxelBatch, VoxelizeConfig, voxelize
+from scene_pe.util.errors import SceneError
+
+NPZ_KEYS = ("coords", "colors", "normals", "semantic", "instance", "has_labels", "num_vertices")
+
+
+def split_scenes(root: Path, split: str) -> list[str]:
+    """Scene names of a split: ``<root>/splits/<split>.txt`` (written by preprocessing)."""
+    path = Path(root) / "splits" / f"{split}.txt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no split list; run tools/preprocess.py for split '{split}' first")
+    return [s for s in path.read_text().split() if s]
+
+
+def load_scene(root: Path, scene: str) -> dict:
+    """Read one preprocessed scene file into a sample dict (vertex order kept)."""
+    path = Path(root) / "scenes" / f"{scene}.npz"
+    try:
+        with np.load(path) as z:
+            missing = [k for k in NPZ_KEYS if k not in z.files]
+            if missing:
+                raise SceneError(scene, path, f"missing arrays {missing}; re-run tools/preprocess.py")
+            return {
+                "scene": scene,
+                "coords": z["coords"].astype(np.float32),
+                "colors": z["colors"].astype(np.float32) / 255.0,
+                "normals": z["normals"].astype(np.float32),
+                "semantic": z["semantic"].astype(np.int64),
+                "instance": z["instance"].astype(np.int64),
+                "has_labels": bool(z["has_labels"]),
+            }
+    except (OSError, ValueError) as e:
+        if isinstance(e, SceneError):
+            raise
+        raise SceneError(scene, path, f"cannot read preprocessed scene: {e}") from e
+
+
+class SceneDataset(torch.utils.data.Dataset):
+    def __init__(self, root: str | Path, scenes: Sequence[str], transforms: Compose,
+                 seed: int = 0, repeat: int = 1):
+        self.root = Path(root)
+        self.scenes = list(scenes)
+        if not self.scenes:
+            raise ValueError(f"{self.root}: no scenes to load")
+        self.transforms = transforms
+        self.seed = seed
+        self.repeat = repeat
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.scenes) * self.repeat
+
+    def __getitem__(self, index: int) -> dict:
+        sample = load_scene(self.root, self.scenes[index % len(self.scenes)])
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return self.transforms(sample, rng)
+
+
+class VoxelCollate:
+    """collate_fn: a list of samples -> (VoxelBatch, samples); runs in the workers."""
+
+    def __init__(self, cfg: VoxelizeConfig):
+        self.cfg = cfg
+
+    def __call__(self, samples: list[dict]) -> tuple[VoxelBatch, list[dict]]:
+        return voxelize(samples, self.cfg), samples

@@ -1,0 +1,244 @@
+"""The training loop: data, model, losses, optimiser, validation, checkpoints, logs.
+
+One run directory per experiment (``<run_dir>/<name>/``): the resolved
+config.yaml, train.log, TensorBoard scalars (tb/), checkpoints (last.pth after
+every epoch and every ``checkpoint_every`` steps, best.pth by validation mAP).
+``resume=True`` continues from last.pth exactly: model, optimiser, scheduler,
+AMP scaler, epoch, step within the epoch and RNG states; the sampler order
+depends only on (seed, epoch), so the remaining batches of the epoch are the
+ones the killed run would have seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import MinkowskiEngine as ME
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+
+from scene_pe.config import Config, dump_config
+from scene_pe.data.dataset import SceneDataset, VoxelCollate, split_scenes
+from scene_pe.data.transforms import build_transforms
+from scene_pe.engine import distributed as D
+from scene_pe.engine.checkpoint import load_checkpoint, model_state, rng_state, save_checkpoint, set_rng_state
+from scene_pe.engine.evaluate import evaluate_loader
+from scene_pe.method.losses_margin import margin_loss
+from scene_pe.method.losses_probabilistic import probabilistic_loss
+from scene_pe.model.network import InstanceSegmentationNet
+from scene_pe.model.outputs import HeadOutput, ProbabilisticOutput, as_float32
+from scene_pe.sparse.voxelize import VoxelBatch
+
+log = logging.getLogger("scene_pe.train")
+
+
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler (shuffled by seed + epoch) that can start mid-epoch."""
+
+    def __init__(self, dataset, num_replicas, rank, seed, batch_size):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.batch_size = batch_size
+        self.start_batch = 0
+
+    def __iter__(self):
+        return iter(list(super().__iter__())[self.start_batch * self.batch_size:])
+
+    def __len__(self):
+        return super().__len__() - self.start_batch * self.batch_size
+
+
+def build_model(cfg: Config) -> InstanceSegmentationNet:
+    return InstanceSegmentationNet(cfg.data.voxel.in_channels, cfg.model.backbone, cfg.model.head)
+
+
+def compute_loss(out: HeadOutput, voxels: VoxelBatch, cfg: Config):
+    """Losses in float32 (the kernel's exp/log are not safe in float16)."""
+    out = as_float32(out)
+    semantic = voxels.semantic.to(out.logits.device)
+    instance = voxels.instance.to(out.logits.device)
+    if isinstance(out, ProbabilisticOutput):
+        return probabilistic_loss(out, semantic, instance, cfg.loss.probabilistic)
+    return margin_loss(out, semantic, instance, cfg.loss.margin)
+
+
+def setup_logging(run_path: Path | None) -> None:
+    handlers = [logging.StreamHandler()]
+    if run_path is not None:
+        handlers.append(logging.FileHandler(run_path / "train.log"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        handlers=handlers, force=True)
+
+
+class Trainer:
+    def __init__(self, cfg: Config, resume: bool = False, checkpoint_every: int = 0,
+                 progress: bool = True):
+        self.cfg = cfg
+        self.rank, self.world, self.device = D.init_distributed()
+        self.main = self.rank == 0
+        self.run_path = cfg.run_path
+        if self.main:
+            self.run_path.mkdir(parents=True, exist_ok=True)
+            (self.run_path / "config.yaml").write_text(dump_config(cfg))
+        setup_logging(self.run_path if self.main else None)
+        self.checkpoint_every = checkpoint_every
+        self.progress = progress and self.main
+        torch.manual_seed(cfg.train.seed)
+        np.random.seed(cfg.train.seed)
+        if cfg.train.deterministic:
+            # On the CPU, MinkowskiEngine's OpenMP kernels also accumulate in thread
+            # order: bitwise-repeatable runs need OMP_NUM_THREADS=1 in the environment.
+            torch.use_deterministic_algorithms(True)
+
+        t = cfg.train
+        self.train_set = SceneDataset(cfg.data.root, split_scenes(Path(cfg.data.root), cfg.data.train_split),
+                                      build_transforms(cfg.data.train_transforms), seed=t.seed,
+                                      repeat=cfg.data.repeat)
+        self.sampler = ResumableSampler(self.train_set, self.world, self.rank, t.seed, cfg.data.batch_size)
+        self.collate = VoxelCollate(cfg.data.voxel)
+        model = build_model(cfg).to(self.device)
+        if self.world > 1:
+            model = ME.MinkowskiSyncBatchNorm.convert_sync_batchnorm(model)
+            model = DistributedDataParallel(model, device_ids=[self.device] if self.device.type == "cuda" else None)
+        self.model = model
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        self.steps_per_epoch = len(self.sampler) // cfg.data.batch_size
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{cfg.data.root}: fewer training scenes than batch_size x GPUs")
+        # milestones are in epochs; the scheduler steps once per epoch
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, t.lr_milestones, t.lr_gamma)
+        self.amp = t.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.epoch, self.step, self.best = 0, 0, -math.inf
+        self.writer = None
+        if self.main:
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(str(self.run_path / "tb"))
+        if resume:
+            self.resume(self.run_path / "last.pth")
+
+    # -- checkpoints ---------------------------------------------------------
+    def state(self) -> dict:
+        return {"model": model_state(self.model), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "epoch": self.epoch, "step": self.step, "best": self.best, "rng": rng_state(),
+                "config": dump_config(self.cfg)}
+
+    def save(self, name: str) -> None:
+        if self.main:
+            save_checkpoint(self.run_path / name, self.state())
+
+    def resume(self, path: Path) -> None:
+        ck = load_checkpoint(path, self.device)
+        getattr(self.model, "module", self.model).load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.scheduler.load_state_dict(ck["scheduler"])
+        self.scaler.load_state_dict(ck["scaler"])
+        self.epoch, self.step, self.best = ck["epoch"], ck["step"], ck["best"]
+        set_rng_state(ck["rng"])
+        log.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.step)
+
+    # -- loop ----------------------------------------------------------------
+    def loader(self, start_batch: int) -> DataLoader:
+        self.sampler.set_epoch(self.epoch)
+        self.sampler.start_batch = start_batch
+        self.train_set.set_epoch(self.epoch)
+        return DataLoader(self.train_set, batch_size=self.cfg.data.batch_size, sampler=self.sampler,
+                          num_workers=self.cfg.data.num_workers, collate_fn=self.collate, drop_last=True,
+                          persistent_workers=False)
+
+    def train_step(self, voxels: VoxelBatch) -> dict[str, float]:
+        self.model.train()
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            out = self.model(voxels)
+        loss = compute_loss(out, voxels, self.cfg)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss.total).backward()
+        if self.cfg.train.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return {"loss": float(loss.total.detach()), **{k: float(v) for k, v in loss.terms.items()}}
+
+    def fit(self) -> dict:
+        t = self.cfg.train
+        metrics: dict = {}
+        data_wait = compute = 0.0
+        while self.epoch < t.epochs and not self.done():
+            start_batch = self.step - self.epoch * self.steps_per_epoch
+            loader = self.loader(start_batch)
+            bar = None
+            if self.progress:
+                from tqdm import tqdm
+                bar = tqdm(total=self.steps_per_epoch, initial=start_batch, desc=f"epoch {self.epoch}",
+                           leave=False, dynamic_ncols=True)
+            tick = time.perf_counter()
+            for voxels, _ in loader:
+                got = time.perf_counter()
+                values = self.train_step(voxels)
+                self.step += 1
+                done = time.perf_counter()
+                data_wait, compute = data_wait + got - tick, compute + done - got
+                tick = done
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{values['loss']:.3f}")
+                if self.step % self.cfg.train.log_every == 0:
+                    self.log_scalars("train", D.mean_across_ranks(values, self.device))
+                    self.log_scalars("train", {"lr": self.optimizer.param_groups[0]["lr"],
+                                               "data_wait_share": data_wait / max(data_wait + compute, 1e-9)})
+                if self.device.type == "cuda" and t.empty_cache_every and self.step % t.empty_cache_every == 0:
+                    torch.cuda.empty_cache()
+                if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                    self.save("last.pth")
+                if self.done():
+                    break
+            if bar is not None:
+                bar.close()
+            if self.step % self.steps_per_epoch == 0:  # the epoch finished
+                self.epoch += 1
+                self.scheduler.step()
+                log.info("epoch %d done (step %d, loss %.4f)", self.epoch, self.step, values["loss"])
+                if self.epoch % t.val_every == 0 or self.epoch == t.epochs:
+                    metrics = self.validate()
+            self.save("last.pth")
+        self.throughput = {"data_wait_s": data_wait, "compute_s": compute}
+        return metrics
+
+    def done(self) -> bool:
+        return bool(self.cfg.train.max_steps) and self.step >= self.cfg.train.max_steps
+
+    def validate(self) -> dict:
+        cfg = self.cfg
+        try:
+            scenes = split_scenes(Path(cfg.data.root), cfg.data.val_split)
+        except FileNotFoundError as e:
+            log.warning("no validation: %s", e)
+            return {}
+        result = evaluate_loader(self.model, cfg, scenes, self.device, rank=self.rank, world=self.world,
+                                 progress=self.progress, amp=self.amp)
+        if self.main:
+            log.info("validation epoch %d: AP %.3f AP50 %.3f AP25 %.3f mIoU %.3f", self.epoch,
+                     result["ap"], result["ap50"], result["ap25"], result["miou"])
+            self.log_scalars("val", result)
+            score = -1.0 if math.isnan(result["ap"]) else result["ap"]
+            if score > self.best:
+                self.best = score
+                self.save("best.pth")
+        return result
+
+    def log_scalars(self, prefix: str, values: dict[str, float]) -> None:
+        if self.writer is not None:
+            for k, v in values.items():
+                if isinstance(v, (int, float)) and not math.isnan(v):
+                    self.writer.add_scalar(f"{prefix}/{k}", v, self.step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        D.cleanup()

@@ -1,0 +1,141 @@
+#!/usr/bin/env python
+"""Inference over a split, evaluation where GT exists, benchmark submission export.
+
+    tools/test.py CONFIG --checkpoint C --split val|test [--out DIR] [--export DIR]
+                  [--scannet-root R] [--ply] [--overwrite] [key.sub=value ...]
+
+Per-scene predictions go to <out>/predictions/<scene>.npz (resumable: scenes
+already predicted are skipped unless --overwrite). With GT (<data.root>/gt),
+prints the per-class AP table and mIoU and writes <out>/metrics.json.
+--export DIR writes the instance submission (DIR/instance/, DIR/instance.zip)
+and the semantic one (DIR/semantic/, DIR/semantic.zip) and validates both.
+--ply writes coloured PLYs (instances, per-vertex uncertainty) to <out>/ply/,
+as meshes when --scannet-root gives the raw scenes, else as point clouds.
+Torchrun works too (each rank predicts every world-th scene).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scene_pe.config import load_config  # noqa: E402
+from scene_pe.util.typed_config import ConfigError  # noqa: E402
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("config", type=Path)
+    ap.add_argument("overrides", nargs="*", help="key.sub=value overrides of the config")
+    ap.add_argument("--checkpoint", type=Path, required=True)
+    ap.add_argument("--split", default="val", help="split list under <data.root>/splits (val, test, ...)")
+    ap.add_argument("--out", type=Path, help="output folder (default: <run>/test_<split>)")
+    ap.add_argument("--export", type=Path, help="write benchmark submissions (+ zips) here")
+    ap.add_argument("--scannet-root", type=Path, help="raw ScanNet folder: mesh faces for --ply")
+    ap.add_argument("--ply", action="store_true", help="write coloured prediction PLYs")
+    ap.add_argument("--overwrite", action="store_true", help="predict scenes again even if saved")
+    ap.add_argument("--no-progress", action="store_true")
+    return ap.parse_args(argv)
+
+
+def export(cfg, out_dir: Path, export_dir: Path, scenes: list[str]) -> list[str]:
+    from scene_pe.engine.predictions import load_prediction
+    from scene_pe.export.submission import write_instance_submission, write_semantic_submission, zip_submission
+    from scene_pe.export.validate import validate_submission
+
+    counts = {}
+    for scene in scenes:
+        pred = load_prediction(out_dir, scene)
+        counts[scene] = len(pred.instance)
+        write_instance_submission(export_dir / "instance", scene, pred.instance, pred.labels, pred.confidence,
+                                  score_threshold=cfg.inference.score_threshold,
+                                  max_instances=cfg.inference.max_instances)
+        write_semantic_submission(export_dir / "semantic", scene, pred.semantic)
+    problems = []
+    for task in ("instance", "semantic"):
+        zip_path = export_dir / f"{task}.zip"
+        zip_submission(export_dir / task, zip_path)
+        problems += [f"{zip_path}: {p}" for p in validate_submission(zip_path, counts, task=task)]
+        print(f"{task} submission: {zip_path}" + ("" if problems else " (validated)"))
+    return problems
+
+
+def write_plys(out_dir: Path, scenes: list[str], data_root: Path, scannet_root: Path | None) -> None:
+    from scene_pe.data.dataset import load_scene
+    from scene_pe.data.scannet import read_mesh
+    from scene_pe.engine.predictions import load_prediction
+    from scene_pe.viz import write_instance_ply, write_uncertainty_ply
+
+    for scene in scenes:
+        pred, sample = load_prediction(out_dir, scene), load_scene(data_root, scene)
+        faces = None
+        if scannet_root is not None:
+            for sub in ("scans", "scans_test"):
+                mesh = scannet_root / sub / scene / f"{scene}_vh_clean_2.ply"
+                if mesh.exists():
+                    faces = read_mesh(mesh, scene)[2]
+                    break
+        write_instance_ply(out_dir / "ply" / f"{scene}_instances.ply", sample["coords"], faces, pred.instance)
+        write_uncertainty_ply(out_dir / "ply" / f"{scene}_uncertainty.ply", sample["coords"], faces,
+                              pred.uncertainty)
+    print(f"coloured PLYs: {out_dir / 'ply'}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    import torch
+
+    from scene_pe.data.dataset import split_scenes
+    from scene_pe.engine import distributed as D
+    from scene_pe.engine.checkpoint import load_checkpoint
+    from scene_pe.engine.evaluate import evaluate_loader
+    from scene_pe.engine.predictions import evaluate_saved, prediction_path, save_prediction
+    from scene_pe.engine.trainer import build_model
+
+    rank, world, device = D.init_distributed()
+    data_root = Path(cfg.data.root)
+    scenes = split_scenes(data_root, args.split)
+    out_dir = args.out or cfg.run_path / f"test_{args.split}"
+    model = build_model(cfg).to(device)
+    model.load_state_dict(load_checkpoint(args.checkpoint, device)["model"])
+    todo = [s for s in scenes if args.overwrite or not prediction_path(out_dir, s).exists()]
+    if rank == 0 and len(todo) < len(scenes):
+        print(f"{len(scenes) - len(todo)} scenes already predicted in {out_dir}; predicting {len(todo)}")
+    if todo:
+        evaluate_loader(model, cfg, todo, device, rank=rank, world=world, progress=not args.no_progress,
+                        amp=cfg.train.amp and device.type == "cuda",
+                        on_prediction=lambda pred, sample: save_prediction(out_dir, pred))
+    if world > 1:
+        torch.distributed.barrier()
+    status = 0
+    if rank == 0:
+        print(f"predictions: {out_dir / 'predictions'}")
+        inst, sem = evaluate_saved(out_dir, data_root / "gt", scenes)
+        if inst is not None:
+            print(inst.format_table())
+            print(sem.format_table())
+            print(f"AP {inst.mean_ap:.3f}  AP50 {inst.mean_ap50:.3f}  AP25 {inst.mean_ap25:.3f}  "
+                  f"mIoU {sem.miou:.3f}  ({inst.num_scenes} scenes)")
+            metrics = {"instance": inst.to_dict(), "semantic": sem.to_dict()}
+            (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+            print(f"metrics: {out_dir / 'metrics.json'}")
+        if args.export:
+            problems = export(cfg, out_dir, args.export, scenes)
+            for p in problems:
+                print(f"INVALID: {p}", file=sys.stderr)
+            status = 1 if problems else 0
+        if args.ply:
+            write_plys(out_dir, scenes, data_root, args.scannet_root)
+    D.cleanup()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
