@@ -2,6 +2,11 @@
 # (venv, Debian prerequisites, the patched MinkowskiEngine wheel).
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# One OpenMP thread per process unless set: MinkowskiEngine's CPU kernels and
+# torch's small ops slow down by up to 10x when OpenMP threads of several
+# processes (loader workers, test subprocesses) spin on 2 shared cores, and
+# one thread makes CPU runs bitwise repeatable.
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: setup test demo clean-venv
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from scene_pe.engine.checkpoint import load_checkpoint
@@ -63,3 +64,34 @@ def test_two_gloo_processes_end_with_identical_parameters(small_dataset, tmp_pat
         assert torch.equal(v, states[1]["model"][k]), k
     init = states[0]["initial"]
     assert any(not torch.equal(v, init[k]) for k, v in states[0]["model"].items())
+
+
+def test_test_tool_writes_a_valid_submission_and_predictions(small_dataset, tmp_path):
+    from scene_pe.engine.predictions import load_prediction
+    from scene_pe.export.validate import validate_submission, vertex_counts_from_gt
+
+    ck = train(small_dataset, tmp_path, "sub", max_steps=1)
+    assert ck["step"] == 1
+    out, sub = tmp_path / "pred", tmp_path / "submission"
+    for split in ("val", "test"):
+        cmd = [sys.executable, str(ROOT / "tools" / "test.py"), str(CONFIG),
+               *tiny_overrides(small_dataset, tmp_path, "sub", 1), "--checkpoint",
+               str(tmp_path / "sub" / "last.pth"), "--split", split, "--out", str(out / split),
+               "--export", str(sub / split), "--no-progress"]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "AP50" in r.stdout or (out / "val" / "metrics.json").exists()
+    assert (out / "val" / "metrics.json").exists() and not (out / "test" / "metrics.json").exists()
+    test_scenes = (small_dataset / "splits" / "test.txt").read_text().split()
+    counts = {}
+    for scene in test_scenes:
+        pred = load_prediction(out / "test", scene)
+        with np.load(small_dataset / "scenes" / f"{scene}.npz") as z:
+            counts[scene] = int(z["num_vertices"])
+        assert len(pred.instance) == len(pred.semantic) == counts[scene]  # every vertex predicted
+    for task in ("instance", "semantic"):
+        assert validate_submission(sub / "test" / f"{task}.zip", counts, task=task) == []
+    # the val submission is also valid against the val GT's vertex counts
+    gt_counts = vertex_counts_from_gt(small_dataset / "gt")
+    val_scenes = (small_dataset / "splits" / "val.txt").read_text().split()
+    assert validate_submission(sub / "val" / "instance.zip", {s: gt_counts[s] for s in val_scenes}) == []

@@ -15,6 +15,7 @@ trains the learnable-margin baseline instead.
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -26,7 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run(cmd: list[str]) -> None:
     print(f"\n$ {shlex.join(cmd)}", flush=True)
-    r = subprocess.run(cmd, cwd=ROOT)
+    # one OpenMP thread per process (see the Makefile): the loader worker and
+    # the trainer each take a core instead of spinning against each other
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    r = subprocess.run(cmd, cwd=ROOT, env=env)
     if r.returncode != 0:
         sys.exit(f"demo: step failed (exit {r.returncode}): {shlex.join(cmd)}")
 
@@ -35,7 +39,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/synthetic_probabilistic.yaml")
     ap.add_argument("--out", type=Path, default=Path("demo_output"))
-    ap.add_argument("--train-scenes", type=int, default=24)
+    ap.add_argument("--train-scenes", type=int, default=16)
     ap.add_argument("--val-scenes", type=int, default=6)
     ap.add_argument("--test-scenes", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)

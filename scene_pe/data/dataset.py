@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 import torch.utils.data
 
 from scene_pe.data.transforms import Compose
@@ -75,6 +76,12 @@ class SceneDataset(torch.utils.data.Dataset):
         sample = load_scene(self.root, self.scenes[index % len(self.scenes)])
         rng = np.random.default_rng([self.seed, self.epoch, index])
         return self.transforms(sample, rng)
+
+
+def worker_init(_worker_id: int) -> None:
+    """One intra-op thread per loader worker: the workers and the training
+    process share the cores, and oversubscribed OpenMP threads spin-wait."""
+    torch.set_num_threads(1)
 
 
 class VoxelCollate:

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from scene_pe.config import Config
-from scene_pe.data.dataset import SceneDataset, VoxelCollate
+from scene_pe.data.dataset import SceneDataset, VoxelCollate, worker_init
 from scene_pe.data.transforms import build_transforms
 from scene_pe.engine import distributed as D
 from scene_pe.engine.infer import VertexPrediction, predict_batch
@@ -27,7 +27,7 @@ def inference_loader(cfg: Config, scenes: list[str], rank: int = 0, world: int =
     mine = scenes[rank::world]
     dataset = SceneDataset(cfg.data.root, mine, build_transforms(cfg.data.val_transforms), seed=cfg.train.seed)
     return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=min(cfg.data.num_workers, len(mine)),
-                      collate_fn=VoxelCollate(cfg.data.voxel))
+                      collate_fn=VoxelCollate(cfg.data.voxel), worker_init_fn=worker_init)
 
 
 def evaluate_loader(model: torch.nn.Module, cfg: Config, scenes: list[str], device: torch.device, *,

@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from scene_pe.config import Config, dump_config
-from scene_pe.data.dataset import SceneDataset, VoxelCollate, split_scenes
+from scene_pe.data.dataset import SceneDataset, VoxelCollate, worker_init, split_scenes
 from scene_pe.data.transforms import build_transforms
 from scene_pe.engine import distributed as D
 from scene_pe.engine.checkpoint import load_checkpoint, model_state, rng_state, save_checkpoint, set_rng_state
@@ -149,7 +149,7 @@ class Trainer:
         self.train_set.set_epoch(self.epoch)
         return DataLoader(self.train_set, batch_size=self.cfg.data.batch_size, sampler=self.sampler,
                           num_workers=self.cfg.data.num_workers, collate_fn=self.collate, drop_last=True,
-                          persistent_workers=False)
+                          worker_init_fn=worker_init)
 
     def train_step(self, voxels: VoxelBatch) -> dict[str, float]:
         self.model.train()

@@ -232,7 +232,7 @@ def cluster_margin_scene(
 def cluster_probabilistic(out: ProbabilisticOutput, cfg: ClusteringConfig = ClusteringConfig()) -> list[Clusters]:
     """Every scene of a batch, in scene-index order (instance ids per scene's voxels)."""
     res = []
-    for s in torch.unique(out.batch).tolist():
+    for s in torch.unique_consecutive(out.batch).tolist():  # scenes are contiguous
         m = out.batch == s
         sig = out.sigma[m] if out.sigma is not None else None
         res.append(cluster_probabilistic_scene(out.mu[m], sig, out.scores[m], cfg))
@@ -242,7 +242,7 @@ def cluster_probabilistic(out: ProbabilisticOutput, cfg: ClusteringConfig = Clus
 def cluster_margin(out: MarginOutput, cfg: MarginClusteringConfig = MarginClusteringConfig()) -> list[Clusters]:
     """Every scene of a batch, in scene-index order (instance ids per scene's voxels)."""
     res = []
-    for s in torch.unique(out.batch).tolist():
+    for s in torch.unique_consecutive(out.batch).tolist():  # scenes are contiguous
         m = out.batch == s
         res.append(cluster_margin_scene(out.embedding[m], out.sigma[m], out.seed[m], out.scores[m], cfg))
     return res

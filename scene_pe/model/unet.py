@@ -34,7 +34,7 @@ class BackboneConfig:
     name: str = "Res16UNet34C"
     stem_channels: int = 32   # channels of the stem convolution
     stem_kernel: int = 5      # a large first kernel sees ~10 cm at 2 cm voxels
-    bn_momentum: float = 0.02
+    bn_momentum: float = 0.1  # torch convention (weight of the new batch)
 
     def validate(self) -> None:
         if self.name not in ARCHITECTURES:
