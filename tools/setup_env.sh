@@ -21,12 +21,15 @@ ME_CUDA="${ME_CUDA:-0}"
 say() { echo "[setup] $*"; }
 die() { echo "[setup] ERROR: $*" >&2; exit 1; }
 
-# 1. Debian prerequisites: OpenBLAS headers (ME's CPU kernels), libusb (open3d
-#    imports it), patch and a C++ compiler (ME build).
+# 1. Debian prerequisites: OpenBLAS headers (ME's CPU kernels), libusb, libGL,
+#    libEGL (open3d loads them), patch and a C++ compiler (ME build).
 need=()
 [ -e /usr/include/x86_64-linux-gnu/cblas.h ] || [ -e /usr/include/cblas.h ] \
   || [ -e /usr/include/aarch64-linux-gnu/cblas.h ] || need+=(libopenblas-dev)
 ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0' || need+=(libusb-1.0-0)
+# open3d's library also loads libGL/libEGL (present on most machines, not on minimal images)
+ldconfig -p 2>/dev/null | grep -q 'libGL.so.1' || need+=(libgl1)
+ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1' || need+=(libegl1)
 command -v patch >/dev/null || need+=(patch)
 command -v g++ >/dev/null || need+=(g++)
 if [ ${#need[@]} -gt 0 ]; then

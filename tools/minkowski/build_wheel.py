@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -68,7 +69,12 @@ def cuda_version() -> str:
         die("--cuda needs nvcc: set CUDA_HOME to a CUDA toolkit (e.g. /usr/local/cuda)")
     out = subprocess.run([str(Path(home, "bin", "nvcc")), "--version"], capture_output=True,
                          text=True, check=True).stdout
-    return out.strip().splitlines()[-1].split()[-1].lstrip("V")  # e.g. 13.0.48 -> "13.0.48"
+    # "Cuda compilation tools, release 13.0, V13.0.88" -> "13.0.88" (the last line is the
+    # "Build cuda_13.0.r13.0/compiler..." tag, whose "/" would split the cache key).
+    m = re.search(r"release [\d.]+, V(\d+(?:\.\d+)+)", out)
+    if not m:
+        die(f"cannot read the CUDA version from nvcc --version:\n{out}")
+    return m.group(1)
 
 
 def cache_key(cuda: bool) -> str:
@@ -111,8 +117,11 @@ def download_sdist(dest: Path) -> Path:
     return target
 
 
-def cuda_env(env: dict[str, str]) -> dict[str, str]:
-    """Include/library paths CUDA >= 12.x needs that the sdist does not know about."""
+def cuda_env(env: dict[str, str], work: Path) -> dict[str, str]:
+    """Include/library paths CUDA >= 12.x needs that the sdist does not know about.
+
+    Links made for the linker go under ``work`` (the build's temporary folder).
+    """
     import torch.utils.cpp_extension as ext
 
     home = Path(ext.CUDA_HOME)
@@ -121,16 +130,19 @@ def cuda_env(env: dict[str, str]) -> dict[str, str]:
     if cccl.is_dir():
         incs.append(str(cccl))
     # cuBLAS/cuSPARSE headers and libs from the nvidia-* wheels torch installs,
-    # for toolkits (e.g. minimal images) that lack them.
+    # only for toolkits (e.g. minimal images) that lack them: a full toolkit's
+    # own headers and libraries must not be mixed with the wheels' versions.
     site = Path(__import__("torch").__file__).resolve().parent.parent / "nvidia"
-    for sub in sorted(site.glob("*")):
+    has_own = all((home / "include" / h).exists() for h in ("cusparse.h", "cublas_v2.h"))
+    for sub in [] if has_own else sorted(site.glob("*")):
         if (sub / "include" / "cusparse.h").exists() or (sub / "include" / "cublas_v2.h").exists():
             incs.append(str(sub / "include"))
             libs.append(str(sub / "lib"))
     link_dir = None
     if libs:
         # The linker wants unversioned names (libcusparse.so); the wheels ship only .so.N.
-        link_dir = Path(tempfile.mkdtemp(prefix="me-cudalibs-"))
+        link_dir = work / "cudalibs"
+        link_dir.mkdir(exist_ok=True)
         for lib in libs:
             for so in Path(lib).glob("lib*.so.*"):
                 plain = link_dir / (so.name.split(".so")[0] + ".so")
@@ -160,7 +172,7 @@ def build(sdist: Path, out_dir: Path, cuda: bool) -> Path:
         env.setdefault("MAX_JOBS", str(os.cpu_count() or 2))
         args = [sys.executable, "setup.py", "bdist_wheel", "--blas=openblas"]
         if cuda:
-            env = cuda_env(env)
+            env = cuda_env(env, work)
             args.append("--force_cuda")
         else:
             args.append("--cpu_only")
