@@ -26,9 +26,24 @@ INSTANCE_NAMES = tuple(
 NUM_SEMANTIC = len(SEMANTIC_NYU40_IDS)  # 20
 NUM_NYU40 = 41  # ids 0 (unannotated) .. 40
 
-# Lookup tables: index with an integer array, no Python loops.
-NYU40_TO_TRAIN = np.full(NUM_NYU40, IGNORE_LABEL, dtype=np.int64)
-NYU40_TO_TRAIN[list(SEMANTIC_NYU40_IDS)] = np.arange(NUM_SEMANTIC)
+def index_table(ids, fill: int) -> np.ndarray:
+    """Lookup table over NYU40 ids 0..40: position of the id in ``ids``, ``fill`` elsewhere."""
+    table = np.full(NUM_NYU40, fill, dtype=np.int64)
+    table[list(ids)] = np.arange(len(ids))
+    return table
+
+
+def map_nyu40(table: np.ndarray, nyu40, fill: int) -> np.ndarray:
+    """``table[nyu40]`` for any int array; values outside 0..40 map to ``fill``."""
+    a = np.asarray(nyu40, dtype=np.int64)
+    out = np.full(a.shape, fill, dtype=np.int64)
+    ok = (a >= 0) & (a < NUM_NYU40)
+    out[ok] = table[a[ok]]
+    return out
+
+
+# Index with an integer array, no Python loops.
+NYU40_TO_TRAIN = index_table(SEMANTIC_NYU40_IDS, IGNORE_LABEL)
 TRAIN_TO_NYU40 = np.asarray(SEMANTIC_NYU40_IDS, dtype=np.int64)
 # True for training ids whose class has instances (all but wall and floor).
 TRAIN_IS_INSTANCE = np.isin(TRAIN_TO_NYU40, INSTANCE_NYU40_IDS)
@@ -37,8 +52,4 @@ INSTANCE_TRAIN_IDS = np.flatnonzero(TRAIN_IS_INSTANCE)
 
 def nyu40_to_train(nyu40: np.ndarray) -> np.ndarray:
     """Map NYU40 ids (any int array, values 0..40) to training ids or IGNORE_LABEL."""
-    nyu40 = np.asarray(nyu40)
-    out = np.full(nyu40.shape, IGNORE_LABEL, dtype=np.int64)
-    valid = (nyu40 >= 0) & (nyu40 < NUM_NYU40)
-    out[valid] = NYU40_TO_TRAIN[nyu40[valid]]
-    return out
+    return map_nyu40(NYU40_TO_TRAIN, nyu40, IGNORE_LABEL)

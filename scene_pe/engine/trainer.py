@@ -31,7 +31,7 @@ from scene_pe.engine.evaluate import evaluate_loader
 from scene_pe.method.losses_margin import margin_loss
 from scene_pe.method.losses_probabilistic import probabilistic_loss
 from scene_pe.model.network import InstanceSegmentationNet
-from scene_pe.model.outputs import HeadOutput, ProbabilisticOutput, as_float32
+from scene_pe.model.outputs import HeadOutput, ProbabilisticOutput
 from scene_pe.sparse.voxelize import VoxelBatch
 
 log = logging.getLogger("scene_pe.train")
@@ -57,8 +57,7 @@ def build_model(cfg: Config) -> InstanceSegmentationNet:
 
 
 def compute_loss(out: HeadOutput, voxels: VoxelBatch, cfg: Config):
-    """Losses in float32 (the kernel's exp/log are not safe in float16)."""
-    out = as_float32(out)
+    """The head's loss; the losses cast AMP outputs to float32 themselves."""
     semantic = voxels.semantic.to(out.logits.device)
     instance = voxels.instance.to(out.logits.device)
     if isinstance(out, ProbabilisticOutput):

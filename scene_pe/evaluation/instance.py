@@ -46,7 +46,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from scene_pe.data.labels import (INSTANCE_NAMES, INSTANCE_NYU40_IDS, NUM_NYU40, NUM_SEMANTIC,
+from scene_pe.data.labels import (INSTANCE_NAMES, INSTANCE_NYU40_IDS, NUM_SEMANTIC, index_table, map_nyu40,
                                   TRAIN_TO_NYU40)
 from scene_pe.util.errors import SceneError
 
@@ -55,17 +55,12 @@ AP25_THRESHOLD = 0.25
 MIN_REGION_SIZE = 100
 NUM_INSTANCE_CLASSES = len(INSTANCE_NYU40_IDS)
 
-_NYU40_TO_CLASS = np.full(NUM_NYU40, -1, dtype=np.int64)
-_NYU40_TO_CLASS[list(INSTANCE_NYU40_IDS)] = np.arange(NUM_INSTANCE_CLASSES)
+_NYU40_TO_CLASS = index_table(INSTANCE_NYU40_IDS, -1)
 
 
 def instance_class_index(nyu40) -> np.ndarray:
     """Index 0..17 into ``INSTANCE_NYU40_IDS`` for each NYU40 id, -1 for any other value."""
-    a = np.asarray(nyu40, dtype=np.int64)
-    out = np.full(a.shape, -1, dtype=np.int64)
-    ok = (a >= 0) & (a < NUM_NYU40)
-    out[ok] = _NYU40_TO_CLASS[a[ok]]
-    return out
+    return map_nyu40(_NYU40_TO_CLASS, nyu40, -1)
 
 
 def gt_from_training_labels(semantic, instance) -> np.ndarray:

@@ -22,22 +22,18 @@ from typing import Mapping
 
 import numpy as np
 
-from scene_pe.data.labels import NUM_NYU40, NUM_SEMANTIC, SEMANTIC_NAMES, SEMANTIC_NYU40_IDS
+from scene_pe.data.labels import (NUM_SEMANTIC, SEMANTIC_NAMES, SEMANTIC_NYU40_IDS, index_table,
+                                  map_nyu40)
 from scene_pe.util.errors import SceneError
 
 UNKNOWN = NUM_SEMANTIC  # column of predictions outside the 20 classes
 
-_NYU40_TO_SEM = np.full(NUM_NYU40, -1, dtype=np.int64)
-_NYU40_TO_SEM[list(SEMANTIC_NYU40_IDS)] = np.arange(NUM_SEMANTIC)
+_NYU40_TO_SEM = index_table(SEMANTIC_NYU40_IDS, -1)
 
 
 def semantic_index(nyu40) -> np.ndarray:
     """Index 0..19 into ``SEMANTIC_NYU40_IDS`` per NYU40 id, -1 for any other value."""
-    a = np.asarray(nyu40, dtype=np.int64)
-    out = np.full(a.shape, -1, dtype=np.int64)
-    ok = (a >= 0) & (a < NUM_NYU40)
-    out[ok] = _NYU40_TO_SEM[a[ok]]
-    return out
+    return map_nyu40(_NYU40_TO_SEM, nyu40, -1)
 
 
 def gt_labels(gt) -> np.ndarray:

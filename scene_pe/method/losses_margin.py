@@ -34,13 +34,12 @@ from torch.utils.checkpoint import checkpoint
 from scene_pe.method.losses import (
     LossResult,
     SceneTargets,
-    as_float32,
     chunk_size,
     mean_or_zero,
     split_scenes,
 )
 from scene_pe.method.lovasz import lovasz_hinge_rows
-from scene_pe.model.outputs import MarginOutput
+from scene_pe.model.outputs import MarginOutput, as_float32
 
 
 @dataclass(frozen=True)
@@ -111,8 +110,8 @@ def margin_loss(
     cfg: MarginLossConfig = MarginLossConfig(),
 ) -> LossResult:
     """Total learnable-margin loss for a collated batch of scenes."""
-    emb, sigma, seed, logits = (as_float32(t) for t in (out.embedding, out.sigma, out.seed, out.logits))
-    coords = as_float32(out.coords)
+    out = as_float32(out)  # AMP outputs: the losses run in float32
+    emb, sigma, seed, logits, coords = out.embedding, out.sigma, out.seed, out.logits, out.coords
     anchor = emb.sum() + sigma.sum() + seed.sum() + logits.sum()
     lov_l, smooth_l, seed_l, sem_l = [], [], [], []
     for t in split_scenes(out.batch, semantic, instance):

@@ -56,12 +56,11 @@ from scene_pe.method.kernels import (
 from scene_pe.method.losses import (
     LossResult,
     SceneTargets,
-    as_float32,
     chunk_size,
     mean_or_zero,
     split_scenes,
 )
-from scene_pe.model.outputs import ProbabilisticOutput
+from scene_pe.model.outputs import ProbabilisticOutput, as_float32
 
 LOG2 = math.log(2.0)
 GAUSS_ENTROPY_CONST = 1.5 * math.log(2.0 * math.pi * math.e)  # 3/2 ln(2 pi e)
@@ -169,7 +168,8 @@ def probabilistic_loss(
     cfg: ProbabilisticLossConfig = ProbabilisticLossConfig(),
 ) -> LossResult:
     """Total loss of eq. 17 (+ optional L_Sem) for a collated batch of scenes."""
-    mu, sigma, logits = as_float32(out.mu), as_float32(out.sigma), as_float32(out.logits)
+    out = as_float32(out)  # AMP: variances ~1e-3 and log-kappa sums need float32
+    mu, sigma, logits = out.mu, out.sigma, out.logits
     anchor = mu.sum() + logits.sum() + (sigma.sum() if sigma is not None else 0.0)
     if sigma is None:
         logvar = rbf_logvar(mu.shape[0], cfg.rbf_sigma, mu)

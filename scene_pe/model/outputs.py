@@ -67,9 +67,15 @@ HeadOutput = ProbabilisticOutput | MarginOutput
 
 
 def as_float32(out: HeadOutput) -> HeadOutput:
-    """The same output with every floating tensor in float32 (after an AMP forward)."""
+    """The same output with half-precision tensors (from an AMP forward) in float32.
+
+    The kernel, losses and clustering need float32: variances of sigma ~ 1e-3
+    and sums of log kappa underflow or lose all digits in float16. Float64
+    (gradchecks) stays float64.
+    """
     values = {}
     for f in dataclasses.fields(out):
         v = getattr(out, f.name)
-        values[f.name] = v.float() if v is not None and torch.is_floating_point(v) else v
+        half = v is not None and v.dtype in (torch.float16, torch.bfloat16)
+        values[f.name] = v.float() if half else v
     return type(out)(**values)
