@@ -74,11 +74,11 @@ def test_probabilistic_recovers_ideal_toy_scene(iso):
     coords, semantic, instance = toy_scene()
     mu, scores, _ = ideal_outputs(coords, semantic, instance)
     sigma = torch.full((len(mu), 1 if iso else 3), 0.01)
-    res = cluster_probabilistic_scene(mu, sigma, scores, ClusteringConfig(min_size=1))
+    res = cluster_probabilistic_scene(mu, sigma, scores, ClusteringConfig(min_size=1, class_from="anchor"))
     assert_same_partition(res.instance, instance)
     gt_classes(res.instance, res.classes, semantic)
     assert torch.allclose(res.confidence, scores.max(1).values[0].expand(3) ** 2)
-    again = cluster_probabilistic_scene(mu, sigma, scores, ClusteringConfig(min_size=1))
+    again = cluster_probabilistic_scene(mu, sigma, scores, ClusteringConfig(min_size=1, class_from="anchor"))
     assert torch.equal(res.instance, again.instance) and torch.equal(res.anchors, again.anchors)
 
 
@@ -157,15 +157,32 @@ def test_confidence_and_margin_class_rules():
     emb, scores, seed = ideal_outputs(coords, semantic, instance)
     g = torch.Generator().manual_seed(0)
     soft = torch.softmax(torch.randn(len(emb), L, generator=g) + 6 * scores.log().clamp(min=-1), 1)
-    res = cluster_probabilistic_scene(emb, torch.full((len(emb), 3), 0.01), soft, ClusteringConfig(min_size=1))
+    sigma = torch.full((len(emb), 3), 0.01)
+    res = cluster_probabilistic_scene(emb, sigma, soft, ClusteringConfig(min_size=1, class_from="anchor"))
     for k, (a, c) in enumerate(zip(res.anchors.tolist(), res.classes.tolist())):
         members = res.instance == k
         assert float(res.confidence[k]) == pytest.approx(float(soft[a, c] * soft[members, c].mean()), rel=1e-6)
+    # class_from="members": the members' mean-score vote, confidence = that mean; a wrong
+    # class on the anchor (the highest-scored voxel) does not relabel its instance.
+    wrong = soft.clone()
+    a0 = int(res.anchors[0])
+    true_cls = int(res.classes[0])
+    other = next(c for c in np.flatnonzero(TRAIN_IS_INSTANCE).tolist() if c != true_cls)
+    wrong[a0] = 0.0
+    wrong[a0, other] = 1.0  # now the most confident voxel of the scene, in another class
+    anchor_mode = cluster_probabilistic_scene(emb, sigma, wrong, ClusteringConfig(min_size=1, class_from="anchor"))
+    members_mode = cluster_probabilistic_scene(emb, sigma, wrong, ClusteringConfig(min_size=1))
+    assert int(anchor_mode.anchors[0]) == int(members_mode.anchors[0]) == a0
+    assert int(anchor_mode.classes[0]) == other and int(members_mode.classes[0]) == true_cls
+    inst_cols = torch.as_tensor(np.flatnonzero(TRAIN_IS_INSTANCE))
+    for k, c in enumerate(members_mode.classes.tolist()):
+        mean = wrong[members_mode.instance == k][:, inst_cols].mean(0)
+        assert c == int(inst_cols[mean.argmax()])
+        assert float(members_mode.confidence[k]) == pytest.approx(float(mean.max()), rel=1e-6)
     seed = seed * 0.9
     res = cluster_margin_scene(emb, torch.full((len(emb), 1), 0.05), seed, soft, MarginClusteringConfig(min_size=1))
     for k, c in enumerate(res.classes.tolist()):
         members = res.instance == k
-        inst_cols = torch.as_tensor(np.flatnonzero(TRAIN_IS_INSTANCE))
         mean = soft[members][:, inst_cols].mean(0)
         assert c == int(inst_cols[mean.argmax()])
         assert float(res.confidence[k]) == pytest.approx(0.9 * float(mean.max()), rel=1e-6)
@@ -208,7 +225,7 @@ def test_probabilistic_equals_full_row_definition(d, exclude_stuff):
     from scene_pe.method.kernels import log_bhattacharyya
 
     mu, sigma, scores, _ = random_outputs(800, d, seed=d)
-    cfg = ClusteringConfig(min_size=3, score_threshold=0.15, exclude_stuff=exclude_stuff)
+    cfg = ClusteringConfig(min_size=3, score_threshold=0.15, exclude_stuff=exclude_stuff, class_from="anchor")
     lv = 2 * torch.log(sigma)
     inst_cols = torch.as_tensor(np.flatnonzero(TRAIN_IS_INSTANCE))
     best, arg = scores[:, inst_cols].max(1)

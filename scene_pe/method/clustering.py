@@ -19,9 +19,13 @@ full-row implementation on torch's ``kernels.log_bhattacharyya``). The row
 itself is numpy float64 in the form of ``kernels.log_kappa_to_instances``.
 
 Probabilistic head: score = max over the 18 instance classes of P (softmax);
-anchor class l0 = that argmax; members: kappa(e_i, e_i0) >= tau. Confidence =
+anchor class l0 = that argmax; members: kappa(e_i, e_i0) >= tau. Class and
+confidence (``class_from``): "anchor" (the paper): class l0, confidence =
 P[i0, l0] * mean over members of P[i, l0] (anchor certainty times how much the
-members agree with its class).
+members agree with its class); "members" (default): class = argmax over the
+instance classes of the members' mean scores, confidence = that mean score. A
+misclassified anchor (e.g. a toilet voxel scored cabinet) then no longer
+mislabels a well-clustered instance.
 Learnable margin: score = seed; members: phi >= phi_threshold (0.5) with the
 anchor's embedding as centre and the anchor's sigma; class = argmax over
 instance classes of the members' mean scores; confidence = seed[i0] * mean
@@ -36,7 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 import torch
@@ -55,6 +59,9 @@ class ClusteringConfig:
     max_steps: int = 2000
     exclude_stuff: bool = True
     rbf_sigma: float = 0.1  # deterministic embedding only; same as the loss
+    # class of an instance: the anchor's argmax class (paper) or the argmax of
+    # the members' mean scores (robust to a misclassified anchor; default)
+    class_from: Literal["anchor", "members"] = "members"
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,14 @@ def _member_mean(scores: np.ndarray, instance: np.ndarray, classes: np.ndarray) 
     return sums / np.maximum(np.bincount(k, minlength=classes.size), 1)
 
 
+def _member_means(scores: np.ndarray, instance: np.ndarray, k: int) -> np.ndarray:
+    """(k, C): mean over each instance's voxels of every column of ``scores``."""
+    m = instance >= 0
+    counts = np.maximum(np.bincount(instance[m], minlength=k), 1)
+    return np.stack([np.bincount(instance[m], weights=col[m], minlength=k) for col in scores.T], 1) \
+        / counts[:, None]
+
+
 def _result(instance, classes, confidence, anchors) -> Clusters:
     return Clusters(torch.as_tensor(instance), torch.as_tensor(classes, dtype=torch.long),
                     torch.as_tensor(confidence), torch.as_tensor(anchors, dtype=torch.long))
@@ -196,8 +211,13 @@ def cluster_probabilistic_scene(
 
     instance, anchors = _greedy(best, cand, mu_n[:, 0], radius_of, members_of,
                                 cfg.score_threshold, cfg.min_size, cfg.max_steps)
-    classes = best_cls[anchors]
-    conf = best[anchors] * _member_mean(p, instance, classes)
+    if cfg.class_from == "anchor":
+        classes = best_cls[anchors]
+        conf = best[anchors] * _member_mean(p, instance, classes)
+    else:
+        means = _member_means(p[:, INSTANCE_TRAIN_IDS], instance, anchors.size)  # (K, 18)
+        classes = INSTANCE_TRAIN_IDS[means.argmax(1)] if anchors.size else anchors
+        conf = means.max(1) if anchors.size else np.zeros(0)
     return _result(instance, classes, conf.astype(p.dtype), anchors)
 
 
