@@ -44,34 +44,14 @@ import numpy as np
 from scipy.interpolate import RegularGridInterpolator
 from scipy.ndimage import gaussian_filter, gaussian_filter1d
 
-Sample = dict[str, Any]
+from scene_pe.data.transforms_base import Sample, Transform, _bad, _check_bool, _float
+from scene_pe.data.transforms_color import ChromaticAutoContrast, ChromaticJitter, ChromaticTranslation
+
 
 _AXES = {"x": 0, "y": 1, "z": 2}
 
 
 # ----------------------------------------------------------------- helpers
-def _bad(owner: object, key: str, message: str) -> ValueError:
-    return ValueError(f"transform {type(owner).__name__}: argument {key!r}: {message}")
-
-
-def _float(owner: object, key: str, lo: float | None = None, lo_open: bool = False,
-            hi: float | None = None) -> float:
-    """Read attribute ``key`` of a transform as a float, checking its range."""
-    value = getattr(owner, key)
-    try:
-        x = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        x = math.nan
-    if not math.isfinite(x):
-        raise _bad(owner, key, f"expected a finite number, got {value!r}")
-    if lo is not None and (x < lo or (lo_open and x == lo)):
-        raise _bad(owner, key, f"must be {'>' if lo_open else '>='} {lo}, got {x}")
-    if hi is not None and x > hi:
-        raise _bad(owner, key, f"must be <= {hi}, got {x}")
-    setattr(owner, key, x)
-    return x
-
-
 def _centre(coords: np.ndarray) -> np.ndarray:
     """Centre of the axis-aligned bounding box (float64), zeros for no points."""
     if len(coords) == 0:
@@ -107,23 +87,6 @@ def _linear(sample: Sample, mat: np.ndarray) -> Sample:
         norm = np.linalg.norm(n, axis=1, keepdims=True)
         out["normals"] = (n / np.where(norm > 0, norm, 1.0)).astype(np.float32)
     return out
-
-
-def _set_colors(out: Sample, colors: np.ndarray) -> Sample:
-    out["colors"] = np.clip(colors, 0.0, 1.0).astype(np.float32)
-    return out
-
-
-def _check_bool(owner: object, key: str) -> None:
-    if not isinstance(getattr(owner, key), bool):
-        raise _bad(owner, key, f"expected true/false, got {getattr(owner, key)!r}")
-
-
-class Transform:
-    """Base class: subclasses are dataclasses whose fields are the config kwargs."""
-
-    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
-        raise NotImplementedError
 
 
 # ----------------------------------------------------------------- geometry
@@ -317,80 +280,6 @@ class CenterShift(Transform):
         return out
 
 
-# ----------------------------------------------------------------- colour
-class _Colour(Transform):
-    """With probability ``p`` (one ``rng.random()`` draw), change colours; clip to [0, 1]."""
-
-    p: float
-
-    def __post_init__(self) -> None:
-        _float(self, "p", lo=0.0, hi=1.0)
-
-    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
-        out = dict(sample)
-        if "colors" not in sample or len(sample["colors"]) == 0 or rng.random() >= self.p:
-            return out
-        return _set_colors(out, self._apply(sample["colors"].astype(np.float64), rng))
-
-    def _apply(self, colors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        raise NotImplementedError
-
-
-@dataclass
-class ChromaticAutoContrast(_Colour):
-    """Stretch each channel to [0, 1] and blend with the input.
-
-    ``blend_factor`` (weight of the stretched colours) is drawn uniform in
-    [0, 1) when null.
-    """
-
-    p: float = 0.2
-    blend_factor: float | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.blend_factor is not None:
-            _float(self, "blend_factor", lo=0.0, hi=1.0)
-
-    def _apply(self, colors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        lo, hi = colors.min(axis=0), colors.max(axis=0)
-        span = np.where(hi > lo, hi - lo, 1.0)  # constant channel: left as it is
-        stretched = np.where(hi > lo, (colors - lo) / span, colors)
-        blend = rng.random() if self.blend_factor is None else self.blend_factor
-        return (1.0 - blend) * colors + blend * stretched
-
-
-@dataclass
-class ChromaticTranslation(_Colour):
-    """Add one offset per channel, uniform in [-ratio, ratio]."""
-
-    p: float = 0.95
-    ratio: float = 0.05
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _float(self, "ratio", lo=0.0)
-
-    def _apply(self, colors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return colors + rng.uniform(-self.ratio, self.ratio, size=3)
-
-
-@dataclass
-class ChromaticJitter(_Colour):
-    """Add Gaussian noise of std ``std`` to every colour value."""
-
-    p: float = 0.95
-    std: float = 0.05
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _float(self, "std", lo=0.0)
-
-    def _apply(self, colors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return colors + self.std * rng.standard_normal(colors.shape)
-
-
-# ----------------------------------------------------------------- point budget
 @dataclass
 class MaxPoints(Transform):
     """Keep at most ``n`` points when a scene is larger.
