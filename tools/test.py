@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     from scene_pe.data.dataset import split_scenes
     from scene_pe.engine import distributed as D
     from scene_pe.engine.checkpoint import load_checkpoint
-    from scene_pe.engine.evaluate import evaluate_loader
+    from scene_pe.engine.evaluate import predict_scenes
     from scene_pe.engine.predictions import evaluate_saved, prediction_path, save_prediction
     from scene_pe.engine.trainer import build_model
 
@@ -108,10 +108,9 @@ def main(argv=None) -> int:
     todo = [s for s in scenes if args.overwrite or not prediction_path(out_dir, s).exists()]
     if rank == 0 and len(todo) < len(scenes):
         print(f"{len(scenes) - len(todo)} scenes already predicted in {out_dir}; predicting {len(todo)}")
-    if todo:
-        evaluate_loader(model, cfg, todo, device, rank=rank, world=world, progress=not args.no_progress,
-                        amp=cfg.train.amp and device.type == "cuda",
-                        on_prediction=lambda pred, sample: save_prediction(out_dir, pred))
+    for pred, _ in predict_scenes(model, cfg, todo, device, rank=rank, world=world,
+                                  progress=not args.no_progress, amp=cfg.train.amp and device.type == "cuda"):
+        save_prediction(out_dir, pred)
     if world > 1:
         torch.distributed.barrier()
     status = 0

@@ -8,8 +8,9 @@ matrices are gathered, so the metrics equal a single-process run.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Iterator
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -30,39 +31,49 @@ def inference_loader(cfg: Config, scenes: list[str], rank: int = 0, world: int =
                       collate_fn=VoxelCollate(cfg.data.voxel), worker_init_fn=worker_init)
 
 
-def evaluate_loader(model: torch.nn.Module, cfg: Config, scenes: list[str], device: torch.device, *,
-                    rank: int = 0, world: int = 1, progress: bool = True, amp: bool = False,
-                    on_prediction: Callable[[VertexPrediction, dict], None] | None = None) -> dict:
-    """Predict every scene; evaluate those with GT (``<root>/gt/<scene>.txt``).
-
-    Returns mean AP / AP50 / AP25 and mIoU (NaN without GT) plus the result
-    objects under ``instance`` and ``semantic`` (rank 0; others get the same).
-    ``on_prediction(prediction, sample)`` is called for every scene of this rank.
-    """
+def predict_scenes(model: torch.nn.Module, cfg: Config, scenes: list[str], device: torch.device, *,
+                   rank: int = 0, world: int = 1, progress: bool = True, amp: bool = False
+                   ) -> Iterator[tuple[VertexPrediction, dict]]:
+    """Yield (per-vertex prediction, sample) for this rank's share of ``scenes``."""
     model.eval()
-    inst_ev, sem_ev = InstanceEvaluator(), SemanticEvaluator()
-    gt_dir = Path(cfg.data.root) / "gt"
     loader = inference_loader(cfg, scenes, rank, world)
     if progress:
         from tqdm import tqdm
         loader = tqdm(loader, desc="inference", leave=False, dynamic_ncols=True)
-    for voxels, samples in loader:
-        for pred, sample in zip(predict_batch(model, voxels.to(device), cfg.inference, amp=amp), samples):
-            if on_prediction is not None:
-                on_prediction(pred, sample)
-            gt_path = gt_dir / f"{pred.scene}.txt"
-            if sample["has_labels"] and gt_path.exists():
-                gt = read_gt_file(gt_path, pred.scene)
-                inst_ev.add(pred.scene, gt, pred.instance, pred.labels, pred.confidence)
-                sem_ev.add(pred.scene, gt, pred.semantic)
+    try:
+        for voxels, samples in loader:
+            yield from zip(predict_batch(model, voxels.to(device), cfg.inference, amp=amp), samples)
+    finally:
+        model.train()
+
+
+def evaluate_loader(model: torch.nn.Module, cfg: Config, scenes: list[str], device: torch.device, *,
+                    rank: int = 0, world: int = 1, progress: bool = True, amp: bool = False) -> dict:
+    """Predict every scene and evaluate those with GT (``<root>/gt/<scene>.txt``).
+
+    Returns mean AP / AP50 / AP25 and mIoU (NaN without GT) plus the result
+    objects under ``instance`` and ``semantic``, the same on every rank.
+    """
+    inst_ev, sem_ev = InstanceEvaluator(), SemanticEvaluator()
+    gt_dir = Path(cfg.data.root) / "gt"
+    for pred, sample in predict_scenes(model, cfg, scenes, device, rank=rank, world=world,
+                                       progress=progress, amp=amp):
+        gt_path = gt_dir / f"{pred.scene}.txt"
+        if sample["has_labels"] and gt_path.exists():
+            add_scene(inst_ev, sem_ev, pred, read_gt_file(gt_path, pred.scene))
     inst_ev, sem_ev = merge_evaluators(inst_ev, sem_ev)
-    model.train()
     if not inst_ev.num_scenes:
         nan = float("nan")
         return {"ap": nan, "ap50": nan, "ap25": nan, "miou": nan, "instance": None, "semantic": None}
     inst, sem = inst_ev.result(), sem_ev.result()
     return {"ap": inst.mean_ap, "ap50": inst.mean_ap50, "ap25": inst.mean_ap25, "miou": sem.miou,
             "instance": inst, "semantic": sem}
+
+
+def add_scene(inst_ev: InstanceEvaluator, sem_ev: SemanticEvaluator, pred: VertexPrediction,
+              gt: np.ndarray) -> None:
+    inst_ev.add(pred.scene, gt, pred.instance, pred.labels, pred.confidence)
+    sem_ev.add(pred.scene, gt, pred.semantic)
 
 
 def merge_evaluators(inst_ev: InstanceEvaluator, sem_ev: SemanticEvaluator):

@@ -11,6 +11,7 @@ from typing import Iterable
 
 import numpy as np
 
+from scene_pe.engine.evaluate import add_scene
 from scene_pe.engine.infer import VertexPrediction
 from scene_pe.evaluation.instance import InstanceEvaluator
 from scene_pe.evaluation.io import read_gt_file
@@ -48,10 +49,7 @@ def evaluate_saved(out_dir: Path, gt_dir: Path, scenes: Iterable[str]):
         gt_path = Path(gt_dir) / f"{scene}.txt"
         if not gt_path.exists():
             continue
-        pred = load_prediction(out_dir, scene)
-        gt = read_gt_file(gt_path, scene)
-        inst_ev.add(scene, gt, pred.instance, pred.labels, pred.confidence)
-        sem_ev.add(scene, gt, pred.semantic)
+        add_scene(inst_ev, sem_ev, load_prediction(out_dir, scene), read_gt_file(gt_path, scene))
     if not inst_ev.num_scenes:
         return None, None
     return inst_ev.result(), sem_ev.result()
