@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     run([py, "tools/test.py", args.config, *overrides, "--checkpoint", str(ckpt), "--split", "val",
          "--out", str(val_out), "--ply", "--scannet-root", str(raw)])
     run([py, "tools/test.py", args.config, *overrides, "--checkpoint", str(ckpt), "--split", "test",
-         "--out", str(test_out), "--export", str(out / "submission"), "--ply", "--scannet-root", str(raw)])
+         "--out", str(test_out), "--export", str(run_path / "submission"), "--ply", "--scannet-root", str(raw)])
 
     metrics = json.loads((val_out / "metrics.json").read_text())
     m = metrics["instance"]["mean"]
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
                        ("training run (config, log, TensorBoard, checkpoints)", run_path),
                        ("val predictions + metrics.json", val_out), ("val coloured PLYs", val_out / "ply"),
                        ("test predictions", test_out), ("test coloured PLYs", test_out / "ply"),
-                       ("benchmark submission zips", out / "submission")]:
+                       ("benchmark submission zips", run_path / "submission")]:
         print(f"  {what:<55} {path}")
     return 0
 
