@@ -68,7 +68,9 @@ pip install -r requirements.txt
 cuda_flag=()
 [ "$ME_CUDA" = 1 ] && cuda_flag=(--cuda)
 "$py" tools/minkowski/build_wheel.py "${cuda_flag[@]}"
-if ! "$py" -c "import scene_pe" 2>/dev/null; then
+# Checked from / so that the checkout's own folder on sys.path cannot hide a
+# missing install (subprocesses such as torchrun workers need the real one).
+if ! (cd / && "$py" -c "import scene_pe, sys; sys.exit(not scene_pe.__file__.startswith('$here/'))") 2>/dev/null; then
   say "installing scene_pe (editable)"
   pip install --no-deps --no-build-isolation -e .
 fi
