@@ -77,7 +77,7 @@ def test_test_tool_writes_a_valid_submission_and_predictions(small_dataset, tmp_
         cmd = [sys.executable, str(ROOT / "tools" / "test.py"), str(CONFIG),
                *tiny_overrides(small_dataset, tmp_path, "sub", 1), "--checkpoint",
                str(tmp_path / "sub" / "last.pth"), "--split", split, "--out", str(out / split),
-               "--export", str(sub / split), "--no-progress"]
+               "--export", str(sub / split), "--no-progress", "--ply"]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "AP50" in r.stdout or (out / "val" / "metrics.json").exists()
@@ -91,6 +91,12 @@ def test_test_tool_writes_a_valid_submission_and_predictions(small_dataset, tmp_
         assert len(pred.instance) == len(pred.semantic) == counts[scene]  # every vertex predicted
     for task in ("instance", "semantic"):
         assert validate_submission(sub / "test" / f"{task}.zip", counts, task=task) == []
+    # coloured PLYs of every test scene, one coloured vertex per mesh vertex
+    import open3d as o3d
+    for scene in test_scenes:
+        for kind in ("instances", "semantic", "uncertainty"):
+            pcd = o3d.io.read_point_cloud(str(out / "test" / "ply" / f"{scene}_{kind}.ply"))
+            assert len(pcd.points) == counts[scene] and pcd.has_colors()
     # the val submission is also valid against the val GT's vertex counts
     gt_counts = vertex_counts_from_gt(small_dataset / "gt")
     val_scenes = (small_dataset / "splits" / "val.txt").read_text().split()

@@ -9,7 +9,7 @@ already predicted are skipped unless --overwrite). With GT (<data.root>/gt),
 prints the per-class AP table and mIoU and writes <out>/metrics.json.
 --export DIR writes the instance submission (DIR/instance/, DIR/instance.zip)
 and the semantic one (DIR/semantic/, DIR/semantic.zip) and validates both.
---ply writes coloured PLYs (instances, per-vertex uncertainty) to <out>/ply/,
+--ply writes coloured PLYs (instances, semantics, per-vertex uncertainty) to <out>/ply/,
 as meshes when --scannet-root gives the raw scenes, else as point clouds.
 Torchrun works too (each rank predicts every world-th scene).
 """
@@ -66,7 +66,7 @@ def write_plys(out_dir: Path, scenes: list[str], data_root: Path, scannet_root: 
     from scene_pe.data.dataset import load_scene
     from scene_pe.data.scannet import read_mesh
     from scene_pe.engine.predictions import load_prediction
-    from scene_pe.viz import write_instance_ply, write_uncertainty_ply
+    from scene_pe.viz import write_prediction_plys
 
     for scene in scenes:
         pred, sample = load_prediction(out_dir, scene), load_scene(data_root, scene)
@@ -77,9 +77,7 @@ def write_plys(out_dir: Path, scenes: list[str], data_root: Path, scannet_root: 
                 if mesh.exists():
                     faces = read_mesh(mesh, scene)[2]
                     break
-        write_instance_ply(out_dir / "ply" / f"{scene}_instances.ply", sample["coords"], faces, pred.instance)
-        write_uncertainty_ply(out_dir / "ply" / f"{scene}_uncertainty.ply", sample["coords"], faces,
-                              pred.uncertainty)
+        write_prediction_plys(out_dir / "ply", sample["coords"], faces, pred)
     print(f"coloured PLYs: {out_dir / 'ply'}")
 
 
