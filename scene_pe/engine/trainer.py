@@ -132,7 +132,8 @@ class Trainer:
             save_checkpoint(self.run_path / name, self.state())
 
     def resume(self, path: Path) -> None:
-        ck = load_checkpoint(path, self.device)
+        # CPU first: torch.set_rng_state needs a CPU tensor; load_state_dict moves the rest
+        ck = load_checkpoint(path, "cpu")
         getattr(self.model, "module", self.model).load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
         self.scheduler.load_state_dict(ck["scheduler"])
