@@ -22,9 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scene_pe.data.labels import INSTANCE_NYU40_IDS  # noqa: E402
 from scene_pe.evaluation.instance import InstanceEvaluator  # noqa: E402
 from scene_pe.evaluation.io import evaluate_instance_submission  # noqa: E402
-from scene_pe.export.submission import (int_lines_bytes, write_instance_submission,  # noqa: E402
+from scene_pe.export.submission import (write_instance_submission,  # noqa: E402
                                         zip_submission)
 from scene_pe.export.validate import validate_submission  # noqa: E402
+from scene_pe.util.io import int_lines_bytes  # noqa: E402
 
 
 def synthetic_scene(rng: np.random.Generator, n: int = 80_000, n_obj: int = 30, n_pred: int = 20):

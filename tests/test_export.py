@@ -13,10 +13,11 @@ from plyfile import PlyData, PlyElement
 
 from scene_pe.evaluation.instance import evaluate_instances, instance_class_index
 from scene_pe.evaluation.io import evaluate_instance_submission, evaluate_semantic_submission
-from scene_pe.export.submission import (int_lines_bytes, mask_bytes, write_instance_submission,
+from scene_pe.export.submission import (mask_bytes, write_instance_submission,
                                         write_semantic_submission, zip_submission)
 from scene_pe.export.validate import (validate_submission, vertex_counts_from_gt,
                                       vertex_counts_from_scannet)
+from scene_pe.util.io import int_lines_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENES = ("scene0000_00", "scene0001_00")

@@ -15,7 +15,8 @@ import pytest
 
 from scene_pe.data import preprocess as pp
 from scene_pe.data.labels import IGNORE_LABEL
-from scene_pe.data.scannet import LABEL_MAP_NAME, gt_ids, load_label_map, read_gt_txt, read_scene
+from scene_pe.data.scannet import LABEL_MAP_NAME, gt_ids, load_label_map, read_scene
+from scene_pe.evaluation.io import read_gt_file
 from scene_pe.util import io as sio
 from test_scannet import _bad, expected_labels, make_scene
 
@@ -80,7 +81,7 @@ def test_batch_good_and_bad(tmp_path, capsys):
         np.testing.assert_array_equal(z["semantic"], expected_labels()["semantic"])
         np.testing.assert_array_equal(z["instance"], expected_labels()["instance"])
         assert bool(z["has_labels"]) and int(z["num_vertices"]) == raw.num_vertices
-    np.testing.assert_array_equal(read_gt_txt(out / "gt/scene0000_00.txt"), expected_labels()["gt"])
+    np.testing.assert_array_equal(read_gt_file(out / "gt/scene0000_00.txt"), expected_labels()["gt"])
     with np.load(out / "scenes/scene0707_00.npz") as z:
         assert not bool(z["has_labels"]) and (z["semantic"] == IGNORE_LABEL).all()
         assert (z["instance"] == -1).all() and (z["segment"] == -1).all()
@@ -144,7 +145,7 @@ def test_gt_matches_reader(tmp_path):
     lm = load_label_map(root / LABEL_MAP_NAME)
     pp.run_preprocess(root, out, {}, lm, scenes=["scene0001_00"], progress=False)
     raw = read_scene(root / "scans/scene0001_00", lm)
-    np.testing.assert_array_equal(read_gt_txt(out / "gt/scene0001_00.txt"), gt_ids(raw))
+    np.testing.assert_array_equal(read_gt_file(out / "gt/scene0001_00.txt"), gt_ids(raw))
     assert not (out / "splits").exists()  # --scenes alone: no split lists
 
 
@@ -245,4 +246,4 @@ def test_synthetic_round_trip(tmp_path):
             np.testing.assert_array_equal(z["instance"], expected)
             assert len(inst_objects) >= 3
         gt = np.where(s.object_id >= 0, s.nyu40.astype(np.int64) * 1000 + s.object_id + 1, 0)
-        np.testing.assert_array_equal(read_gt_txt(out / "gt" / f"{name}.txt"), gt)
+        np.testing.assert_array_equal(read_gt_file(out / "gt" / f"{name}.txt"), gt)

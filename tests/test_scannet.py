@@ -12,7 +12,8 @@ from plyfile import PlyData, PlyElement
 
 from scene_pe.data.labels import IGNORE_LABEL, NYU40_TO_TRAIN
 from scene_pe.data.scannet import (LABEL_MAP_NAME, SceneWarning, gt_ids, load_label_map,
-                                   read_gt_txt, read_scene, write_gt_txt)
+                                   read_scene, write_gt_txt)
+from scene_pe.evaluation.io import read_gt_file
 from scene_pe.util.errors import SceneError
 
 # ---------------------------------------------------------------- hand-made scenes
@@ -212,7 +213,7 @@ def test_gt_txt_round_trip(tmp_path):
     write_gt_txt(path, gt_ids(raw))
     lines = path.read_text().splitlines()
     assert len(lines) == NX * NY and all(s.lstrip("-").isdigit() for s in lines)
-    np.testing.assert_array_equal(read_gt_txt(path), expected_labels()["gt"])
+    np.testing.assert_array_equal(read_gt_file(path), expected_labels()["gt"])
     # wall 1001, office chair 5002, chair 5004 (segment 101 only), box 29005, table 7006
     assert set(lines) == {"0", "1001", "5002", "5004", "29005", "7006"}
     assert [p.name for p in path.parent.iterdir()] == ["scene0000_00.txt"]  # no temp file left

@@ -28,7 +28,7 @@ from plyfile import PlyData
 
 from scene_pe.data.labels import INSTANCE_NYU40_IDS, NUM_NYU40, nyu40_to_train
 from scene_pe.util.errors import SceneError
-from scene_pe.util.io import write_text_atomic
+from scene_pe.util.io import atomic_open, int_lines_bytes
 
 MESH_SUFFIX = "_vh_clean_2.ply"
 LABELS_SUFFIX = "_vh_clean_2.labels.ply"
@@ -338,17 +338,7 @@ def gt_ids(raw: RawScene) -> np.ndarray:
     return np.where((v >= 0) & (nyu > 0), nyu * 1000 + raw.object_ids[k] + 1, 0).astype(np.int64)
 
 
-def format_ids(ids: np.ndarray) -> str:
-    """One integer per line, as the evaluator's ``load_ids`` reads it."""
-    # str.join over map(str) runs in C; np.savetxt would format row by row in Python.
-    return "\n".join(map(str, np.asarray(ids, dtype=np.int64).tolist())) + "\n"
-
-
 def write_gt_txt(path: str | Path, ids: np.ndarray) -> None:
     """Write evaluator GT ids atomically (one line per vertex)."""
-    write_text_atomic(path, format_ids(ids))
-
-
-def read_gt_txt(path: str | Path) -> np.ndarray:
-    """Read a GT (or per-vertex id) txt back as int64 (N,)."""
-    return np.array(Path(path).read_text().split(), dtype=np.int64)
+    with atomic_open(path, "wb") as f:
+        f.write(int_lines_bytes(ids))

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from plyfile import PlyData, PlyElement, PlyListProperty
 
-from scene_pe.util.io import atomic_open, write_text_atomic
+from scene_pe.util.io import atomic_open, write_lines_atomic, write_text_atomic
 
 MESH_COMMENT = "VCGLIB generated"  # header comment of the release's _vh_clean_2.ply
 LABELS_COMMENT = "MLIB generated"  # header comment of the release's _vh_clean_2.labels.ply
@@ -212,7 +212,7 @@ def write_labels_tsv(path: str | os.PathLike, rows: Sequence[Mapping[str, object
 
 def write_split_list(path: str | os.PathLike, scenes: Sequence[str]) -> None:
     """Write a split list (``scannetv2_train.txt`` ...): one scene name per line."""
-    write_text_atomic(path, "".join(f"{s}\n" for s in scenes))
+    write_lines_atomic(path, list(scenes))
 
 
 def scene_file_paths(scene_dir: str | os.PathLike, scene_id: str) -> dict[str, Path]:

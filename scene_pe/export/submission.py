@@ -26,24 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from scene_pe.data.labels import INSTANCE_NYU40_IDS, SEMANTIC_NYU40_IDS
+from scene_pe.util.io import atomic_open, int_lines_bytes
 
 MASK_DIR = "predicted_masks"
-
-
-def int_lines_bytes(values) -> bytes:
-    """Non-negative integers -> b"v0\\nv1\\n..." (vectorised decimal formatting)."""
-    v = np.asarray(values, dtype=np.int64).ravel()
-    if v.size == 0:
-        return b""
-    if v.min() < 0:
-        raise ValueError("int_lines_bytes: negative value")
-    n_dig = len(str(int(v.max())))
-    powers = 10 ** np.arange(n_dig - 1, -1, -1, dtype=np.int64)
-    chars = np.full((len(v), n_dig + 1), 10, dtype=np.uint8)  # last column: newline
-    chars[:, :n_dig] = 48 + (v[:, None] // powers) % 10
-    width = 1 + (v[:, None] >= powers[:-1][None, :]).sum(axis=1) if n_dig > 1 else np.ones_like(v)
-    keep = np.arange(n_dig + 1)[None, :] >= (n_dig - width)[:, None]  # drop leading zeros
-    return chars[keep].tobytes()
 
 
 def mask_bytes(mask: np.ndarray) -> bytes:
@@ -56,21 +41,10 @@ def mask_bytes(mask: np.ndarray) -> bytes:
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
-    """Temporary file + rename, without util.io's fsync.
-
-    A val/test export has thousands of mask files and fsync costs milliseconds
-    each; a killed process still never leaves a partial file under the final name.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
+    # No fsync: a val/test export has thousands of mask files and fsync costs
+    # milliseconds each; a killed process still never leaves a partial file.
+    with atomic_open(path, "wb", fsync=False) as f:
+        f.write(data)
 
 def _select(labels: np.ndarray, scores: np.ndarray, sizes: np.ndarray,
             score_threshold: float | None, max_instances: int | None, min_vertices: int
