@@ -27,11 +27,12 @@ def run_once(raw: Path, out: Path, workers: int) -> dict:
     """Child mode: preprocess the train split of ``raw`` into ``out``; report time and RSS."""
     import warnings
 
-    from scene_pe.data.preprocess import read_split_file, run_preprocess
+    from scene_pe.data.preprocess import run_preprocess
+    from scene_pe.util.io import read_lines
     from scene_pe.data.scannet import LABEL_MAP_NAME, load_label_map
 
     warnings.simplefilter("ignore")
-    splits = {"train": read_split_file(raw / "scannetv2_train.txt")}
+    splits = {"train": read_lines(raw / "scannetv2_train.txt")}
     t0 = time.perf_counter()
     summary = run_preprocess(raw, out, splits, load_label_map(raw / LABEL_MAP_NAME),
                              workers=workers, overwrite=True, progress=False)

@@ -16,9 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scene_pe.data.preprocess import (SPLITS, default_workers, read_split_file,  # noqa: E402
-                                      run_preprocess, split_file_path, split_name)
+from scene_pe.data.preprocess import (SPLITS, default_workers, run_preprocess,  # noqa: E402
+                                      split_file_path, split_name)
 from scene_pe.data.scannet import LABEL_MAP_NAME, load_label_map  # noqa: E402
+from scene_pe.util.io import read_lines  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_file():
             print(f"error: split list {path} not found (give it with --split-file)", file=sys.stderr)
             return 2
-        splits[split_name(path)] = read_split_file(path)
+        splits[split_name(path)] = read_lines(path)
 
     tsv = a.label_map or root / LABEL_MAP_NAME
     label_map = None

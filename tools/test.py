@@ -90,7 +90,7 @@ def main(argv=None) -> int:
         return 2
     import torch
 
-    from scene_pe.data.dataset import split_scenes
+    from scene_pe.data.dataset import preprocessed_split
     from scene_pe.engine import distributed as D
     from scene_pe.engine.checkpoint import load_checkpoint
     from scene_pe.engine.evaluate import predict_scenes
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
 
     rank, world, device = D.init_distributed()
     data_root = Path(cfg.data.root)
-    scenes = split_scenes(data_root, args.split)
+    scenes = preprocessed_split(data_root, args.split)
     out_dir = args.out or cfg.run_path / f"test_{args.split}"
     model = build_model(cfg).to(device)
     model.load_state_dict(load_checkpoint(args.checkpoint, device)["model"])

@@ -21,8 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scene_pe.evaluation.io import SubmissionSource  # noqa: E402
-from scene_pe.export.validate import (read_scene_list, validate_submission,  # noqa: E402
-                                      vertex_counts_from_gt, vertex_counts_from_scannet)
+from scene_pe.export.validate import (validate_submission, vertex_counts_from_gt,  # noqa: E402
+                                      vertex_counts_from_scannet)
+from scene_pe.util.io import read_lines  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _expected(args: argparse.Namespace) -> list[str]:
     if args.split_file:
-        return read_scene_list(args.split_file)
+        return read_lines(args.split_file)
     if args.scenes:
         return list(args.scenes)
     if args.vertex_counts:

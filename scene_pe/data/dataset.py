@@ -19,16 +19,17 @@ import torch.utils.data
 from scene_pe.data.transforms import Compose
 from scene_pe.sparse.voxelize import VoxelBatch, VoxelizeConfig, voxelize
 from scene_pe.util.errors import SceneError
+from scene_pe.util.io import read_lines
 
 NPZ_KEYS = ("coords", "colors", "normals", "semantic", "instance", "has_labels", "num_vertices")
 
 
-def split_scenes(root: Path, split: str) -> list[str]:
+def preprocessed_split(root: Path, split: str) -> list[str]:
     """Scene names of a split: ``<root>/splits/<split>.txt`` (written by preprocessing)."""
     path = Path(root) / "splits" / f"{split}.txt"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no split list; run tools/preprocess.py for split '{split}' first")
-    return [s for s in path.read_text().split() if s]
+    return read_lines(path)
 
 
 def load_scene(root: Path, scene: str) -> dict:

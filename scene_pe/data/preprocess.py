@@ -142,11 +142,6 @@ def split_name(path: str | Path) -> str:
     return stem[len("scannetv2_"):] if stem.startswith("scannetv2_") else stem
 
 
-def read_split_file(path: str | Path) -> list[str]:
-    """Scene names, one per line (blank lines ignored, order kept)."""
-    return [s.strip() for s in Path(path).read_text().splitlines() if s.strip()]
-
-
 def _run_job(args: tuple) -> SceneResult:
     return preprocess_scene(*args)
 

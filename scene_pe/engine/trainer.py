@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from scene_pe.config import Config, dump_config
-from scene_pe.data.dataset import SceneDataset, VoxelCollate, worker_init, split_scenes
+from scene_pe.data.dataset import SceneDataset, VoxelCollate, preprocessed_split, worker_init
 from scene_pe.data.transforms import build_transforms
 from scene_pe.engine import distributed as D
 from scene_pe.engine.checkpoint import load_checkpoint, model_state, rng_state, save_checkpoint, set_rng_state
@@ -94,7 +94,7 @@ class Trainer:
             torch.use_deterministic_algorithms(True)
 
         t = cfg.train
-        self.train_set = SceneDataset(cfg.data.root, split_scenes(Path(cfg.data.root), cfg.data.train_split),
+        self.train_set = SceneDataset(cfg.data.root, preprocessed_split(Path(cfg.data.root), cfg.data.train_split),
                                       build_transforms(cfg.data.train_transforms), seed=t.seed,
                                       repeat=cfg.data.repeat)
         self.sampler = ResumableSampler(self.train_set, self.world, self.rank, t.seed, cfg.data.batch_size)
@@ -216,7 +216,7 @@ class Trainer:
     def validate(self) -> dict:
         cfg = self.cfg
         try:
-            scenes = split_scenes(Path(cfg.data.root), cfg.data.val_split)
+            scenes = preprocessed_split(Path(cfg.data.root), cfg.data.val_split)
         except FileNotFoundError as e:
             log.warning("no validation: %s", e)
             return {}

@@ -28,11 +28,6 @@ from scene_pe.evaluation.io import SubmissionSource, gt_files, resolve_mask_path
 _VALID_SEMANTIC = np.array([str(i).encode() for i in SEMANTIC_NYU40_IDS])
 
 
-def read_scene_list(path: str | Path) -> list[str]:
-    """Scene names, one per line (e.g. ScanNet's scannetv2_test.txt)."""
-    return [s.strip() for s in Path(path).read_text().splitlines() if s.strip()]
-
-
 def ply_vertex_count(path: str | Path) -> int:
     """Vertex count of a mesh from its PLY (faces memory-mapped, not parsed, when triangles)."""
     try:

@@ -76,6 +76,11 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
+def read_lines(path: str | os.PathLike) -> list[str]:
+    """Non-blank lines, stripped, in order (split lists such as scannetv2_val.txt)."""
+    return [s.strip() for s in Path(path).read_text().splitlines() if s.strip()]
+
+
 def write_lines_atomic(path: str | os.PathLike, lines: list[str]) -> None:
     """Write one string per line (newline-terminated) to ``path`` atomically."""
     write_text_atomic(path, "".join(f"{line}\n" for line in lines))
