@@ -33,11 +33,6 @@ class VertexPrediction:
     semantic: np.ndarray     # (N,) NYU40 id per vertex
     uncertainty: np.ndarray  # (N,) float (see module docstring)
 
-    @property
-    def masks(self) -> np.ndarray:
-        """(K, N) bool instance masks."""
-        return self.instance[None, :] == np.arange(len(self.labels))[:, None]
-
 
 def cluster(out: HeadOutput, cfg: InferenceConfig) -> list[Clusters]:
     if isinstance(out, ProbabilisticOutput):
