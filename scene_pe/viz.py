@@ -24,10 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from plyfile import PlyData, PlyElement, PlyListProperty
 
-from scene_pe.data.scannet_files import NYU40_PALETTE
-from scene_pe.util.io import atomic_open
+from scene_pe.data.scannet_files import NYU40_PALETTE, write_binary_ply
 
 if TYPE_CHECKING:
     from scene_pe.engine.infer import VertexPrediction
@@ -48,8 +46,6 @@ VIRIDIS_ANCHORS = np.array([
 
 _VERTEX_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"),
                           ("red", "u1"), ("green", "u1"), ("blue", "u1")])
-# One triangle under "list uchar int": the count byte then 3 little-endian int32.
-_FACE_DTYPE = np.dtype([("count", "u1"), ("vertex_indices", "<i4", (3,))])
 
 
 # ------------------------------------------------------------------ colours
@@ -120,12 +116,8 @@ def colormap(values: np.ndarray, vmin: float | None = None, vmax: float | None =
 # ------------------------------------------------------------------ writers
 def write_colored_ply(path: str | os.PathLike, coords: np.ndarray, colors: np.ndarray,
                       faces: np.ndarray | None = None) -> None:
-    """Binary little-endian PLY of vertices with uchar RGB, plus triangles if given.
-
-    plyfile builds the header; the body is written from packed numpy records,
-    byte-identical to what plyfile writes (a test checks this) but without its
-    per-face Python loop (seconds for a ScanNet mesh's ~300k faces).
-    """
+    """Binary little-endian PLY of vertices with uchar RGB, plus triangles if given
+    (through ``scannet_files.write_binary_ply``: no per-face Python loop)."""
     coords = np.asarray(coords)
     colors = np.asarray(colors)
     if coords.ndim != 2 or coords.shape[1] != 3:
@@ -138,8 +130,6 @@ def write_colored_ply(path: str | os.PathLike, coords: np.ndarray, colors: np.nd
         vertex[name] = coords[:, k]
     for k, name in enumerate(("red", "green", "blue")):
         vertex[name] = colors[:, k]
-    elements = [PlyElement.describe(vertex, "vertex")]
-    body = [vertex.tobytes()]
     if faces is not None:
         faces = np.asarray(faces)
         if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
@@ -147,16 +137,7 @@ def write_colored_ply(path: str | os.PathLike, coords: np.ndarray, colors: np.nd
         if faces.size and (faces.min() < 0 or faces.max() >= n):
             raise ValueError(f"{path}: face indices must be in 0..{n - 1}, "
                              f"got {faces.min()}..{faces.max()}")
-        elements.append(PlyElement("face", [PlyListProperty("vertex_indices", "uchar", "int")], len(faces)))
-        rec = np.empty(len(faces), dtype=_FACE_DTYPE)
-        rec["count"] = 3
-        rec["vertex_indices"] = faces
-        body.append(rec.tobytes())
-    header = PlyData(elements, text=False, byte_order="<").header
-    with atomic_open(path, "wb") as f:
-        f.write(header.encode("ascii") + b"\n")
-        for chunk in body:
-            f.write(chunk)
+    write_binary_ply(path, vertex, faces)
 
 
 def _check_length(path, name: str, values: np.ndarray, n: int) -> np.ndarray:

@@ -87,32 +87,37 @@ def _vertex_records(vertices: np.ndarray, colors: np.ndarray, extra=()) -> np.nd
     return rec
 
 
-def _write_ply(path: str | os.PathLike, records: np.ndarray, faces: np.ndarray, comment: str) -> None:
-    """Binary little-endian PLY: plyfile builds the header; numpy writes the body.
+def write_binary_ply(path: str | os.PathLike, records: np.ndarray, faces: np.ndarray | None,
+                     comments: Sequence[str] = ()) -> None:
+    """Binary little-endian PLY of vertex ``records`` (+ triangles), written atomically.
 
-    plyfile serialises list properties one record at a time (seconds for 10^5
-    faces); all our faces are triangles, so the body is the packed record array
-    whose bytes are exactly what plyfile would write (a test checks this).
+    plyfile builds the header; numpy writes the body. plyfile serialises list
+    properties one record at a time (seconds for 10^5 faces); all our faces are
+    triangles, so the body is the packed record array whose bytes are exactly
+    what plyfile would write (a test checks this).
     """
-    faces = np.asarray(faces)
-    if faces.ndim != 2 or faces.shape[1] != 3:
-        raise ValueError(f"faces must be (F, 3), got {faces.shape}")
-    face_el = PlyElement("face", [PlyListProperty("vertex_indices", "uchar", "int")], len(faces))
-    ply = PlyData([PlyElement.describe(records, "vertex"), face_el], text=False,
-                  byte_order="<", comments=[comment])
-    face_rec = np.empty(len(faces), dtype=_FACE_RECORD)
-    face_rec["count"] = 3
-    face_rec["vertex_indices"] = faces
+    elements = [PlyElement.describe(records, "vertex")]
+    body = [records.tobytes()]
+    if faces is not None:
+        faces = np.asarray(faces)
+        if faces.ndim != 2 or faces.shape[1] != 3:
+            raise ValueError(f"{path}: faces must be (F, 3), got {faces.shape}")
+        elements.append(PlyElement("face", [PlyListProperty("vertex_indices", "uchar", "int")], len(faces)))
+        face_rec = np.empty(len(faces), dtype=_FACE_RECORD)
+        face_rec["count"] = 3
+        face_rec["vertex_indices"] = faces
+        body.append(face_rec.tobytes())
+    header = PlyData(elements, text=False, byte_order="<", comments=list(comments)).header
     with atomic_open(path, "wb") as f:
-        f.write(ply.header.encode("ascii") + b"\n")
-        f.write(records.tobytes())
-        f.write(face_rec.tobytes())
+        f.write(header.encode("ascii") + b"\n")
+        for chunk in body:
+            f.write(chunk)
 
 
 def write_mesh_ply(path: str | os.PathLike, vertices: np.ndarray, colors_rgba: np.ndarray,
                    faces: np.ndarray) -> None:
     """Write ``_vh_clean_2.ply``: float x,y,z + uchar RGBA per vertex, int triangles."""
-    _write_ply(path, _vertex_records(vertices, colors_rgba), faces, MESH_COMMENT)
+    write_binary_ply(path, _vertex_records(vertices, colors_rgba), faces, [MESH_COMMENT])
 
 
 def write_labels_ply(path: str | os.PathLike, vertices: np.ndarray, colors_rgba: np.ndarray,
@@ -124,7 +129,7 @@ def write_labels_ply(path: str | os.PathLike, vertices: np.ndarray, colors_rgba:
     if nyu40.size and (nyu40.min() < 0 or nyu40.max() > np.iinfo(np.uint16).max):
         raise ValueError("nyu40 labels must fit in an unsigned 16-bit int")
     rec = _vertex_records(vertices, colors_rgba, extra=[("label", "<u2", nyu40)])
-    _write_ply(path, rec, faces, LABELS_COMMENT)
+    write_binary_ply(path, rec, faces, [LABELS_COMMENT])
 
 
 def _write_json(path: str | os.PathLike, obj: object, indent: str | None) -> None:
