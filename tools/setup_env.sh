@@ -24,12 +24,16 @@ die() { echo "[setup] ERROR: $*" >&2; exit 1; }
 # 1. Debian prerequisites: OpenBLAS headers (ME's CPU kernels), libusb, libGL,
 #    libEGL (open3d loads them), patch and a C++ compiler (ME build).
 need=()
+# ldconfig's cache read once: `ldconfig -p | grep -q` fails under pipefail when
+# grep exits early and ldconfig gets SIGPIPE.
+ld_cache="$(ldconfig -p 2>/dev/null || true)"
+has_lib() { grep -qF "$1" <<<"$ld_cache"; }
 [ -e /usr/include/x86_64-linux-gnu/cblas.h ] || [ -e /usr/include/cblas.h ] \
   || [ -e /usr/include/aarch64-linux-gnu/cblas.h ] || need+=(libopenblas-dev)
-ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0' || need+=(libusb-1.0-0)
+has_lib 'libusb-1.0.so.0' || need+=(libusb-1.0-0)
 # open3d's library also loads libGL/libEGL (present on most machines, not on minimal images)
-ldconfig -p 2>/dev/null | grep -q 'libGL.so.1' || need+=(libgl1)
-ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1' || need+=(libegl1)
+has_lib 'libGL.so.1' || need+=(libgl1)
+has_lib 'libEGL.so.1' || need+=(libegl1)
 command -v patch >/dev/null || need+=(patch)
 command -v g++ >/dev/null || need+=(g++)
 if [ ${#need[@]} -gt 0 ]; then
@@ -54,7 +58,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 else
   say "using virtual environment $VENV"
 fi
-py="$VENV/bin/python"
+py="$(cd "$VENV" && pwd)/bin/python"  # absolute: some checks run from /
 pip() { "$py" -m pip --disable-pip-version-check -q "$@"; }
 
 # 3. torch first (the ME build compiles against it), then ME, then the rest.
@@ -74,4 +78,4 @@ if ! (cd / && "$py" -c "import scene_pe, sys; sys.exit(not scene_pe.__file__.sta
   say "installing scene_pe (editable)"
   pip install --no-deps --no-build-isolation -e .
 fi
-say "ready: $("$py" -c 'import torch, MinkowskiEngine as ME, scene_pe; print(f"torch {torch.__version__}, MinkowskiEngine {ME.__version__}, scene_pe {scene_pe.__version__}")')"
+say "ready: $("$py" -c 'import scene_pe, torch, MinkowskiEngine as ME; print(f"torch {torch.__version__}, MinkowskiEngine {ME.__version__}, scene_pe {scene_pe.__version__}")')"
