@@ -1,6 +1,6 @@
 """CPU forward / forward+backward time and peak memory of the Res16UNet backbones.
 
-Scene: a synthetic ScanNet-like room (scene_pe.data.synthetic) meshed densely
+Scene: a synthetic ScanNet-like room (scene_pe.synthetic.scenes) meshed densely
 enough that every 2 cm voxel of its surfaces is hit, cropped along x to
 ``--voxels`` voxels (a room has ~180k; the actual count is printed). Each
 (backbone, mode) runs in a fresh subprocess so its peak memory is its own:
@@ -55,7 +55,7 @@ VOXEL_SIZE = 0.02
 def make_sample(num_voxels: int, seed: int) -> dict:
     """A synthetic room cropped along x to ``num_voxels`` 2 cm voxels (fewer if the room is smaller)."""
     from scene_pe.data.labels import IGNORE_LABEL, TRAIN_IS_INSTANCE, nyu40_to_train
-    from scene_pe.data.synthetic import generate_scene
+    from scene_pe.synthetic.scenes import generate_scene
 
     # 600k vertices: ~3 per occupied 2 cm voxel of a whole room (~180k voxels), so the
     # surfaces are (nearly) fully occupied, as on a ScanNet mesh. A room holds at most

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Preprocessing throughput and peak memory on synthetic ~80k-vertex ScanNet-format scenes.
 
-Generates scenes with scene_pe.data.synthetic into a temp dir, then preprocesses them once
+Generates scenes with scene_pe.synthetic.scenes into a temp dir, then preprocesses them once
 per worker count, each run in a fresh subprocess so that its peak RSS (ru_maxrss of the
 run itself; pool workers report theirs with each scene) is its own.
 
@@ -55,7 +55,7 @@ def main() -> None:
         print(json.dumps(run_once(Path(a.child[0]), Path(a.child[1]), int(a.child[2]))))
         return
 
-    from scene_pe.data.synthetic import generate_dataset
+    from scene_pe.synthetic.scenes import generate_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw"

@@ -6,7 +6,7 @@ import pytest
 
 from scene_pe.data.preprocess import run_preprocess
 from scene_pe.data.scannet import load_label_map
-from scene_pe.data.synthetic import generate_dataset
+from scene_pe.synthetic.scenes import generate_dataset
 
 
 def make_preprocessed(root: Path, num_train: int, num_val: int, num_test: int = 0, seed: int = 0,

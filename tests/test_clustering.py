@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from scene_pe.data.labels import IGNORE_LABEL, TRAIN_IS_INSTANCE, nyu40_to_train
-from scene_pe.data.synthetic import generate_scene
+from scene_pe.synthetic.scenes import generate_scene
 from scene_pe.method.clustering import (
     ClusteringConfig,
     MarginClusteringConfig,

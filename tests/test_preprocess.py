@@ -206,8 +206,8 @@ def _write_npz(path: Path) -> Path:
 def test_synthetic_round_trip(tmp_path):
     from scene_pe.data import scannet_files as sf
     from scene_pe.data.labels import INSTANCE_NYU40_IDS, nyu40_to_train
-    from scene_pe.data.synthetic import generate_scene, scene_seed, write_scene
-    from scene_pe.data.synthetic_catalog import used_label_rows
+    from scene_pe.synthetic.scenes import generate_scene, scene_seed, write_scene
+    from scene_pe.synthetic.catalog import used_label_rows
 
     root, out = tmp_path / "raw", tmp_path / "out"
     specs = {"scene0000_00": True, "scene0001_00": True, "scene0002_00": False}

@@ -13,10 +13,10 @@ from plyfile import PlyData, PlyElement
 from scipy.spatial import cKDTree
 
 from scene_pe.data import scannet_files as sf
-from scene_pe.data import synthetic_mesh as sm
+from scene_pe.synthetic import mesh as sm
 from scene_pe.data.labels import INSTANCE_NYU40_IDS, SEMANTIC_NYU40_IDS
-from scene_pe.data.synthetic import generate_dataset, generate_scene, scene_seed, write_scene
-from scene_pe.data.synthetic_catalog import RAW_TO_NYU40
+from scene_pe.synthetic.scenes import generate_dataset, generate_scene, scene_seed, write_scene
+from scene_pe.synthetic.catalog import RAW_TO_NYU40
 
 VERTS = (6000, 9000)  # small scenes keep the tests fast
 

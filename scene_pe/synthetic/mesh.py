@@ -171,6 +171,14 @@ class Mesh:
     faces: np.ndarray  # (F, 3) int64, counter-clockwise seen from the normal side
     surface: np.ndarray  # (N,) surface index
 
+    def subset(self, keep: np.ndarray) -> "Mesh":
+        """The vertices where ``keep`` is True and the faces whose three vertices are all kept."""
+        index = np.full(len(self.vertices), -1, dtype=np.int64)
+        index[keep] = np.arange(int(keep.sum()))
+        faces = index[self.faces]
+        faces = faces[(faces >= 0).all(axis=1)]
+        return Mesh(self.vertices[keep], self.normals[keep], faces, self.surface[keep])
+
 
 def _ranges(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For items with ``counts`` elements: the item of each element and its index within the item."""

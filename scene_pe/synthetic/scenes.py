@@ -16,7 +16,10 @@ Everything is deterministic for a given seed (byte-identical files).
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,15 +27,15 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from scene_pe.data import scannet_files as sf
-from scene_pe.data.synthetic_catalog import RAW_TO_NYU40, SCENE_TYPES, instance_color, used_label_rows
-from scene_pe.data.synthetic_layout import Layout, make_layout
-from scene_pe.data.synthetic_mesh import SurfaceArrays, build_mesh
+from scene_pe.synthetic.catalog import RAW_TO_NYU40, SCENE_TYPES, instance_color, used_label_rows
+from scene_pe.synthetic.layout import Layout, make_layout
+from scene_pe.synthetic.mesh import SurfaceArrays, build_mesh
+from scene_pe.synthetic.profiles import get_profile
+from scene_pe.synthetic.scanning import scan_visible
 
 SEGMENT_TARGET = 250  # vertices per over-segment on a flat surface
 SEGMENT_MIN = 60  # smaller fragments are merged into neighbours of the same object
 UNANNOTATED_FRACTION = 0.05  # of the wall and floor segments, left out of the aggregation
-POSITION_NOISE = 0.002  # m, scanner noise
-COLOR_NOISE = 5.0  # per channel
 LIGHT = np.array([0.35, 0.25, 0.9]) / np.linalg.norm([0.35, 0.25, 0.9])
 
 
@@ -120,12 +123,14 @@ def oversegment(points: np.ndarray, normals: np.ndarray, unit: np.ndarray, spaci
 
 
 def _colors(layout: Layout, sa: SurfaceArrays, normals: np.ndarray, surface: np.ndarray,
-            rng: np.random.Generator) -> np.ndarray:
+            rng: np.random.Generator, noise: float, light: np.ndarray | None = None) -> np.ndarray:
     palette = np.stack([instance_color(it.category, rng) for it in layout.items])  # (items, 3 roles, 3)
     base = palette[sa.owner[surface], np.minimum(sa.role[surface], 2)]
     # Simple diffuse light, so that shape shows in colour too.
     shade = 0.78 + 0.22 * (normals[:, 0] * LIGHT[0] + normals[:, 1] * LIGHT[1] + normals[:, 2] * LIGHT[2])
-    rgb = base * shade[:, None] + rng.normal(0.0, COLOR_NOISE, size=base.shape)
+    if light is not None:  # uneven lighting (scanned profile): a brightness gain per vertex
+        shade = shade * light
+    rgb = base * shade[:, None] + rng.normal(0.0, noise, size=base.shape)
     rgba = np.full((len(rgb), 4), 255, dtype=np.uint8)
     rgba[:, :3] = np.clip(np.rint(rgb), 0, 255)
     return rgba
@@ -153,16 +158,27 @@ def _raw_frame(aligned: np.ndarray, layout: Layout, rng: np.random.Generator) ->
     return raw.astype(np.float32), align
 
 
-def generate_scene(scene_id: str, rng_seed: int, num_vertices_target: int = 60000,
-                   with_labels: bool = True) -> SyntheticScene:
-    """One seeded scene with about ``num_vertices_target`` (at least that many) vertices.
+def _lighting(points: np.ndarray, amplitude: float, rng: np.random.Generator) -> np.ndarray:
+    """A smooth brightness gain 1 +- amplitude over the room (lamps, windows, auto-exposure)."""
+    k = rng.normal(0.0, 1.2, size=(3, 2))  # three waves of ~1.5-5 m wavelength
+    phase = rng.uniform(0.0, 2 * np.pi, size=3)
+    wave = np.cos(points[:, :2] @ k.T + phase).mean(axis=1)
+    return 1.0 + amplitude * wave
 
-    The layout depends only on the seed, not on the vertex target.
+
+def generate_scene(scene_id: str, rng_seed: int, num_vertices_target: int = 60000,
+                   with_labels: bool = True, profile: str = "basic") -> SyntheticScene:
+    """One seeded scene with about ``num_vertices_target`` vertices (``profiles``: basic, scannet).
+
+    The basic profile's mesh has at least the target; a scanned profile's loses
+    vertices to the simulated scan (``generate_dataset`` retries to hit a range).
+    The layout, and the scan's decisions, depend only on the seed, not on the target.
     """
-    streams = np.random.SeedSequence(int(rng_seed)).spawn(7)
-    layout_rng, color_rng, noise_rng, seg_rng, shuffle_rng, ann_rng, frame_rng = (
+    prof = get_profile(profile)
+    streams = np.random.SeedSequence(int(rng_seed)).spawn(8)
+    layout_rng, color_rng, noise_rng, seg_rng, shuffle_rng, ann_rng, frame_rng, scan_rng = (
         np.random.default_rng(s) for s in streams)
-    layout = make_layout(layout_rng)
+    layout = prof.make_layout(layout_rng)
     surfaces, owners = [], []
     for k, item in enumerate(layout.items):
         surfaces += item.surfaces
@@ -170,10 +186,14 @@ def generate_scene(scene_id: str, rng_seed: int, num_vertices_target: int = 6000
     sa = SurfaceArrays.stack(surfaces, owners)
     spacing = sa.spacing_for(int(num_vertices_target))
     mesh = build_mesh(sa, spacing)
+    light = None
+    if prof.scanned:
+        mesh = mesh.subset(scan_visible(mesh, sa, layout, scan_rng))
+        light = _lighting(mesh.vertices, prof.lighting, scan_rng)
     unit = sa.owner[mesh.surface]
-    colors = _colors(layout, sa, mesh.normals, mesh.surface, color_rng)
+    colors = _colors(layout, sa, mesh.normals, mesh.surface, color_rng, prof.color_noise, light)
     seg = oversegment(mesh.vertices, mesh.normals, unit, spacing, seg_rng)
-    aligned = mesh.vertices + noise_rng.normal(0.0, POSITION_NOISE, size=mesh.vertices.shape)
+    aligned = mesh.vertices + noise_rng.normal(0.0, prof.position_noise, size=mesh.vertices.shape)
     raw, align = _raw_frame(aligned, layout, frame_rng)
 
     # Shuffle vertex and face order (a scan's vertex order says nothing about objects).
@@ -201,7 +221,8 @@ def generate_scene(scene_id: str, rng_seed: int, num_vertices_target: int = 6000
 def _annotate(layout: Layout, unit: np.ndarray, seg_ids: np.ndarray, nyu40: np.ndarray,
               object_id: np.ndarray, rng: np.random.Generator) -> tuple[list[dict], list[str]]:
     """Fill ``nyu40``/``object_id`` in place; return segGroups and raw categories by objectId."""
-    annotated = [k for k, it in enumerate(layout.items) if it.annotated]
+    present = np.bincount(unit, minlength=len(layout.items)) > 0  # a scan may lose whole objects
+    annotated = [k for k, it in enumerate(layout.items) if it.annotated and present[k]]
     order = [annotated[i] for i in rng.permutation(len(annotated))]  # annotators' order is arbitrary
     groups, categories = [], []
     for obj_id, k in enumerate(order):
@@ -244,42 +265,84 @@ def scene_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
 
 
+def _mesh_in_range(name: str, seed: int, aim: int, lo: int, hi: int, with_labels: bool,
+                   profile: str) -> SyntheticScene:
+    """Generate a scene whose vertex count is in [lo, hi], adjusting the mesh density."""
+    scanned = get_profile(profile).scanned
+    # A scan keeps ~60-80% of the complete mesh: start denser and correct by the ratio.
+    target = int(aim / 0.7) if scanned else aim
+    for _ in range(5):
+        scene = generate_scene(name, seed, target, with_labels=with_labels, profile=profile)
+        n = scene.num_vertices
+        if lo <= n <= hi:
+            return scene
+        if scanned:
+            target = max(1, int(target * aim / n))
+        elif n > hi:  # the complete mesh has at least the target, often a few more
+            target -= n - hi
+        else:
+            break
+    raise ValueError(f"{name}: cannot mesh the scene with {lo}..{hi} vertices "
+                     f"(got {scene.num_vertices}); widen num_vertices")
+
+
+def _write_one(job: tuple) -> str:
+    """Generate and write one scene (a worker's job); the folder appears complete or not at all."""
+    name, seed, aim, lo, hi, with_labels, profile, scans_dir = job
+    final = Path(scans_dir) / name
+    if final.is_dir():  # written by an earlier, interrupted run: scenes are deterministic
+        return name
+    scene = _mesh_in_range(name, seed, aim, lo, hi, with_labels, profile)
+    tmp = Path(scans_dir) / f".{name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    scene_dir = write_scene(scene, tmp)
+    os.replace(scene_dir, final)
+    tmp.rmdir()
+    return name
+
+
 def generate_dataset(root: str | Path, num_train: int, num_val: int, num_test: int, seed: int = 0,
-                     num_vertices: tuple[int, int] = (20000, 120000),
+                     num_vertices: tuple[int, int] | None = None, profile: str = "basic", workers: int = 1,
                      on_scene: Callable[[str], None] | None = None) -> dict[str, list[str]]:
     """Write a ScanNet-v2-like folder of synthetic scenes; return split -> scene names.
 
-    Vertex counts are drawn per scene from ``num_vertices`` (inclusive range);
-    ``on_scene`` is called with each scene name once it is written (progress bars).
+    Vertex counts are drawn per scene from ``num_vertices`` (inclusive range;
+    the profile's default when None). Scenes are numbered train, then val, then
+    test, each from its own seed, so the splits are fixed by ``seed`` and the
+    counts before them. Scenes already written are kept (an interrupted run
+    resumes); ``workers`` > 1 generates in a process pool. ``on_scene`` is
+    called with each scene name once it is written (progress bars).
     """
-    lo, hi = (int(v) for v in num_vertices)
+    prof = get_profile(profile)
+    lo, hi = (int(v) for v in (num_vertices or prof.num_vertices))
     if not 0 < lo <= hi:
         raise ValueError(f"num_vertices must be a range 0 < lo <= hi, got {num_vertices}")
     root = Path(root)
     counts = {"train": num_train, "val": num_val, "test": num_test}
     rng = np.random.default_rng(int(seed))
     splits: dict[str, list[str]] = {}
-    index = 0
+    jobs = []
     for split, count in counts.items():
-        names = []
-        for _ in range(count):
-            name = f"scene{index:04d}_00"
+        names = [f"scene{len(jobs) + k:04d}_00" for k in range(count)]
+        for name in names:
             # Aim a little under hi: the mesh has at least the target, often a few more.
-            target = int(rng.integers(lo, max(lo, int(hi * 0.98)) + 1))
-            for _ in range(4):
-                scene = generate_scene(name, scene_seed(seed, index), target, with_labels=split != "test")
-                if scene.num_vertices <= hi:
-                    break
-                target -= scene.num_vertices - hi
-            if not lo <= scene.num_vertices <= hi:
-                raise ValueError(f"{name}: cannot mesh the scene with {lo}..{hi} vertices "
-                                 f"(got {scene.num_vertices}); widen num_vertices")
-            write_scene(scene, root / ("scans_test" if split == "test" else "scans"))
-            names.append(name)
-            index += 1
+            aim = int(rng.integers(lo, max(lo, int(hi * 0.98)) + 1))
+            scans = root / ("scans_test" if split == "test" else "scans")
+            scans.mkdir(parents=True, exist_ok=True)
+            jobs.append((name, scene_seed(seed, len(jobs)), aim, lo, hi, split != "test", profile, str(scans)))
+        splits[split] = names
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            for name in pool.map(_write_one, jobs):
+                if on_scene is not None:
+                    on_scene(name)
+    else:
+        for job in jobs:
+            name = _write_one(job)
             if on_scene is not None:
                 on_scene(name)
-        splits[split] = names
     sf.write_labels_tsv(root / "scannetv2-labels.combined.tsv", used_label_rows())
     for split, names in splits.items():
         sf.write_split_list(root / f"scannetv2_{split}.txt", names)

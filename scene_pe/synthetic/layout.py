@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scene_pe.data import synthetic_objects as obj
-from scene_pe.data.synthetic_mesh import rect
-from scene_pe.data.synthetic_objects import Group, Item
+from scene_pe.synthetic import objects as obj
+from scene_pe.synthetic.mesh import rect
+from scene_pe.synthetic.objects import Group, Item
 
 ROOM_TYPES = ("bedroom", "living", "office", "kitchen", "bathroom")
 # (width range, depth range) in metres per room type.
@@ -69,17 +69,42 @@ class Layout:
     depth: float
     height: float
     items: list[Item]  # floor, walls, then the furniture, in the aligned frame
+    notch: tuple[float, float, int, int] | None = None  # L-shaped room: the cut-out corner (room_corners)
 
 
-class _Placer:
-    def __init__(self, rng: np.random.Generator, width: float, depth: float, height: float):
-        self.rng, self.width, self.depth, self.height = rng, width, depth, height
-        c = [(-width / 2, -depth / 2), (width / 2, -depth / 2), (width / 2, depth / 2), (-width / 2, depth / 2)]
+def room_corners(width: float, depth: float, notch: tuple[float, float, int, int] | None) -> np.ndarray:
+    """(K, 2) corners of the room's floor polygon, counter-clockwise (the room on each wall's left).
+
+    ``notch`` = (a, b, sx, sy) cuts an a x b rectangle out of the corner at
+    (sx * width / 2, sy * depth / 2): an L-shaped room.
+    """
+    w, d = width / 2, depth / 2
+    if notch is None:
+        return np.array([(-w, -d), (w, -d), (w, d), (-w, d)])
+    a, b, sx, sy = notch
+    c = np.array([(-w, -d), (w, -d), (w, d - b), (w - a, d - b), (w - a, d), (-w, d)])  # notch at (+x, +y)
+    c = c * np.array([sx, sy])
+    return c if sx * sy > 0 else c[::-1].copy()  # a mirror reverses the winding
+
+
+def notch_box(width: float, depth: float, height: float, notch: tuple[float, float, int, int]) -> np.ndarray:
+    """The cut-out corner as an occupied box (x0, x1, y0, y1, z0, z1), so nothing is placed there."""
+    a, b, sx, sy = notch
+    xs = sorted((sx * width / 2, sx * (width / 2 - a)))
+    ys = sorted((sy * depth / 2, sy * (depth / 2 - b)))
+    return np.array([xs[0], xs[1], ys[0], ys[1], -1.0, height + 1.0])
+
+
+class Placer:
+    def __init__(self, rng: np.random.Generator, width: float, depth: float, height: float,
+                 notch: tuple[float, float, int, int] | None = None):
+        self.rng, self.width, self.depth, self.height, self.notch = rng, width, depth, height, notch
+        c = room_corners(width, depth, notch)
         self.walls = []
-        for k in range(4):
-            p, q = np.array([*c[k], 0.0]), np.array([*c[(k + 1) % 4], 0.0])
+        for k in range(len(c)):
+            p, q = np.array([*c[k], 0.0]), np.array([*c[(k + 1) % len(c)], 0.0])
             self.walls.append(Wall(p, (q - p) / np.linalg.norm(q - p), float(np.linalg.norm(q - p))))
-        self.boxes: list[np.ndarray] = []
+        self.boxes: list[np.ndarray] = [] if notch is None else [notch_box(width, depth, height, notch)]
         self.items: list[Item] = []
 
     def _aabb(self, g: Group, yaw: float, shift: np.ndarray) -> np.ndarray:
@@ -110,7 +135,7 @@ class _Placer:
         """Put ``g`` with its back to a wall (random wall and position unless given)."""
         gap = 0.0 if g.wall_z is not None else self.rng.uniform(0.01, 0.03)
         for _ in range(TRIES if s is None else 1):
-            k = int(self.rng.integers(4)) if wall is None else wall
+            k = int(self.rng.integers(len(self.walls))) if wall is None else wall
             w = self.walls[k]
             if g.width + 0.04 > w.length:
                 continue
@@ -151,7 +176,7 @@ class _Placer:
         return True
 
 
-def _mandatory(p: _Placer, room_type: str) -> bool:
+def place_mandatory(p: Placer, room_type: str) -> bool:
     rng = p.rng
     if p.on_wall(obj.door(rng)) is None:
         return False
@@ -189,7 +214,7 @@ def _mandatory(p: _Placer, room_type: str) -> bool:
     raise ValueError(f"unknown room type {room_type!r}")
 
 
-def _optional(p: _Placer, room_type: str) -> None:
+def _optional(p: Placer, room_type: str) -> None:
     """Extra furniture where it fits (a failed placement is simply skipped)."""
     rng = p.rng
     extra: list[Group] = []
@@ -236,12 +261,29 @@ def make_layout(rng: np.random.Generator, room_type: str | None = None) -> Layou
     width, depth, height = rng.uniform(w0, w1), rng.uniform(d0, d1), rng.uniform(2.3, 2.8)
     for attempt in range(12):
         grow = 1.0 + 0.1 * attempt
-        p = _Placer(rng, width * grow, depth * grow, height)
-        if _mandatory(p, room_type):
+        p = Placer(rng, width * grow, depth * grow, height)
+        if place_mandatory(p, room_type):
             break
     else:
         raise RuntimeError(f"could not lay out a {room_type} room")
     _optional(p, room_type)
-    floor = Item("floor", [rect((-p.width / 2, -p.depth / 2, 0.0), (p.width, 0, 0), (0, p.depth, 0))])
-    walls = [Item("wall", w.surfaces(height)) for w in p.walls]
-    return Layout(room_type, p.width, p.depth, height, [floor, *walls, *p.items])
+    return finish_layout(p, room_type)
+
+
+def floor_item(width: float, depth: float, notch: tuple[float, float, int, int] | None) -> Item:
+    """The floor: one rectangle, or two for an L-shaped room (the full-width band and the rest)."""
+    if notch is None:
+        return Item("floor", [rect((-width / 2, -depth / 2, 0.0), (width, 0, 0), (0, depth, 0))])
+    a, b, sx, sy = notch
+    y_full = (-depth / 2, depth / 2 - b) if sy > 0 else (-depth / 2 + b, depth / 2)
+    x_part = (-width / 2, width / 2 - a) if sx > 0 else (-width / 2 + a, width / 2)
+    y_part = (depth / 2 - b, depth / 2) if sy > 0 else (-depth / 2, -depth / 2 + b)
+    return Item("floor", [rect((-width / 2, y_full[0], 0.0), (width, 0, 0), (0, y_full[1] - y_full[0], 0)),
+                          rect((x_part[0], y_part[0], 0.0), (x_part[1] - x_part[0], 0, 0), (0, b, 0))])
+
+
+def finish_layout(p: Placer, room_type: str) -> Layout:
+    """The placed furniture plus floor and walls (with their openings) as a Layout."""
+    walls = [Item("wall", w.surfaces(p.height)) for w in p.walls]
+    return Layout(room_type, p.width, p.depth, p.height, [floor_item(p.width, p.depth, p.notch), *walls, *p.items],
+                  p.notch)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scene_pe.data.synthetic_mesh import Surface, box, cylinder, disk, move, rect
+from scene_pe.synthetic.mesh import Surface, box, cylinder, disk, move, rect
 
 GAP = 0.005  # between objects that touch (a row of cabinets): below 2 cm, never 0
 
@@ -42,10 +42,10 @@ class Group:
 
     def moved(self, yaw: float, shift) -> list[Item]:
         """The items rotated by ``yaw`` about z, then translated by ``shift``."""
-        return _place(self.items, yaw, shift)
+        return place_items(self.items, yaw, shift)
 
 
-def _place(items: list[Item], yaw: float, shift) -> list[Item]:
+def place_items(items: list[Item], yaw: float, shift) -> list[Item]:
     return [Item(it.category, move(it.surfaces, yaw, shift), it.annotated) for it in items]
 
 
@@ -138,9 +138,9 @@ def table(rng: np.random.Generator, category: str = "table", num_chairs: int = 0
                 c = chair(rng, "chair")
                 yaw = 0.0 if side == 0 else np.pi
                 y = -0.5 + tuck if side == 0 else d + 0.5 - tuck
-                items += _place([c], yaw, (x + rng.normal(0, 0.03), y, 0.0))
+                items += place_items([c], yaw, (x + rng.normal(0, 0.03), y, 0.0))
         margin = 0.55  # room for the chairs on both sides
-    return Group(_place(items, 0.0, (0.0, margin, 0.0)), w, d + 2 * margin, h)
+    return Group(place_items(items, 0.0, (0.0, margin, 0.0)), w, d + 2 * margin, h)
 
 
 def desk_row(rng: np.random.Generator, count: int) -> Group:
@@ -162,7 +162,7 @@ def desk_row(rng: np.random.Generator, count: int) -> Group:
         mon += box((cx - mw / 2, 0.1, h + 0.12), (mw, 0.03, mw * 0.6), 0)
         items.append(Item("monitor", mon))
         c = chair(rng, "office chair")
-        items += _place([c], np.pi, (cx + rng.normal(0, 0.05), d + rng.uniform(0.45, 0.65), 0.0))
+        items += place_items([c], np.pi, (cx + rng.normal(0, 0.05), d + rng.uniform(0.45, 0.65), 0.0))
         x0 += w + GAP
     return Group(items, total, d + 0.7, h + 0.5)
 
