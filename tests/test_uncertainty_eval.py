@@ -1,0 +1,172 @@
+"""Uncertainty metric: wrong-assignment mask, tie-aware AUROC, decile error rates, pooling."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scene_pe.evaluation.uncertainty import (UncertaintyEvaluator, auroc, decile_error_rates, tie_counts,
+                                             wrong_assignments)
+
+CHAIR, TABLE, WALL, FLOOR, OTHER = 5, 7, 1, 2, 13  # NYU40 ids; 13 (pillow) is not a benchmark class
+
+
+def g(nyu, obj):
+    return nyu * 1000 + obj
+
+
+def brute_auroc(scores, positive):
+    s, p = np.asarray(scores, float), np.asarray(positive, bool)
+    pos, neg = s[p], s[~p]
+    if not pos.size or not neg.size:
+        return math.nan
+    wins = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a in pos for b in neg)
+    return wins / (pos.size * neg.size)
+
+
+def loop_deciles(scores, positive, bins=10):
+    """Reference: vertices sorted, each tie group's error spread evenly, unit cells cut into bins."""
+    order = np.argsort(scores, kind="stable")
+    s, p = np.asarray(scores, float)[order], np.asarray(positive, float)[order]
+    rate = np.array([p[s == v].mean() for v in s])  # every vertex carries its tie group's rate
+    n = len(s)
+    out = []
+    for d in range(bins):
+        a, b = d * n / bins, (d + 1) * n / bins
+        mass, members = 0.0, []
+        for i in range(n):
+            overlap = max(0.0, min(i + 1, b) - max(i, a))
+            mass += overlap * rate[i]
+            if overlap > 0:
+                members.append(s[i])
+        out.append((min(members), max(members), b - a, mass / (b - a)))
+    return out
+
+
+scores_and_labels = st.integers(2, 60).flatmap(lambda n: st.tuples(
+    st.lists(st.integers(0, 6), min_size=n, max_size=n),   # few distinct values: many ties
+    st.lists(st.booleans(), min_size=n, max_size=n)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(scores_and_labels)
+def test_auroc_equals_pairwise_count_with_ties(data):
+    scores, labels = data
+    got, want = auroc(np.array(scores) * 0.25, labels), brute_auroc(scores, labels)
+    assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=2, max_size=40), st.randoms())
+def test_auroc_on_continuous_values(scores, rnd):
+    labels = [rnd.random() < 0.4 for _ in scores]
+    got, want = auroc(scores, labels), brute_auroc(scores, labels)
+    assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, abs=1e-12)
+
+
+def test_auroc_perfect_inverted_chance_and_undefined():
+    s = np.arange(10.0)
+    wrong = s >= 6
+    assert auroc(s, wrong) == 1.0
+    assert auroc(-s, wrong) == 0.0
+    assert auroc(np.zeros(10), wrong) == 0.5  # one tie group: every pair counts 1/2
+    assert math.isnan(auroc(s, np.zeros(10, bool)))
+    with pytest.raises(ValueError):
+        auroc([0.0, np.nan], [True, False])
+
+
+@settings(max_examples=80, deadline=None)
+@given(scores_and_labels, st.integers(1, 10))
+def test_decile_error_rates_equal_loop_reference(data, bins):
+    scores, labels = data
+    values, pos, neg = tie_counts(np.array(scores, float), labels)
+    got = decile_error_rates(values, pos, neg, bins)
+    want = loop_deciles(scores, labels, bins)
+    assert len(got) == bins
+    for b, (lo, hi, count, rate) in zip(got, want):
+        assert (b.lo, b.hi) == (lo, hi)
+        assert b.count == pytest.approx(count) and b.error_rate == pytest.approx(rate, abs=1e-12)
+
+
+def test_deciles_of_a_clean_ranking():
+    s = np.arange(100.0)
+    values, pos, neg = tie_counts(s, s >= 80)
+    rates = [b.error_rate for b in decile_error_rates(values, pos, neg)]
+    assert rates == [0.0] * 8 + [1.0, 1.0]
+
+
+def test_wrong_mask_on_a_hand_built_scene():
+    gt = np.array([
+        g(CHAIR, 1), g(CHAIR, 1), g(CHAIR, 1), g(CHAIR, 1),  # 0-3 chair A
+        g(CHAIR, 2), g(CHAIR, 2),                            # 4-5 chair B
+        g(WALL, 3), g(WALL, 3), g(FLOOR, 4),                 # 6-8 stuff (wall, floor objects)
+        0, g(OTHER, 5),                                      # 9-10 unannotated, non-benchmark: out
+        g(TABLE, 6), g(TABLE, 6), g(TABLE, 6),               # 11-13 table
+    ])
+    pred = np.array([
+        0, 0, 0, -1,        # chair A: 3 in prediction 0 (right), 1 missed (wrong)
+        0, 1,               # chair B: 4 joined A's prediction (wrong); 5 alone in prediction 1 (right)
+        0, -1, -1,          # wall in prediction 0 (wrong); wall, floor left out (right)
+        0, 1,               # outside the population whatever their prediction
+        2, 2, 2,            # table: prediction 2 holds 3 table vertices
+    ])
+    pop, wrong = wrong_assignments(gt, pred)
+    assert pop.tolist() == [True] * 9 + [False, False] + [True] * 3
+    assert np.flatnonzero(wrong).tolist() == [3, 4, 6]
+
+
+def test_wrong_mask_prediction_mostly_stuff_and_ties():
+    # prediction 0: 3 wall + 2 chair vertices: majority none -> all 5 wrong
+    # prediction 1: 2 table + 2 chair (tie): smallest GT value (chair 5001 < table 7002) wins
+    gt = np.array([g(WALL, 1)] * 3 + [g(CHAIR, 1)] * 2 + [g(TABLE, 2)] * 2 + [g(CHAIR, 3)] * 2)
+    pred = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1])
+    pop, wrong = wrong_assignments(gt, pred)
+    assert pop.all()
+    assert wrong.tolist() == [True] * 5 + [True, True, False, False]
+    # none beats an instance on a tie: 1 wall + 1 chair
+    _, wrong = wrong_assignments(np.array([g(WALL, 1), g(CHAIR, 2)]), np.array([0, 0]))
+    assert wrong.tolist() == [True, True]
+
+
+def test_wrong_mask_without_predictions_and_without_instances():
+    gt = np.array([g(CHAIR, 1), g(WALL, 2), g(FLOOR, 3), 0])
+    pop, wrong = wrong_assignments(gt, np.full(4, -1))
+    assert pop.tolist() == [True, True, True, False] and wrong.tolist() == [True, False, False, False]
+    with pytest.raises(ValueError):
+        wrong_assignments(gt, np.full(3, -1))
+
+
+def test_evaluator_pools_scenes_and_merges():
+    rng = np.random.default_rng(0)
+    scenes = []
+    for s in range(3):
+        n = 200
+        gt = np.where(rng.random(n) < 0.3, g(WALL, 1), g(CHAIR, 2) + rng.integers(0, 3, n))
+        gt[rng.random(n) < 0.1] = 0
+        pred = rng.integers(-1, 3, n)
+        unc = rng.integers(0, 20, n) / 20.0  # ties across scenes too
+        scenes.append((f"scene{s:04d}_00", gt, pred, unc))
+    one, a, b = UncertaintyEvaluator(), UncertaintyEvaluator(), UncertaintyEvaluator()
+    for i, (name, gt, pred, unc) in enumerate(scenes):
+        one.add(name, gt, pred, unc)
+        (a if i < 2 else b).add(name, gt, pred, unc)
+    a.merge(b)
+    r, r2 = one.result(), a.result()
+    assert r == r2 and r.num_scenes == 3
+    pops, wrongs, uncs, assigned = [], [], [], []
+    for _, gt, pred, unc in scenes:
+        pop, wrong = wrong_assignments(gt, pred)
+        wrongs.append(wrong[pop]), uncs.append(unc[pop]), assigned.append(pred[pop] >= 0)
+    w, u, asg = np.concatenate(wrongs), np.concatenate(uncs), np.concatenate(assigned)
+    assert r.num_vertices == w.size and r.num_wrong == int(w.sum()) and r.num_assigned == int(asg.sum())
+    assert r.auroc == pytest.approx(brute_auroc(u, w), abs=1e-12)
+    assert r.auroc_assigned == pytest.approx(brute_auroc(u[asg], w[asg]), abs=1e-12)
+    assert sum(d.count for d in r.deciles) == pytest.approx(w.size)
+    assert np.mean([d.error_rate for d in r.deciles]) == pytest.approx(w.mean())
+    s = r.scalars()
+    assert s["unc_auroc"] == r.auroc and s["unc_err_high10"] == r.deciles[-1].error_rate
+    assert r.to_dict()["deciles"][0]["error_rate"] == r.deciles[0].error_rate
+    with pytest.raises(Exception):
+        a.add(*scenes[0])  # the same scene twice
