@@ -13,6 +13,8 @@ sorted along the embedding's x axis once, and a step only evaluates the slab
 |e_x - e_x(anchor)| <= R that provably contains every member:
 - probabilistic: every term of -log kappa is >= 0, so a member has
   dx^2 / (4 (v_x + v_x(anchor))) <= -log tau, R = sqrt(4 (max v_x + v_x(anchor)) ln(1/tau));
+  this holds for the 6-D deterministic embedding too (the extra dims only add
+  non-negative terms), so the slab on the first dim stays a necessary condition;
 - margin: phi >= t needs dx^2 / (2 s_x(anchor)^2) <= -ln t.
 The result is the same as evaluating the full row (tested against a plain
 full-row implementation on torch's ``kernels.log_bhattacharyya``). The row
@@ -183,7 +185,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
 def cluster_probabilistic_scene(
     mu: torch.Tensor, sigma: torch.Tensor | None, scores: torch.Tensor, cfg: ClusteringConfig = ClusteringConfig()
 ) -> Clusters:
-    """One scene: mu (N, 3), sigma (N, D) or None (RBF), scores P (N, 20) softmax."""
+    """One scene: mu (N, E) (E = 3, or 6: ExtDim), sigma (N, D) or None (RBF), scores P (N, 20)."""
     # float64: the row is cheap, and tiny variances neither underflow nor round.
     mu_n, p = _np(mu).astype(np.float64), _np(scores)
     if sigma is None:
@@ -191,7 +193,7 @@ def cluster_probabilistic_scene(
     else:
         log_var = 2.0 * np.log(_np(sigma).astype(np.float64))
     var = np.exp(log_var)
-    reps = 3 if var.shape[1] == 1 else 1
+    reps = mu_n.shape[1] if var.shape[1] == 1 else 1  # isotropic: the term counts on every axis
     half_lv = 0.25 * reps * log_var.sum(1)  # per-voxel term of log kappa (kernels.py)
     neg_log_tau = -math.log(cfg.tau)
     inst_scores = p[:, INSTANCE_TRAIN_IDS]

@@ -21,6 +21,11 @@ kernel of two Gaussians with the same fixed isotropic sigma ``rbf_sigma``:
 log kappa = -||mu_a - mu_b||^2 / (8 rbf_sigma^2) (beta = 1). The same loss
 and clustering code then serves both; kappa = tau = 0.35 is reached at a
 distance of 2.9 rbf_sigma, kappa = 0.5 at 2.35 rbf_sigma.
+
+Embedding dimension E: mu is (..., 3), or (..., 6) for the 6-D deterministic
+embedding (Table 4's ExtDim). Every function takes E from mu's last axis; an
+isotropic (D = 1) variance counts on all E axes, so the 6-D RBF kernel is the
+same formula summed over 6 dims. Anisotropic variances (D = 3) need E = 3.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ def log_bhattacharyya(
 ) -> torch.Tensor:
     """log kappa between Gaussians, broadcast over leading dims.
 
-    mu_*: (..., 3); logvar_*: (..., D) with D in {1, 3}. Returns (...).
+    mu_*: (..., E); logvar_*: (..., D) with D = 1 or D = E. Returns (...).
     """
     dim = mu_a.shape[-1]
     log_vsum = torch.logaddexp(logvar_a, logvar_b)  # (..., D')
@@ -75,13 +80,13 @@ def log_rbf(mu_a: torch.Tensor, mu_b: torch.Tensor, rbf_sigma: float) -> torch.T
 def log_kappa_to_instances(
     mu: torch.Tensor, logvar: torch.Tensor, c_mu: torch.Tensor, c_logvar: torch.Tensor
 ) -> torch.Tensor:
-    """Point-to-instance form: (N, 3), (N, D) vs (K, 3), (K, D) -> (N, K).
+    """Point-to-instance form: (N, E), (N, D) vs (K, E), (K, D) -> (N, K).
 
     The hot loop of the loss, so it uses fewer (N, K, 3) operations than
     :func:`log_bhattacharyya`: with v = exp(logvar),
     sum_d log((sa/sb + sb/sa)/2) = sum_d log(va + vb) - D log 2 - (sum lva + sum lvb)/2,
     the last two sums per point / per instance. Equal to log_bhattacharyya up to
-    rounding (not exactly 0 for identical Gaussians). Memory is N*K*3; callers
+    rounding (not exactly 0 for identical Gaussians). Memory is N*K*E; callers
     chunk over K (see losses_probabilistic).
     """
     dim = mu.shape[-1]
@@ -104,7 +109,7 @@ def instance_centres(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gaussian of the mean embedding of each instance (eq. 4b, 4c).
 
-    mu (N, 3), logvar (N, D), index (N,) long in [0, num). Returns c_mu (num, 3)
+    mu (N, E), logvar (N, D), index (N,) long in [0, num). Returns c_mu (num, E)
     = mean of mu, c_logvar (num, D) = log of the mean variance, counts (num,).
     The mean variance is a per-group logsumexp, stable for any sigma.
     Every group must be non-empty.

@@ -25,11 +25,18 @@ Decisions (config values, see :class:`ProbabilisticLossConfig`):
   wall/floor get ``stuff_target='onehot'`` (Q[i, y_i] = 1, the cross entropy
   of eq. 9 restricted to stuff) or ``'none'`` (no target). Mean over the
   scene's labelled voxels and the L = 20 classes (the paper's 1/(N L)).
+  ``score_loss='centre_aware'`` (default) is eq. 12, -Q log P;
+  ``'mse'`` is the seed loss of Neven et al. that the paper's Table 4 "Loss"
+  row puts in its place: (P - Q)^2 with the same Q, i.e. each class channel
+  of P regressed to the kernel value on its instances' voxels and to 0 on
+  every other voxel (background, other classes), same 1/(N L) mean. P stays
+  the softmax (head and clustering unchanged: only the loss differs).
 - L_Sem: optional plain cross entropy over all labelled voxels (eq. 9 times L),
   ``w_sem = 0`` by default as in the paper (it would erase the centre-awareness
   of P). Ignore label -100 is skipped.
 - Deterministic embedding (``sigma is None``): the RBF kernel of
-  :mod:`kernels`, i.e. every voxel gets the fixed sigma ``rbf_sigma``.
+  :mod:`kernels`, i.e. every voxel gets the fixed sigma ``rbf_sigma``, in as
+  many dims as mu has (3, or 6 for the ExtDim embedding).
 - Memory: the (N, K) pairs are processed in chunks of instances holding at most
   ``max_pairs`` pairs; with ``checkpoint`` each chunk is recomputed in the
   backward pass, so only one chunk's (N, k, 3) intermediates live at a time.
@@ -75,6 +82,7 @@ class ProbabilisticLossConfig:
     reg_reduction: Literal["mean", "sum"] = "mean"  # over a scene's voxels
     dice: Literal["per_instance", "global"] = "per_instance"  # 'global': eq. 6 literally
     stuff_target: Literal["onehot", "none"] = "onehot"
+    score_loss: Literal["centre_aware", "mse"] = "centre_aware"  # 'mse': Neven et al.'s seed loss
     rbf_sigma: float = 0.1  # metres; deterministic embedding only (kernels.py)
     kappa_eps: float = 1e-6  # BCE negatives: kappa clamped to <= 1 - kappa_eps
     max_pairs: int = 1 << 22  # (voxel, instance) pairs per chunk
@@ -87,6 +95,8 @@ class ProbabilisticLossConfig:
             raise ValueError(f"dice must be 'per_instance' or 'global', not {self.dice!r}")
         if self.stuff_target not in ("onehot", "none"):
             raise ValueError(f"stuff_target must be 'onehot' or 'none', not {self.stuff_target!r}")
+        if self.score_loss not in ("centre_aware", "mse"):
+            raise ValueError(f"score_loss must be 'centre_aware' or 'mse', not {self.score_loss!r}")
 
 
 def _pair_chunk(mu, logvar, c_mu, c_logvar, inst, k0: int, log_max: float):
@@ -148,6 +158,16 @@ def _score_target(t: SceneTargets, own_kappa: torch.Tensor | None, cfg, like) ->
     return q
 
 
+def score_loss(logits: torch.Tensor, q: torch.Tensor, kind: str) -> torch.Tensor:
+    """L_Score of one scene, mean over its n voxels and the L classes (Q detached).
+
+    centre_aware (eq. 12): -Q log P.  mse (Neven et al.): (P - Q)^2.
+    """
+    if kind == "mse":
+        return ((logits.softmax(dim=-1) - q) ** 2).sum() / q.numel()
+    return -(q * F.log_softmax(logits, dim=-1)).sum() / q.numel()
+
+
 def entropy_reg(logvar: torch.Tensor, batch: torch.Tensor, reduction: str) -> torch.Tensor:
     """Eq. 8 per voxel, reduced per scene ('mean'|'sum'), averaged over scenes."""
     reps = 3 if logvar.shape[1] == 1 else 1
@@ -186,7 +206,7 @@ def probabilistic_loss(
             ce_l.append(ce), dice_l.append(dice)
         lg = logits[t.points]
         q = _score_target(t, own, cfg, lg)
-        score_l.append(-(q * F.log_softmax(lg, dim=-1)).sum() / (lg.shape[0] * NUM_SEMANTIC))
+        score_l.append(score_loss(lg, q, cfg.score_loss))
         if cfg.w_sem:
             sem_l.append(F.cross_entropy(lg, t.semantic))
     terms = {

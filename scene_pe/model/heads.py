@@ -13,6 +13,14 @@ Gaussian variants: sigma has 3 components (anisotropic) or 1 (isotropic), per
 voxel (heteroscedastic) or shared by all voxels of a scene (homoscedastic: the
 scene mean of the predicted log-sigma). ``deterministic`` predicts no sigma
 (RBF kernel on mu).
+
+``deterministic_6d`` (Table 4's "ExtDim" row): no sigma, a 6-D embedding.
+The first 3 dims are the spatial centre as above; the 3 extra dims are
+free, e = scale * tanh(o'), bounded like the centre offset but not offset from
+x: they have no spatial meaning, and the same bound keeps them on the scale
+of the spatial dims so that the one RBF bandwidth ``rbf_sigma`` suits all 6.
+The paper's point is that a 6-D deterministic embedding has as many outputs
+as the probabilistic one (3 centre + 3 sigma) and still does worse.
 """
 
 from __future__ import annotations
@@ -33,7 +41,10 @@ Embedding = Literal[
     "isotropic_heteroscedastic",
     "isotropic_homoscedastic",
     "deterministic",
+    "deterministic_6d",
 ]
+DETERMINISTIC = ("deterministic", "deterministic_6d")  # no sigma: the RBF kernel
+EXTRA_DIMS = {"deterministic_6d": 3}  # free embedding dims beyond the 3 spatial ones
 
 
 @dataclass(frozen=True)
@@ -67,16 +78,19 @@ class ProbabilisticHead(nn.Module):
     def __init__(self, in_channels: int, cfg: HeadConfig):
         super().__init__()
         self.cfg = cfg
-        self.offset = branch(in_channels, cfg.hidden, 3)
+        self.extra_dims = EXTRA_DIMS.get(cfg.embedding, 0)
+        self.offset = branch(in_channels, cfg.hidden, 3 + self.extra_dims)
         self.logits = branch(in_channels, cfg.hidden, cfg.num_classes)
-        self.sigma_dims = 0 if cfg.embedding == "deterministic" else (
+        self.sigma_dims = 0 if cfg.embedding in DETERMINISTIC else (
             3 if cfg.embedding.startswith("anisotropic") else 1)
         self.log_sigma = branch(in_channels, cfg.hidden, self.sigma_dims) if self.sigma_dims else None
         if self.log_sigma is not None:
             nn.init.constant_(self.log_sigma[-1].bias, math.log(cfg.sigma_init))
 
     def forward(self, feats: torch.Tensor, coords: torch.Tensor, batch: torch.Tensor) -> ProbabilisticOutput:
-        mu = coords + self.cfg.centre_scale * torch.tanh(self.offset(feats))
+        bounded = self.cfg.centre_scale * torch.tanh(self.offset(feats))
+        mu = coords + bounded if not self.extra_dims else torch.cat(
+            [coords + bounded[:, :3], bounded[:, 3:]], dim=1)  # extra dims: not offset from x
         sigma = None
         if self.log_sigma is not None:
             s = self.log_sigma(feats)

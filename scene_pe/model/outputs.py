@@ -17,7 +17,9 @@ import torch
 class ProbabilisticOutput:
     """Each voxel is a Gaussian N(mu_i, diag(sigma_i^2)) plus class scores.
 
-    mu:      (N, 3) centres, mu = x + scale * tanh(o).
+    mu:      (N, E) centres, mu = x + scale * tanh(o); E = 3, or 6 for the
+             6-D deterministic embedding (columns 3..5 are free dims,
+             scale * tanh(o'), not offset from x).
     sigma:   (N, D) standard deviations, D = 3 (anisotropic) or 1 (isotropic,
              broadcast over the 3 axes). Homoscedastic variants give every
              voxel of a scene the same value. ``None`` for the deterministic
