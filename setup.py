@@ -30,6 +30,7 @@ setup(
         "pyyaml>=6.0",
         "tqdm>=4.60",
         "tensorboard>=2.14",
+        "matplotlib>=3.7",
     ],
     extras_require={"test": ["pytest>=7.4", "hypothesis>=6.80"]},
     license="MIT",

@@ -84,6 +84,15 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False  # torch.use_deterministic_algorithms (tests, resume checks)
     max_steps: int = 0  # stop after this many steps (0: run all epochs)
+    # Wall-clock training budget in minutes (0: none): training stops at the first
+    # step past it, or at `epochs`, whichever comes first. Validation time is not
+    # counted (configs validating more often must not train less), and the time
+    # spent is saved in the checkpoint, so a resumed run continues the same budget.
+    max_minutes: float = 0.0
+
+    def validate(self) -> None:
+        if self.max_steps < 0 or self.max_minutes < 0:
+            raise ValueError("max_steps and max_minutes must be >= 0 (0 disables them)")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ every epoch and every ``checkpoint_every`` steps, best.pth by validation mAP).
 ``resume=True`` continues from last.pth exactly: model, optimiser, scheduler,
 AMP scaler, epoch, step within the epoch and RNG states; the sampler order
 depends only on (seed, epoch), so the remaining batches of the epoch are the
-ones the killed run would have seen.
+ones the killed run would have seen. The training time spent so far
+(``elapsed_s``, validation excluded) is in the checkpoint too, so a resumed run
+continues the same ``train.max_minutes`` budget.
 """
 
 from __future__ import annotations
@@ -113,6 +115,9 @@ class Trainer:
         self.amp = t.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.epoch, self.step, self.best = 0, 0, -math.inf
+        # training seconds over this run and the ones it resumed; _since: start of the
+        # interval being counted (None outside fit and during validation)
+        self.elapsed, self._since = 0.0, None
         self.writer = None
         if self.main:
             from torch.utils.tensorboard import SummaryWriter
@@ -125,7 +130,7 @@ class Trainer:
         return {"model": model_state(self.model), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "epoch": self.epoch, "step": self.step, "best": self.best, "rng": rng_state(),
-                "config": dump_config(self.cfg)}
+                "elapsed_s": self.clock(), "config": dump_config(self.cfg)}
 
     def save(self, name: str) -> None:
         if self.main:
@@ -139,6 +144,7 @@ class Trainer:
         self.scheduler.load_state_dict(ck["scheduler"])
         self.scaler.load_state_dict(ck["scaler"])
         self.epoch, self.step, self.best = ck["epoch"], ck["step"], ck["best"]
+        self.elapsed = float(ck.get("elapsed_s", 0.0))  # checkpoints from before the budget: none spent
         set_rng_state(ck["rng"])
         log.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.step)
 
@@ -169,6 +175,7 @@ class Trainer:
         t = self.cfg.train
         metrics: dict = {}
         data_wait = compute = 0.0
+        self._since = time.perf_counter()
         while self.epoch < t.epochs and not self.done():
             start_batch = self.step - self.epoch * self.steps_per_epoch
             loader = self.loader(start_batch)
@@ -205,13 +212,33 @@ class Trainer:
                 self.scheduler.step()
                 log.info("epoch %d done (step %d, loss %.4f)", self.epoch, self.step, values["loss"])
                 if self.epoch % t.val_every == 0 or self.epoch == t.epochs:
+                    self.clock()
+                    self._since = None  # validation is not training time
                     metrics = self.validate()
+                    self._since = time.perf_counter()
             self.save("last.pth")
+        self.clock()
+        self._since = None
         self.throughput = {"data_wait_s": data_wait, "compute_s": compute}
         return metrics
 
+    def clock(self) -> float:
+        """Training seconds so far, this process and the runs it resumed."""
+        if self._since is not None:
+            now = time.perf_counter()
+            self.elapsed += now - self._since
+            self._since = now
+        return self.elapsed
+
     def done(self) -> bool:
-        return bool(self.cfg.train.max_steps) and self.step >= self.cfg.train.max_steps
+        t = self.cfg.train
+        if t.max_steps and self.step >= t.max_steps:
+            return True
+        if not t.max_minutes:
+            return False
+        # Every DDP rank must stop at the same step: stop when any rank is over.
+        over = float(self.clock() >= 60.0 * t.max_minutes)
+        return D.mean_across_ranks({"over": over}, self.device)["over"] > 0.0
 
     def validate(self) -> dict:
         cfg = self.cfg
