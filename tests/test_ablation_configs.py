@@ -1,0 +1,56 @@
+"""Every shipped config loads; the Table 4 configs of configs/ablation/ are their base plus their row's delta."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scene_pe.config import Config, load_config
+from scene_pe.util.typed_config import to_dict
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+ABLATION = sorted((CONFIGS / "ablation").glob("*.yaml"))
+EVERY = sorted(CONFIGS.glob("*.yaml")) + ABLATION
+
+EMB = ("model", "head", "embedding")
+SCORE = ("loss", "probabilistic", "score_loss")
+# stem -> (base file, keys that differ from the base or are restated)
+ROWS = {
+    "full_aniso_hetero": ("scannetlike_probabilistic", {EMB: "anisotropic_heteroscedastic", SCORE: "centre_aware"}),
+    "aniso_homo": ("scannetlike_probabilistic", {EMB: "anisotropic_homoscedastic"}),
+    "iso_hetero": ("scannetlike_probabilistic", {EMB: "isotropic_heteroscedastic"}),
+    "iso_homo": ("scannetlike_probabilistic", {EMB: "isotropic_homoscedastic"}),
+    "deterministic_3d": ("scannetlike_probabilistic", {EMB: "deterministic"}),
+    "deterministic_6d": ("scannetlike_probabilistic", {EMB: "deterministic_6d"}),
+    "full_mse_score": ("scannetlike_probabilistic", {EMB: "anisotropic_heteroscedastic", SCORE: "mse"}),
+    "margin_baseline": ("scannetlike_margin", {}),
+}
+
+
+@pytest.mark.parametrize("path", EVERY, ids=[str(p.relative_to(CONFIGS)) for p in EVERY])
+def test_every_config_loads(path):
+    assert isinstance(load_config(path), Config)
+
+
+def test_ablation_configs_are_base_plus_delta():
+    assert sorted(p.stem for p in ABLATION) == sorted(ROWS)
+    for stem, (base_name, delta) in ROWS.items():
+        got = to_dict(load_config(CONFIGS / "ablation" / f"{stem}.yaml"))
+        want = to_dict(load_config(CONFIGS / f"{base_name}.yaml"))
+        for keys, value in delta.items():
+            node = want
+            for k in keys[:-1]:
+                node = node[k]
+            assert keys[-1] in node, keys
+            node[keys[-1]] = value
+        want["name"] = got["name"]
+        assert got == want, stem
+    # both bases (so every row) read the harder benchmark with the same backbone and voxels
+    sections = [(c.data, c.model.backbone) for c in map(load_config, ABLATION)]
+    assert all(s == sections[0] for s in sections)
+
+
+def test_config_names_are_distinct():
+    names = [load_config(p).name for p in EVERY]
+    assert len(names) == len(set(names)), sorted(names)
