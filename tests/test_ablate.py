@@ -222,7 +222,8 @@ def test_bad_requests_are_one_line_errors(small_dataset, tmp_path, capsys, chang
 def test_bad_options_are_usage_errors(small_dataset, tmp_path, capsys, extra):
     with pytest.raises(SystemExit) as e:
         tool().main([str(x) for x in ablate_args(small_dataset, tmp_path)] + extra)
-    assert e.value.code == 2 and "error:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("ablate: error: ") and err.count("\n") == 1, err
 
 
 def test_missing_config_exits_without_traceback(tmp_path):

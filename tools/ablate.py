@@ -25,6 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes as one line, like the tool's other errors (the usage is in --help)."""
+
+    def error(self, message):
+        self.exit(2, f"ablate: error: {message} (see --help)\n")
+
+
 def positive(kind):
     def parse(text):
         try:
@@ -38,7 +45,7 @@ def positive(kind):
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configs", nargs="+", required=True, help="config files, one table row each")
     ap.add_argument("--seeds", type=positive(int), required=True, help="runs per config (train.seed 0..N-1)")
     budget = ap.add_mutually_exclusive_group(required=True)
@@ -67,6 +74,9 @@ def main(argv=None) -> int:
     except AblationError as e:
         print(f"ablate: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("ablate: interrupted; the same command resumes", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

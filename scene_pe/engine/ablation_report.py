@@ -64,10 +64,11 @@ def markdown(summary: dict[str, dict], meta: dict) -> str:
     main = [k for k, _ in MAIN]
     extra = sorted({k for s in summary.values() for k in s["metrics"]} - set(main))
     head = ["config", *(label for _, label in MAIN), *extra, "train time (min)", "seeds"]
+    seeds = f"seeds 0..{meta['seeds'] - 1}" if meta["seeds"] > 1 else "seed 0"
     lines = [
         "# Ablation results", "",
-        f"Budget: {budget_text(meta['budget'])}; seeds 0..{meta['seeds'] - 1}; the final model (last.pth) "
-        "of each run evaluated on the held-out split; mean ± sample std over seeds.", "",
+        f"Budget: {budget_text(meta['budget'])}; {seeds}; the final model (last.pth) of each run "
+        "evaluated on the held-out split; mean ± sample std over seeds.", "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" + "---:|" * (len(head) - 1),
     ]
