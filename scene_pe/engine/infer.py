@@ -4,12 +4,15 @@ For each scene: instances are clustered on voxels (scene_pe.method.clustering),
 then devoxelized to every vertex of the mesh; instances covering fewer than
 ``min_vertices`` vertices are dropped (the benchmark ignores them anyway).
 Per-vertex semantics are the argmax class of the voxel's scores. Per-vertex
-uncertainty is the geometric mean of the voxel's sigma (metres; probabilistic
-head) or 1 - seed (margin head).
+uncertainty is the voxel's: for the probabilistic head the definition chosen
+by ``inference.probabilistic.uncertainty`` (scene_pe/method/uncertainty.py),
+computed on the final instances (after the ``min_vertices`` drop), for the
+margin head 1 - seed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +21,7 @@ import torch
 from scene_pe.config import InferenceConfig
 from scene_pe.data.labels import TRAIN_TO_NYU40
 from scene_pe.method.clustering import Clusters, cluster_margin, cluster_probabilistic
+from scene_pe.method.uncertainty import probabilistic_uncertainty
 from scene_pe.model.outputs import HeadOutput, MarginOutput, ProbabilisticOutput, as_float32
 from scene_pe.sparse.voxelize import VoxelBatch
 
@@ -40,27 +44,38 @@ def cluster(out: HeadOutput, cfg: InferenceConfig) -> list[Clusters]:
     return cluster_margin(out, cfg.margin)
 
 
-def voxel_uncertainty(out: HeadOutput) -> torch.Tensor:
+def scene_rows(out: HeadOutput, rows: slice) -> HeadOutput:
+    """The rows (voxels) of one scene of a batch's output."""
+    return type(out)(**{f.name: None if getattr(out, f.name) is None else getattr(out, f.name)[rows]
+                        for f in dataclasses.fields(out)})
+
+
+def voxel_uncertainty(out: HeadOutput, instance: np.ndarray, cfg: InferenceConfig) -> np.ndarray:
+    """(N,) uncertainty of one scene's voxels; ``instance``: their final instance ids (-1 none)."""
     if isinstance(out, MarginOutput):
-        return 1.0 - out.seed
-    if out.sigma is None:  # deterministic embedding: no uncertainty
-        return torch.zeros(out.mu.shape[0], device=out.mu.device)
-    return out.sigma.log().mean(dim=1).exp()
+        return (1.0 - out.seed).cpu().numpy()
+    p = cfg.probabilistic
+    return probabilistic_uncertainty(out.mu, out.sigma, out.scores, instance, p.uncertainty, p.rbf_sigma)
+
+
+def final_voxel_instances(clusters: Clusters, p2v_local: np.ndarray, min_vertices: int
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Voxel instance ids without the clusters under ``min_vertices`` vertices (renumbered), and the keep mask."""
+    inst_vox = clusters.instance.cpu().numpy()
+    k = clusters.num_instances
+    inst = inst_vox[p2v_local]
+    keep = np.bincount(inst[inst >= 0], minlength=k) >= min_vertices
+    remap = np.full(k + 1, -1, dtype=np.int64)  # last slot maps -1 -> -1
+    remap[:k][keep] = np.arange(int(keep.sum()))
+    return remap[inst_vox], keep
 
 
 def devoxelize_clusters(clusters: Clusters, p2v_local: np.ndarray, min_vertices: int
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Voxel instances -> vertex instance ids, dropping small ones and renumbering."""
-    inst_vox = clusters.instance.cpu().numpy()
-    inst = inst_vox[p2v_local]
-    k = clusters.num_instances
-    sizes = np.bincount(inst[inst >= 0], minlength=k)
-    keep = sizes >= min_vertices
-    remap = np.full(k + 1, -1, dtype=np.int64)  # last slot maps -1 -> -1
-    remap[:k][keep] = np.arange(int(keep.sum()))
-    inst = remap[inst]
+    inst_vox, keep = final_voxel_instances(clusters, p2v_local, min_vertices)
     classes = clusters.classes.cpu().numpy()[keep]
-    return inst, TRAIN_TO_NYU40[classes], clusters.confidence.cpu().numpy()[keep].astype(np.float64)
+    return inst_vox[p2v_local], TRAIN_TO_NYU40[classes], clusters.confidence.cpu().numpy()[keep].astype(np.float64)
 
 
 @torch.no_grad()
@@ -74,12 +89,16 @@ def predict_batch(model: torch.nn.Module, voxels: VoxelBatch, cfg: InferenceConf
     out = as_float32(out)
     per_scene = cluster(out, cfg)
     semantic_vox = TRAIN_TO_NYU40[out.logits.argmax(dim=1).cpu().numpy()]
-    uncert_vox = voxel_uncertainty(out).cpu().numpy()
     batch = voxels.batch.cpu().numpy()
-    starts = np.searchsorted(batch, np.arange(len(voxels.scenes)))  # scenes are contiguous
+    bounds = np.searchsorted(batch, np.arange(len(voxels.scenes) + 1))  # scenes are contiguous
     preds = []
     for b, (scene, p2v) in enumerate(zip(voxels.scenes, voxels.point_to_voxel)):
         p2v = p2v.cpu().numpy()
-        inst, labels, conf = devoxelize_clusters(per_scene[b], p2v - starts[b], cfg.min_vertices)
-        preds.append(VertexPrediction(scene, inst, labels, conf, semantic_vox[p2v], uncert_vox[p2v]))
+        local = p2v - bounds[b]
+        inst_vox, keep = final_voxel_instances(per_scene[b], local, cfg.min_vertices)
+        classes = per_scene[b].classes.cpu().numpy()[keep]
+        conf = per_scene[b].confidence.cpu().numpy()[keep].astype(np.float64)
+        uncert = voxel_uncertainty(scene_rows(out, slice(bounds[b], bounds[b + 1])), inst_vox, cfg)
+        preds.append(VertexPrediction(scene, inst_vox[local], TRAIN_TO_NYU40[classes], conf,
+                                      semantic_vox[p2v], uncert[local]))
     return preds

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from scene_pe.data.labels import INSTANCE_TRAIN_IDS, TRAIN_IS_INSTANCE
+from scene_pe.method.uncertainty import Uncertainty
 from scene_pe.model.outputs import MarginOutput, ProbabilisticOutput
 
 _SLACK = 1.001  # widen the slab bounds: float rounding must never cut a member
@@ -64,6 +65,9 @@ class ClusteringConfig:
     # class of an instance: the anchor's argmax class (paper) or the argmax of
     # the members' mean scores (robust to a misclassified anchor; default)
     class_from: Literal["anchor", "members"] = "members"
+    # per-voxel uncertainty of the prediction (method/uncertainty.py): "sigma" is the
+    # paper's; "membership" flags wrong assignments (AUROC in docs/method.md)
+    uncertainty: Uncertainty = "membership"
 
 
 @dataclass(frozen=True)
