@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from scene_pe.engine.checkpoint import load_checkpoint
@@ -82,6 +83,11 @@ def test_test_tool_writes_a_valid_submission_and_predictions(small_dataset, tmp_
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "AP50" in r.stdout or (out / "val" / "metrics.json").exists()
     assert (out / "val" / "metrics.json").exists() and not (out / "test" / "metrics.json").exists()
+    import json
+    unc = json.loads((out / "val" / "metrics.json").read_text())["uncertainty"]
+    assert unc["definition"] == "membership" and len(unc["deciles"]) == 10
+    assert 0 < unc["num_wrong"] <= unc["num_vertices"] and sum(d["count"] for d in unc["deciles"]) == \
+        pytest.approx(unc["num_vertices"])
     test_scenes = (small_dataset / "splits" / "test.txt").read_text().split()
     counts = {}
     for scene in test_scenes:

@@ -170,3 +170,27 @@ def test_evaluator_pools_scenes_and_merges():
     assert r.to_dict()["deciles"][0]["error_rate"] == r.deciles[0].error_rate
     with pytest.raises(Exception):
         a.add(*scenes[0])  # the same scene twice
+
+
+def test_saved_predictions_are_scored_like_the_instance_evaluator(tmp_path):
+    """engine.predictions.evaluate_saved: uncertainty metric on the scenes with a GT file."""
+    from scene_pe.data.scannet import write_gt_txt
+    from scene_pe.engine.infer import VertexPrediction
+    from scene_pe.engine.predictions import evaluate_saved, save_prediction
+
+    rng = np.random.default_rng(3)
+    gt_dir, want = tmp_path / "gt", UncertaintyEvaluator()
+    gt_dir.mkdir()
+    for s in range(3):
+        scene, n = f"scene{s:04d}_00", 300
+        gt = np.where(rng.random(n) < 0.3, g(WALL, 1), g(CHAIR, 2) + rng.integers(0, 3, n))
+        inst = rng.integers(-1, 2, n)
+        unc = rng.random(n).astype(np.float32)
+        save_prediction(tmp_path, VertexPrediction(scene, inst, np.array([CHAIR, TABLE]), np.array([0.9, 0.4]),
+                                                   np.full(n, CHAIR), unc))
+        if s < 2:  # the third scene has no GT: left out of every metric
+            write_gt_txt(gt_dir / f"{scene}.txt", gt)
+            want.add(scene, gt, inst, unc)
+    inst_res, _, unc_res = evaluate_saved(tmp_path, gt_dir, [f"scene{s:04d}_00" for s in range(3)])
+    assert inst_res.num_scenes == unc_res.num_scenes == 2
+    assert unc_res == want.result()

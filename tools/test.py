@@ -6,7 +6,9 @@
 
 Per-scene predictions go to <out>/predictions/<scene>.npz (resumable: scenes
 already predicted are skipped unless --overwrite). With GT (<data.root>/gt),
-prints the per-class AP table and mIoU and writes <out>/metrics.json.
+prints the per-class AP table, mIoU and how well the per-vertex uncertainty
+flags wrongly assigned vertices (AUROC, error rate per uncertainty decile;
+scene_pe/evaluation/uncertainty.py) and writes all of it to <out>/metrics.json.
 --export DIR writes the instance submission (DIR/instance/, DIR/instance.zip)
 and the semantic one (DIR/semantic/, DIR/semantic.zip) and validates both.
 --ply writes coloured PLYs (instances, semantics, per-vertex uncertainty) to <out>/ply/,
@@ -62,6 +64,13 @@ def export(cfg, out_dir: Path, export_dir: Path, scenes: list[str]) -> list[str]
     return problems
 
 
+def uncertainty_name(cfg) -> str:
+    """Which per-vertex uncertainty the predictions carry (engine/infer.py)."""
+    if cfg.model.head.type == "margin":
+        return "1 - seed"
+    return cfg.inference.probabilistic.uncertainty
+
+
 def write_plys(out_dir: Path, scenes: list[str], data_root: Path, scannet_root: Path | None) -> None:
     from scene_pe.data.dataset import load_scene
     from scene_pe.data.scannet import read_mesh
@@ -114,13 +123,16 @@ def main(argv=None) -> int:
     status = 0
     if rank == 0:
         print(f"predictions: {out_dir / 'predictions'}")
-        inst, sem = evaluate_saved(out_dir, data_root / "gt", scenes)
+        inst, sem, unc = evaluate_saved(out_dir, data_root / "gt", scenes)
         if inst is not None:
             print(inst.format_table())
             print(sem.format_table())
+            print(f"uncertainty ({uncertainty_name(cfg)}) vs wrong instance assignment:")
+            print(unc.format_table())
             print(f"AP {inst.mean_ap:.3f}  AP50 {inst.mean_ap50:.3f}  AP25 {inst.mean_ap25:.3f}  "
-                  f"mIoU {sem.miou:.3f}  ({inst.num_scenes} scenes)")
-            metrics = {"instance": inst.to_dict(), "semantic": sem.to_dict()}
+                  f"mIoU {sem.miou:.3f}  uncertainty AUROC {unc.auroc:.3f}  ({inst.num_scenes} scenes)")
+            metrics = {"instance": inst.to_dict(), "semantic": sem.to_dict(),
+                       "uncertainty": {"definition": uncertainty_name(cfg), **unc.to_dict()}}
             (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
             print(f"metrics: {out_dir / 'metrics.json'}")
         if args.export:

@@ -1,8 +1,10 @@
 """Inference over a list of preprocessed scenes, with evaluation where GT exists.
 
 Used by validation during training and by tools/test.py. Under DDP each rank
-takes every world-th scene; the small per-scene match summaries and confusion
-matrices are gathered, so the metrics equal a single-process run.
+takes every world-th scene; the small per-scene match summaries, confusion
+matrices and per-vertex (uncertainty, wrong) pairs are gathered, so the metrics
+equal a single-process run. The uncertainty metric (evaluation/uncertainty.py)
+is computed on the same scenes as AP, those with GT.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from scene_pe.engine.infer import VertexPrediction, predict_batch
 from scene_pe.evaluation.instance import InstanceEvaluator
 from scene_pe.evaluation.io import read_gt_file
 from scene_pe.evaluation.semantic import SemanticEvaluator
+from scene_pe.evaluation.uncertainty import UncertaintyEvaluator
 
 
 def inference_loader(cfg: Config, scenes: list[str], rank: int = 0, world: int = 1) -> DataLoader:
@@ -51,38 +54,44 @@ def evaluate_loader(model: torch.nn.Module, cfg: Config, scenes: list[str], devi
                     rank: int = 0, world: int = 1, progress: bool = True, amp: bool = False) -> dict:
     """Predict every scene and evaluate those with GT (``<root>/gt/<scene>.txt``).
 
-    Returns mean AP / AP50 / AP25 and mIoU (NaN without GT) plus the result
-    objects under ``instance`` and ``semantic``, the same on every rank.
+    Returns mean AP / AP50 / AP25, mIoU and the uncertainty scalars
+    (``unc_auroc``, ``unc_auroc_assigned``, ...; NaN without GT) plus the result
+    objects under ``instance``, ``semantic`` and ``uncertainty``, the same on every rank.
     """
-    inst_ev, sem_ev = InstanceEvaluator(), SemanticEvaluator()
+    inst_ev, sem_ev, unc_ev = InstanceEvaluator(), SemanticEvaluator(), UncertaintyEvaluator()
     gt_dir = Path(cfg.data.root) / "gt"
     for pred, sample in predict_scenes(model, cfg, scenes, device, rank=rank, world=world,
                                        progress=progress, amp=amp):
         gt_path = gt_dir / f"{pred.scene}.txt"
         if sample["has_labels"] and gt_path.exists():
-            add_scene(inst_ev, sem_ev, pred, read_gt_file(gt_path, pred.scene))
-    inst_ev, sem_ev = merge_evaluators(inst_ev, sem_ev)
+            add_scene(inst_ev, sem_ev, pred, read_gt_file(gt_path, pred.scene), unc_ev)
+    inst_ev, sem_ev, unc_ev = merge_evaluators(inst_ev, sem_ev, unc_ev)
     if not inst_ev.num_scenes:
         nan = float("nan")
-        return {"ap": nan, "ap50": nan, "ap25": nan, "miou": nan, "instance": None, "semantic": None}
-    inst, sem = inst_ev.result(), sem_ev.result()
+        return {"ap": nan, "ap50": nan, "ap25": nan, "miou": nan, "unc_auroc": nan, "unc_auroc_assigned": nan,
+                "instance": None, "semantic": None, "uncertainty": None}
+    inst, sem, unc = inst_ev.result(), sem_ev.result(), unc_ev.result()
     return {"ap": inst.mean_ap, "ap50": inst.mean_ap50, "ap25": inst.mean_ap25, "miou": sem.miou,
-            "instance": inst, "semantic": sem}
+            **unc.scalars(), "instance": inst, "semantic": sem, "uncertainty": unc}
 
 
 def add_scene(inst_ev: InstanceEvaluator, sem_ev: SemanticEvaluator, pred: VertexPrediction,
-              gt: np.ndarray) -> None:
+              gt: np.ndarray, unc_ev: UncertaintyEvaluator | None = None) -> None:
     inst_ev.add(pred.scene, gt, pred.instance, pred.labels, pred.confidence)
     sem_ev.add(pred.scene, gt, pred.semantic)
+    if unc_ev is not None:
+        unc_ev.add(pred.scene, gt, pred.instance, pred.uncertainty)
 
 
-def merge_evaluators(inst_ev: InstanceEvaluator, sem_ev: SemanticEvaluator):
+def merge_evaluators(inst_ev: InstanceEvaluator, sem_ev: SemanticEvaluator, unc_ev: UncertaintyEvaluator):
     """Combine every rank's evaluators (no-op in a single process)."""
-    gathered = D.all_gather_objects((inst_ev, sem_ev))
+    gathered = D.all_gather_objects((inst_ev, sem_ev, unc_ev))
     if len(gathered) == 1:
-        return inst_ev, sem_ev
-    inst_all, sem_all = InstanceEvaluator(inst_ev.min_region_size), SemanticEvaluator()
-    for i, s in gathered:
+        return inst_ev, sem_ev, unc_ev
+    inst_all, sem_all, unc_all = InstanceEvaluator(inst_ev.min_region_size), SemanticEvaluator(), \
+        UncertaintyEvaluator()
+    for i, s, u in gathered:
         inst_all.merge(i)
         sem_all.merge(s)
-    return inst_all, sem_all
+        unc_all.merge(u)
+    return inst_all, sem_all, unc_all

@@ -16,6 +16,7 @@ from scene_pe.engine.infer import VertexPrediction
 from scene_pe.evaluation.instance import InstanceEvaluator
 from scene_pe.evaluation.io import read_gt_file
 from scene_pe.evaluation.semantic import SemanticEvaluator
+from scene_pe.evaluation.uncertainty import UncertaintyEvaluator
 from scene_pe.util.errors import SceneError
 from scene_pe.util.io import save_npz_atomic
 
@@ -43,13 +44,13 @@ def load_prediction(out_dir: Path, scene: str) -> VertexPrediction:
 
 
 def evaluate_saved(out_dir: Path, gt_dir: Path, scenes: Iterable[str]):
-    """Instance and semantic results over the scenes that have GT (None if none has)."""
-    inst_ev, sem_ev = InstanceEvaluator(), SemanticEvaluator()
+    """Instance, semantic and uncertainty results over the scenes that have GT (Nones if none has)."""
+    inst_ev, sem_ev, unc_ev = InstanceEvaluator(), SemanticEvaluator(), UncertaintyEvaluator()
     for scene in scenes:
         gt_path = Path(gt_dir) / f"{scene}.txt"
         if not gt_path.exists():
             continue
-        add_scene(inst_ev, sem_ev, load_prediction(out_dir, scene), read_gt_file(gt_path, scene))
+        add_scene(inst_ev, sem_ev, load_prediction(out_dir, scene), read_gt_file(gt_path, scene), unc_ev)
     if not inst_ev.num_scenes:
-        return None, None
-    return inst_ev.result(), sem_ev.result()
+        return None, None, None
+    return inst_ev.result(), sem_ev.result(), unc_ev.result()
