@@ -1,0 +1,110 @@
+"""What a trained head's embeddings look like on held-out scenes, independent of clustering thresholds.
+
+For each held-out scene the network runs once; with the GT instance of each
+voxel (majority of its vertices) the statistics below are pooled over voxels of
+benchmark instances (and, for sigma, over the other labelled voxels):
+
+- ``own``: the kernel between a voxel and its own GT instance, with the
+  instance's centre as the head defines it (probabilistic: eq. 4 mean of mu and
+  of the variances, Bhattacharyya kernel; margin: mean embedding and mean
+  sigma, phi = exp(-sum (e - C)^2 / (2 sigma_k^2))); ``other``: the largest
+  kernel to any other GT instance of the scene.
+- ``separable``: the share of instance voxels whose own kernel beats every other
+  instance's (a threshold-free measure of the embedding: 1 means the GT
+  centres alone would assign every voxel right).
+- the share of instance voxels with own >= tau (the clustering's threshold:
+  below it a voxel leaves its instance) and with other >= tau (it would join a
+  neighbour), at the head's configured threshold.
+- sigma quantiles (geometric mean over axes) on instance and on other voxels:
+  collapse (-> 0) or blow-up shows here.
+
+``tools/diagnose.py RUN_DIR`` prints them; ``diagnose_run`` returns them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scene_pe.data.labels import TRAIN_IS_INSTANCE
+from scene_pe.method.kernels import instance_centres, log_bhattacharyya, logvar_from_sigma, rbf_logvar
+from scene_pe.model.outputs import MarginOutput, as_float32
+
+
+def _scene_kernels(out, inst: torch.Tensor, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(own, best other, sigma) for the voxels with an instance (inst >= 0, ids 0..K-1)."""
+    m = inst >= 0
+    idx = inst[m]
+    k = int(idx.max()) + 1
+    if isinstance(out, MarginOutput):
+        emb, sig = out.embedding[m], out.sigma[m]
+        counts = torch.bincount(idx, minlength=k).to(emb.dtype)[:, None]
+        c = torch.zeros(k, emb.shape[1], dtype=emb.dtype).index_add(0, idx, emb) / counts
+        s = torch.zeros(k, sig.shape[1], dtype=sig.dtype).index_add(0, idx, sig) / counts
+        logk = -(((emb[:, None, :] - c[None]) ** 2) / (2 * s[None] ** 2)).sum(-1)  # (n, K)
+        sigma = sig
+    else:
+        mu = out.mu[m]
+        logvar = (rbf_logvar(mu.shape[0], cfg.loss.probabilistic.rbf_sigma, mu) if out.sigma is None
+                  else logvar_from_sigma(out.sigma[m]))
+        c_mu, c_lv, _ = instance_centres(mu, logvar, idx, k)
+        logk = log_bhattacharyya(mu[:, None, :], logvar[:, None, :], c_mu[None], c_lv[None])
+        sigma = torch.exp(0.5 * logvar)
+    rows = torch.arange(len(idx))
+    own = logk[rows, idx].clone()
+    logk[rows, idx] = -torch.inf
+    other = logk.max(dim=1).values if k > 1 else torch.full_like(own, -torch.inf)
+    gsig = torch.exp(torch.log(sigma).mean(dim=1))
+    return own.exp().numpy(), other.exp().numpy(), gsig.numpy()
+
+
+def _other_sigma(out, sem: torch.Tensor, inst: torch.Tensor) -> np.ndarray:
+    """Sigma (geometric mean over axes) of labelled voxels outside benchmark instances."""
+    sigma = out.sigma
+    if sigma is None:
+        return np.empty(0)
+    keep = (inst < 0) & (sem >= 0)
+    return torch.exp(torch.log(sigma[keep]).mean(dim=1)).numpy()
+
+
+@torch.no_grad()
+def diagnose_run(run_path: Path, max_scenes: int = 0) -> dict:
+    """Statistics of ``run_path``/last.pth on its config's val split (see the module doc)."""
+    from scene_pe.config import load_config
+    from scene_pe.data.dataset import preprocessed_split
+    from scene_pe.engine.checkpoint import load_checkpoint
+    from scene_pe.engine.evaluate import inference_loader
+    from scene_pe.engine.trainer import build_model
+
+    cfg = load_config(Path(run_path) / "config.yaml")
+    model = build_model(cfg)
+    model.load_state_dict(load_checkpoint(Path(run_path) / "last.pth", "cpu")["model"])
+    model.eval()
+    scenes = preprocessed_split(Path(cfg.data.root), cfg.data.val_split)
+    scenes = scenes[:max_scenes] if max_scenes else scenes
+    tau = cfg.inference.probabilistic.tau if cfg.model.head.type == "probabilistic" else 0.5
+    is_inst = torch.as_tensor(TRAIN_IS_INSTANCE)
+    own_l, other_l, sig_l, rest_l = [], [], [], []
+    for voxels, _ in inference_loader(cfg, scenes):
+        out = as_float32(model(voxels))
+        sem, inst = voxels.semantic, voxels.instance.clone()
+        inst[(sem < 0) | ~is_inst[sem.clamp(min=0)]] = -1  # benchmark instance classes only
+        if (inst >= 0).any():
+            inst[inst >= 0] = torch.unique(inst[inst >= 0], return_inverse=True)[1]
+            own, other, sig = _scene_kernels(out, inst, cfg)
+            own_l.append(own), other_l.append(other), sig_l.append(sig)
+        rest_l.append(_other_sigma(out, sem, inst))
+    own, other, sig = np.concatenate(own_l), np.concatenate(other_l), np.concatenate(sig_l)
+    rest = np.concatenate(rest_l)
+    q = (0.1, 0.5, 0.9)
+    return {
+        "head": cfg.model.head.type, "embedding": cfg.model.head.embedding, "scenes": len(scenes),
+        "voxels": int(len(own)), "tau": tau,
+        "separable": float(np.mean(own > other)),
+        "own_median": float(np.median(own)), "own_below_tau": float(np.mean(own < tau)),
+        "other_above_tau": float(np.mean(other >= tau)),
+        "sigma_instance_q10_50_90": [float(v) for v in np.quantile(sig, q)],
+        "sigma_other_q10_50_90": [float(v) for v in np.quantile(rest, q)] if len(rest) else None,
+    }
