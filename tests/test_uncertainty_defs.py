@@ -85,6 +85,27 @@ def test_centre_kernels_chunked_equal_one_chunk():
     assert (sub[1][~need] == 0).all() and other[~need].max() > 0
 
 
+def test_pruned_pairs_equal_dense_kernels():
+    # a room-sized spread with sigmas from 1 cm to 1 m: the distance bound prunes most pairs
+    # (checked) and must keep every kernel >= eps, anisotropic and isotropic alike
+    from scene_pe.method.kernels import instance_centres, log_kappa_to_instances
+    from scene_pe.method.uncertainty import KAPPA_EPS
+    rng = np.random.default_rng(4)
+    n, k = 3000, 25
+    for dims in (3, 1):
+        mu = torch.tensor(rng.uniform(-5, 5, (n, 3)))
+        lv = torch.tensor(2 * np.log(rng.choice([0.01, 0.05, 0.2, 1.0], (n, dims))))
+        inst = torch.tensor(rng.integers(-1, k, n))
+        own, other, best = centre_kernels(mu, lv, inst)
+        a = inst >= 0
+        c_mu, c_lv, _ = instance_centres(mu[a], lv[a], inst[a], k)
+        dense = log_kappa_to_instances(mu, lv, c_mu, c_lv).exp()
+        assert (dense < KAPPA_EPS).float().mean() > 0.5  # the test exercises the pruning
+        dense[torch.arange(n)[a], inst[a]] = 0.0
+        dense = torch.where(dense >= KAPPA_EPS, dense, torch.zeros_like(dense))
+        torch.testing.assert_close(other, dense.max(1).values, rtol=1e-9, atol=0)
+
+
 def test_no_clusters_and_sigma_kind():
     rng = np.random.default_rng(2)
     mu, sigma, scores, _ = random_scene(rng)

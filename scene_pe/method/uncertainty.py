@@ -35,8 +35,7 @@ import numpy as np
 import torch
 
 from scene_pe.data.labels import TRAIN_IS_INSTANCE
-from scene_pe.method.kernels import (instance_centres, log_bhattacharyya, log_kappa_to_instances,
-                                     logvar_from_sigma, rbf_logvar)
+from scene_pe.method.kernels import instance_centres, log_bhattacharyya, logvar_from_sigma, rbf_logvar
 
 Uncertainty = Literal["sigma", "membership", "margin"]
 UNCERTAINTIES = ("sigma", "membership", "margin")
@@ -45,7 +44,7 @@ UNCERTAINTIES = ("sigma", "membership", "margin")
 # kernel skip every (voxel, centre) pair that is far apart.
 KAPPA_EPS = 1e-7
 _SLACK = 1.001
-_GAP_SLACK = 1e-3  # m^2; float32 rounding of |mu - mean|^2 ~ 10 m^2 is ~1e-6
+_GAP_SLACK = 1e-3  # m^2; float32 rounds |mu - mean|^2 <= ~50 m^2 (a room) to ~3e-6
 
 
 def centre_kernels(mu: torch.Tensor, logvar: torch.Tensor, instance: torch.Tensor,
@@ -57,7 +56,7 @@ def centre_kernels(mu: torch.Tensor, logvar: torch.Tensor, instance: torch.Tenso
     the largest kappa to any other cluster's centre, and the largest over all
     clusters (0 without clusters). Kernels below ``eps`` count as 0. With
     ``rows_needed`` (bool mask), the kernels to other centres are computed for
-    those voxels only (0 elsewhere).
+    those voxels only (other = 0 and best = own elsewhere).
 
     Only (voxel, centre) pairs that can reach ``eps`` are evaluated: beta <= 1 and
     each axis term is >= d^2 / (4 (max_d v_i + max_d v_k)), so kappa >= eps needs
