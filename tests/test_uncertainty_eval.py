@@ -155,14 +155,17 @@ def test_evaluator_pools_scenes_and_merges():
     a.merge(b)
     r, r2 = one.result(), a.result()
     assert r == r2 and r.num_scenes == 3
-    pops, wrongs, uncs, assigned = [], [], [], []
+    wrongs, uncs, assigned, inst = [], [], [], []
     for _, gt, pred, unc in scenes:
         pop, wrong = wrong_assignments(gt, pred)
         wrongs.append(wrong[pop]), uncs.append(unc[pop]), assigned.append(pred[pop] >= 0)
-    w, u, asg = np.concatenate(wrongs), np.concatenate(uncs), np.concatenate(assigned)
+        inst.append(gt[pop] // 1000 == CHAIR)  # the scenes' only instance class
+    w, u, asg, ins = (np.concatenate(x) for x in (wrongs, uncs, assigned, inst))
     assert r.num_vertices == w.size and r.num_wrong == int(w.sum()) and r.num_assigned == int(asg.sum())
     assert r.auroc == pytest.approx(brute_auroc(u, w), abs=1e-12)
     assert r.auroc_assigned == pytest.approx(brute_auroc(u[asg], w[asg]), abs=1e-12)
+    assert r.auroc_instances == pytest.approx(brute_auroc(u[ins], w[ins]), abs=1e-12)
+    assert 0 < ins.sum() < ins.size and 0 < asg.sum() < asg.size
     assert sum(d.count for d in r.deciles) == pytest.approx(w.size)
     assert np.mean([d.error_rate for d in r.deciles]) == pytest.approx(w.mean())
     s = r.scalars()

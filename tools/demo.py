@@ -81,6 +81,10 @@ def main(argv=None) -> int:
     print(f"head: {cfg.model.head.type}   held-out val scenes: {metrics['instance']['num_scenes']}")
     print(f"AP {m['ap']:.3f}  AP50 {m['ap50']:.3f}  AP25 {m['ap25']:.3f}  "
           f"mIoU {metrics['semantic']['miou']:.3f}")
+    u = metrics["uncertainty"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731  (None: no wrong or no right vertex)
+    print(f"uncertainty ({u['definition']}) flags wrongly assigned vertices: AUROC {fmt(u['auroc'])} "
+          f"(among assigned {fmt(u['auroc_assigned'])})")
     print("outputs:")
     for what, path in [("generated ScanNet-format scenes", raw), ("preprocessed scenes", pre),
                        ("training run (config, log, TensorBoard, checkpoints)", run_path),

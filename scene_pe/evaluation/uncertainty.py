@@ -32,7 +32,11 @@ the two parts in proportion, each share carrying the group's error rate, so
 the table does not depend on how ties are ordered.
 
 Pooled over scenes: every population vertex of every scene counts once (no
-per-scene averaging). The accumulator keeps 5 bytes per population vertex
+per-scene averaging). Besides all population vertices, AUROC is reported among
+the vertices assigned to a predicted instance, and among the vertices that have
+an own GT instance (the instance vertices: the population of the issue that
+asked for this metric; there, wall / floor, which a good uncertainty must call
+certain when left out, do not count). The accumulator keeps 5 bytes per population vertex
 (float32 value, uint8 code); float32 holds the network's values exactly.
 """
 
@@ -48,7 +52,7 @@ from scene_pe.util.errors import SceneError
 
 NUM_BINS = 10
 NO_INSTANCE = 0  # own GT instance of wall / floor vertices (GT instance values are >= 1000)
-_WRONG, _ASSIGNED = 1, 2  # bits of the accumulator's per-vertex code
+_WRONG, _ASSIGNED, _INSTANCE = 1, 2, 4  # bits of the accumulator's per-vertex code
 
 
 def own_instances(gt) -> tuple[np.ndarray, np.ndarray]:
@@ -164,6 +168,7 @@ class UncertaintyResult:
     num_wrong_assigned: int
     auroc: float  # all population vertices
     auroc_assigned: float  # vertices assigned to a predicted instance only
+    auroc_instances: float  # vertices with an own GT instance only
     deciles: list[Bin]
 
     @property
@@ -173,7 +178,7 @@ class UncertaintyResult:
     def scalars(self) -> dict[str, float]:
         """Flat metrics for validation logs (TensorBoard, ablation tables)."""
         out = {"unc_auroc": self.auroc, "unc_auroc_assigned": self.auroc_assigned,
-               "unc_error_rate": self.error_rate}
+               "unc_auroc_instances": self.auroc_instances, "unc_error_rate": self.error_rate}
         if self.deciles:  # error rate of the least / most uncertain tenth
             out["unc_err_low10"] = self.deciles[0].error_rate
             out["unc_err_high10"] = self.deciles[-1].error_rate
@@ -186,6 +191,7 @@ class UncertaintyResult:
                 "num_wrong": self.num_wrong, "error_rate": num(self.error_rate),
                 "num_assigned": self.num_assigned, "num_wrong_assigned": self.num_wrong_assigned,
                 "auroc": num(self.auroc), "auroc_assigned": num(self.auroc_assigned),
+                "auroc_instances": num(self.auroc_instances),
                 "deciles": [{"lo": b.lo, "hi": b.hi, "count": b.count, "error_rate": b.error_rate}
                             for b in self.deciles]}
 
@@ -195,7 +201,8 @@ class UncertaintyResult:
                  for d, b in enumerate(self.deciles)]
         rows += ["-" * 46, f"AUROC {self.auroc:.3f} (all {self.num_vertices} vertices, "
                  f"{self.num_wrong} wrong), {self.auroc_assigned:.3f} among assigned "
-                 f"({self.num_assigned}, {self.num_wrong_assigned} wrong)"]
+                 f"({self.num_assigned}, {self.num_wrong_assigned} wrong), "
+                 f"{self.auroc_instances:.3f} among GT instance vertices"]
         return "\n".join(rows)
 
 
@@ -220,8 +227,10 @@ class UncertaintyEvaluator:
             raise SceneError(scene, "predictions", "non-finite uncertainty")
         population, wrong = wrong_assignments(gt, instance)
         assigned = np.asarray(instance).ravel() >= 0
+        has_own = own_instances(gt)[1] != NO_INSTANCE
         self._values[scene] = unc[population].astype(np.float32)
-        self._codes[scene] = (wrong * _WRONG + assigned * _ASSIGNED)[population].astype(np.uint8)
+        self._codes[scene] = (wrong * _WRONG + assigned * _ASSIGNED + has_own * _INSTANCE
+                              )[population].astype(np.uint8)
 
     def merge(self, other: "UncertaintyEvaluator") -> None:
         for scene in other._values:
@@ -232,11 +241,13 @@ class UncertaintyEvaluator:
     def result(self) -> UncertaintyResult:
         values = np.concatenate([np.zeros(0, np.float32), *self._values.values()])
         codes = np.concatenate([np.zeros(0, np.uint8), *self._codes.values()])
-        wrong, assigned = (codes & _WRONG) > 0, (codes & _ASSIGNED) > 0
+        wrong, assigned, inst = (codes & _WRONG) > 0, (codes & _ASSIGNED) > 0, (codes & _INSTANCE) > 0
         uniq, pos, neg = tie_counts(values, wrong)
         _, pos_a, neg_a = tie_counts(values[assigned], wrong[assigned])
+        _, pos_i, neg_i = tie_counts(values[inst], wrong[inst])
         return UncertaintyResult(
             num_scenes=self.num_scenes, num_vertices=int(values.size), num_wrong=int(wrong.sum()),
             num_assigned=int(assigned.sum()), num_wrong_assigned=int((wrong & assigned).sum()),
             auroc=auroc_from_counts(pos, neg), auroc_assigned=auroc_from_counts(pos_a, neg_a),
+            auroc_instances=auroc_from_counts(pos_i, neg_i),
             deciles=decile_error_rates(uniq, pos, neg))
