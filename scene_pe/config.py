@@ -78,7 +78,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # 0 disables
     amp: bool = True  # CUDA only; kernels and losses always run in float32
-    val_every: int = 8  # epochs
+    val_every: int = 8  # epochs; 0: never (tools/ablate.py evaluates the final model itself)
     log_every: int = 10  # steps
     empty_cache_every: int = 50  # steps; CUDA: ME's varying voxel counts fragment the cache
     seed: int = 0
@@ -91,8 +91,8 @@ class TrainConfig:
     max_minutes: float = 0.0
 
     def validate(self) -> None:
-        if self.max_steps < 0 or self.max_minutes < 0:
-            raise ValueError("max_steps and max_minutes must be >= 0 (0 disables them)")
+        if self.max_steps < 0 or self.max_minutes < 0 or self.val_every < 0:
+            raise ValueError("max_steps, max_minutes and val_every must be >= 0 (0 disables them)")
 
 
 @dataclass(frozen=True)

@@ -156,8 +156,8 @@ def test_milestones_scale_with_the_epoch_budget():
         epochs, lr_milestones = 16, [11, 14]
 
     assert budget_overrides(Train, 4, None) == ["train.epochs=4", "train.lr_milestones=[3, 4]",
-                                                "train.max_minutes=0"]
-    assert budget_overrides(Train, None, 2.5) == ["train.max_minutes=2.5"]
+                                                "train.max_minutes=0", "train.val_every=0"]
+    assert budget_overrides(Train, None, 2.5) == ["train.max_minutes=2.5", "train.val_every=0"]
 
 
 def test_report_mean_and_sample_std_closed_form():

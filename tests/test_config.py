@@ -51,6 +51,7 @@ def test_unknown_key_is_an_error_naming_it(override, names):
     ("train.epochs=1.5", "train.epochs"),
     ("data.train_transforms=[{name: RandomSpin}]", "RandomSpin"),
     ("data.voxel.voxel_size=-1", "voxel_size"),
+    ("train.val_every=-1", "val_every"),
 ])
 def test_bad_values_are_errors_naming_the_key(override, fragment):
     with pytest.raises(ConfigError, match=fragment):

@@ -82,14 +82,18 @@ def scale_milestones(milestones: list[int], epochs: int, new_epochs: int) -> lis
 
 
 def budget_overrides(train_cfg, epochs: int | None, minutes: float | None) -> list[str]:
-    """Overrides giving a run the ablation's budget; ``train_cfg`` is the config's train section."""
+    """Overrides giving a run the ablation's budget; ``train_cfg`` is the config's train section.
+
+    Training never validates (train.val_every=0): the ablation evaluates the
+    final model itself, and a validation pass inside training would only cost time.
+    """
     if (epochs is None) == (minutes is None):
         raise AblationError("give exactly one budget: --epochs or --minutes")
     if epochs is not None:
         ms = scale_milestones(list(train_cfg.lr_milestones), train_cfg.epochs, epochs)
         return [f"train.epochs={epochs}", f"train.lr_milestones=[{', '.join(map(str, ms))}]",
-                "train.max_minutes=0"]
-    return [f"train.max_minutes={minutes}"]
+                "train.max_minutes=0", "train.val_every=0"]
+    return [f"train.max_minutes={minutes}", "train.val_every=0"]
 
 
 def _comparable(cfg_dict: dict) -> dict:
@@ -259,18 +263,13 @@ def scalars(result: dict) -> dict[str, float | None]:
 
 def evaluate_run(run_path: Path) -> dict:
     """Evaluate <run_path>/last.pth on its config's val split, as validation does."""
-    from scene_pe.config import load_config
     from scene_pe.data.dataset import preprocessed_split
     from scene_pe.engine import distributed as D
-    from scene_pe.engine.checkpoint import load_checkpoint
+    from scene_pe.engine.checkpoint import load_trained_run
     from scene_pe.engine.evaluate import evaluate_loader
-    from scene_pe.engine.trainer import build_model
 
-    cfg = load_config(run_path / "config.yaml")
     _, _, device = D.init_distributed()
-    ck = load_checkpoint(run_path / "last.pth", "cpu")
-    model = build_model(cfg).to(device)
-    model.load_state_dict(ck["model"])
+    cfg, model, ck = load_trained_run(run_path, device)
     start = time.perf_counter()
     result = evaluate_loader(model, cfg, preprocessed_split(Path(cfg.data.root), cfg.data.val_split), device,
                              progress=False, amp=cfg.train.amp and device.type == "cuda")

@@ -211,7 +211,7 @@ class Trainer:
                 self.epoch += 1
                 self.scheduler.step()
                 log.info("epoch %d done (step %d, loss %.4f)", self.epoch, self.step, values["loss"])
-                if self.epoch % t.val_every == 0 or self.epoch == t.epochs:
+                if t.val_every and (self.epoch % t.val_every == 0 or self.epoch == t.epochs):
                     self.clock()
                     self._since = None  # validation is not training time
                     metrics = self.validate()
