@@ -43,3 +43,21 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 def model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """State dict without DDP's ``module.`` prefix."""
     return getattr(model, "module", model).state_dict()
+
+
+def load_trained_run(run_path: Path, device: str | torch.device = "cpu"):
+    """(config, model in eval mode on ``device``, checkpoint) of a training run folder.
+
+    The folder is ours (tools/train.py wrote config.yaml and last.pth): the
+    checkpoint is read whole, RNG states included (load_checkpoint).
+    """
+    from scene_pe.config import load_config
+    from scene_pe.engine.trainer import build_model  # trainer imports this module
+
+    run_path = Path(run_path)
+    cfg = load_config(run_path / "config.yaml")
+    ck = load_checkpoint(run_path / "last.pth", "cpu")
+    model = build_model(cfg).to(device)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return cfg, model, ck

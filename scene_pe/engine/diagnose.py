@@ -72,16 +72,11 @@ def _other_sigma(out, sem: torch.Tensor, inst: torch.Tensor) -> np.ndarray:
 @torch.no_grad()
 def diagnose_run(run_path: Path, max_scenes: int = 0) -> dict:
     """Statistics of ``run_path``/last.pth on its config's val split (see the module doc)."""
-    from scene_pe.config import load_config
     from scene_pe.data.dataset import preprocessed_split
-    from scene_pe.engine.checkpoint import load_checkpoint
+    from scene_pe.engine.checkpoint import load_trained_run
     from scene_pe.engine.evaluate import inference_loader
-    from scene_pe.engine.trainer import build_model
 
-    cfg = load_config(Path(run_path) / "config.yaml")
-    model = build_model(cfg)
-    model.load_state_dict(load_checkpoint(Path(run_path) / "last.pth", "cpu")["model"])
-    model.eval()
+    cfg, model, _ = load_trained_run(run_path)
     scenes = preprocessed_split(Path(cfg.data.root), cfg.data.val_split)
     scenes = scenes[:max_scenes] if max_scenes else scenes
     tau = cfg.inference.probabilistic.tau if cfg.model.head.type == "probabilistic" else 0.5

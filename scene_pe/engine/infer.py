@@ -70,23 +70,24 @@ def final_voxel_instances(clusters: Clusters, p2v_local: np.ndarray, min_vertice
     return remap[inst_vox], keep
 
 
-def devoxelize_clusters(clusters: Clusters, p2v_local: np.ndarray, min_vertices: int
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Voxel instances -> vertex instance ids, dropping small ones and renumbering."""
-    inst_vox, keep = final_voxel_instances(clusters, p2v_local, min_vertices)
-    classes = clusters.classes.cpu().numpy()[keep]
-    return inst_vox[p2v_local], TRAIN_TO_NYU40[classes], clusters.confidence.cpu().numpy()[keep].astype(np.float64)
-
-
 @torch.no_grad()
-def predict_batch(model: torch.nn.Module, voxels: VoxelBatch, cfg: InferenceConfig, amp: bool = False
-                  ) -> list[VertexPrediction]:
-    """Run the model on one batch and return per-vertex predictions for each scene."""
+def network_outputs(model: torch.nn.Module, voxels: VoxelBatch, amp: bool = False) -> HeadOutput:
+    """The head's outputs for one batch, in float32 whatever precision the network ran in."""
     device = next(model.parameters()).device
     with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
         out = model(voxels)
-    # Kernels and clustering in float32 whatever precision the network ran in.
-    out = as_float32(out)
+    return as_float32(out)  # kernels and clustering run in float32
+
+
+def predict_batch(model: torch.nn.Module, voxels: VoxelBatch, cfg: InferenceConfig, amp: bool = False
+                  ) -> list[VertexPrediction]:
+    """Run the model on one batch and return per-vertex predictions for each scene."""
+    return predictions_from_outputs(network_outputs(model, voxels, amp), voxels, cfg)
+
+
+def predictions_from_outputs(out: HeadOutput, voxels: VoxelBatch, cfg: InferenceConfig
+                             ) -> list[VertexPrediction]:
+    """Clustering and devoxelization of a batch's outputs (tools/tune_inference.py re-runs only this)."""
     per_scene = cluster(out, cfg)
     semantic_vox = TRAIN_TO_NYU40[out.logits.argmax(dim=1).cpu().numpy()]
     batch = voxels.batch.cpu().numpy()

@@ -1,0 +1,144 @@
+"""tools/tune_inference.py: grid parsing, halves, re-clustering equals full inference, selection rule."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from scene_pe.config import dump_config, load_config
+from scene_pe.data.dataset import preprocessed_split
+from scene_pe.engine.checkpoint import save_checkpoint
+from scene_pe.engine.evaluate import evaluate_loader
+from scene_pe.engine.trainer import build_model
+from scene_pe.engine.evaluate import inference_loader
+from scene_pe.engine.infer import predict_batch, predictions_from_outputs
+from scene_pe.engine.tuning import (TuningError, cache_outputs, chosen_index, grid_points, parse_grid,
+                                    split_halves, tune)
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "configs" / "synthetic_probabilistic.yaml"
+
+
+def test_grid_is_the_cartesian_product_in_order():
+    grid = parse_grid(["inference.probabilistic.tau=0.3, 0.5", "inference.min_vertices=50,100,200"])
+    assert grid == [("inference.probabilistic.tau", ["0.3", "0.5"]), ("inference.min_vertices", ["50", "100", "200"])]
+    points = grid_points(grid)
+    assert len(points) == 6 and len(set(points)) == 6
+    assert points[0] == ("inference.probabilistic.tau=0.3", "inference.min_vertices=50")
+    assert points[-1] == ("inference.probabilistic.tau=0.5", "inference.min_vertices=200")
+
+
+@pytest.mark.parametrize("item, fragment", [
+    ("train.lr=0.1,0.2", "only inference"),
+    ("inference.probabilistic.tau", "key=v1"),
+    ("inference.probabilistic.tau=", "key=v1"),
+])
+def test_bad_grid_items_are_errors_naming_them(item, fragment):
+    with pytest.raises(TuningError, match=fragment):
+        parse_grid([item])
+
+
+def test_repeated_key_is_an_error():
+    with pytest.raises(TuningError, match="twice"):
+        parse_grid(["inference.min_vertices=1", "inference.min_vertices=2"])
+
+
+def test_halves_alternate_over_sorted_scenes_and_cover_them_once():
+    scenes = [f"scene{i:04d}_00" for i in (5, 1, 4, 2, 3)]
+    h = split_halves(scenes)
+    assert h["select"] == ["scene0001_00", "scene0003_00", "scene0005_00"]
+    assert h["report"] == ["scene0002_00", "scene0004_00"]
+
+
+@pytest.fixture(scope="module")
+def untrained_run(small_dataset, tmp_path_factory) -> Path:
+    """A run folder with a randomly initialised small model; val = the 2 train scenes (GT on both)."""
+    run = tmp_path_factory.mktemp("tune") / "run"
+    run.mkdir()
+    cfg = load_config(CONFIG, [f"data.root={small_dataset}", "data.val_split=train", "data.num_workers=0",
+                               "data.voxel.voxel_size=0.08", "model.backbone.stem_channels=8",
+                               "model.head.hidden=16", "inference.probabilistic.min_size=2",
+                               "inference.min_vertices=10", "inference.probabilistic.score_threshold=0",
+                               "inference.probabilistic.exclude_stuff=false"])  # instances from random weights
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    (run / "config.yaml").write_text(dump_config(cfg))
+    save_checkpoint(run / "last.pth", {"model": model.state_dict(), "step": 0, "epoch": 0})
+    return run
+
+
+def _model(cfg):
+    torch.manual_seed(0)
+    return build_model(cfg).eval()
+
+
+def test_cached_outputs_recluster_to_the_same_predictions(untrained_run):
+    _, cache = cache_outputs(untrained_run, progress=False)
+    counts = []
+    for tau in ("0.05", "0.3", "0.9"):
+        cfg = load_config(untrained_run / "config.yaml", [f"inference.probabilistic.tau={tau}"])
+        model = _model(cfg)
+        for c, (voxels, _) in zip(cache, inference_loader(cfg, [c.voxels.scenes[0] for c in cache])):
+            got = predictions_from_outputs(c.out, c.voxels, cfg.inference)[0]
+            want = predict_batch(model, voxels, cfg.inference)[0]
+            assert got.scene == want.scene
+            for f in ("instance", "labels", "confidence", "semantic", "uncertainty"):
+                assert np.array_equal(getattr(got, f), getattr(want, f)), f
+            counts.append(len(got.labels))
+    assert len(set(counts)) > 1  # tau changes the instances: the comparison is not vacuous
+
+
+@pytest.mark.parametrize("tau", ["0.2", "0.6"])
+def test_each_half_equals_full_evaluation(untrained_run, tau):
+    result = tune([untrained_run], [f"inference.probabilistic.tau={tau}"], progress=False)
+    row = result["rows"][0]
+    cfg = load_config(untrained_run / "config.yaml", [f"inference.probabilistic.tau={tau}"])
+    halves = split_halves(preprocessed_split(Path(cfg.data.root), "train"))
+    for half, scenes in halves.items():
+        full = evaluate_loader(_model(cfg), cfg, scenes, torch.device("cpu"), progress=False)
+        assert row[f"{half}_unc_auroc"][0] == pytest.approx(full["unc_auroc"], abs=1e-12)
+        assert 0.0 < full["unc_auroc"] < 1.0
+        for m in ("ap", "ap50", "ap25"):
+            assert row[f"{half}_{m}"][0] == pytest.approx(full[m], abs=1e-12), (half, m)
+
+
+def test_choice_is_the_best_select_ap_ties_and_nan_to_the_first():
+    rows = [{"select_ap": (v, 0.0)} for v in (0.2, float("nan"), 0.5, 0.5, 0.1)]
+    assert chosen_index(rows) == 2
+    assert chosen_index([{"select_ap": (float("nan"), 0.0)}] * 3) == 0
+
+
+def test_seeds_are_averaged_with_sample_std(untrained_run):
+    one = tune([untrained_run], ["inference.probabilistic.tau=0.3"], progress=False)["rows"][0]
+    two = tune([untrained_run, untrained_run], ["inference.probabilistic.tau=0.3"], progress=False)["rows"][0]
+    assert two["report_unc_auroc"] == pytest.approx((one["report_unc_auroc"][0], 0.0))
+
+
+def test_tool_writes_json_and_marks_the_chosen_row(untrained_run, tmp_path):
+    cmd = [sys.executable, str(ROOT / "tools" / "tune_inference.py"), str(untrained_run), "--grid",
+           "inference.probabilistic.tau=0.05,0.3", "inference.min_vertices=10,50", "--out", str(tmp_path),
+           "--no-progress"]
+    r = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads((tmp_path / "tuning.json").read_text())
+    assert [row["overrides"] for row in result["rows"]] == [list(p) for p in grid_points(parse_grid(
+        ["inference.probabilistic.tau=0.05,0.3", "inference.min_vertices=10,50"]))]
+    assert result["chosen"] == chosen_index([{"select_ap": tuple(r["select_ap"])} for r in result["rows"]])
+    md = (tmp_path / "tuning.md").read_text().splitlines()
+    assert sum("**" in line for line in md) == 1 and len([x for x in md if x.startswith("| ")]) == 5
+    assert " ".join(result["rows"][result["chosen"]]["overrides"]) in r.stdout
+
+
+def test_bad_value_fails_before_the_network_runs(untrained_run, tmp_path):
+    cmd = [sys.executable, str(ROOT / "tools" / "tune_inference.py"), str(untrained_run), "--grid",
+           "inference.probabilistic.tau=0.3,fast"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "tau" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,65 @@
+#!/usr/bin/env python
+"""Tune inference thresholds of trained runs on their val split, the network run once per scene.
+
+    python tools/tune_inference.py RUN_DIR [RUN_DIR ...] --grid inference.key=v1,v2,... [...]
+                                   [--max-scenes N] [--out DIR]
+
+RUN_DIR holds config.yaml and last.pth (tools/train.py, tools/ablate.py runs);
+give the seeds of one config together: a grid point's score is the mean over
+them. The sorted val scenes are halved by position: the point with the best
+mean AP on the even half ("select") is chosen, and its figures on the odd half
+("report") are the ones to quote (scene_pe/engine/tuning.py). Prints a markdown
+table; --out also writes tuning.json and tuning.md there. Examples:
+
+    tools/tune_inference.py runs/ablate/runs/scannetlike_probabilistic/seed{0,1,2} \\
+        --grid inference.probabilistic.tau=0.25,0.35,0.5 inference.probabilistic.min_size=20,50
+    tools/tune_inference.py runs/ablate/runs/scannetlike_margin/seed{0,1,2} \\
+        --grid inference.margin.seed_threshold=0.3,0.5,0.7 inference.margin.phi_threshold=0.3,0.5,0.7
+
+Exit status 2 on a bad grid or a missing run.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", type=Path, help="training run folders (config.yaml, last.pth)")
+    ap.add_argument("--grid", nargs="+", default=[], help="inference.key=v1,v2,... (cartesian product)")
+    ap.add_argument("--max-scenes", type=int, default=0, help="first N val scenes with GT (0: all)")
+    ap.add_argument("--out", type=Path, help="write tuning.json and tuning.md here")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    for run in args.runs:
+        if not (run / "config.yaml").is_file() or not (run / "last.pth").is_file():
+            print(f"tune_inference: {run}: no config.yaml and last.pth (not a training run folder)",
+                  file=sys.stderr)
+            return 2
+    from scene_pe.engine.tuning import TuningError, format_table, tune
+
+    try:
+        result = tune(args.runs, args.grid, args.max_scenes, progress=not args.no_progress)
+    except TuningError as e:
+        print(f"tune_inference: error: {e}", file=sys.stderr)
+        return 2
+    table = format_table(result)
+    chosen = result["rows"][result["chosen"]]
+    summary = (f"chosen on the select half: {' '.join(chosen['overrides']) or '(config values)'}; "
+               f"report half AP {chosen['report_ap'][0]:.3f} ± {chosen['report_ap'][1]:.3f} "
+               f"over {len(result['runs'])} run(s)")
+    print(table)
+    print(summary)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "tuning.json").write_text(json.dumps(result, indent=1) + "\n")
+        (args.out / "tuning.md").write_text(table + "\n\n" + summary + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
