@@ -119,6 +119,7 @@ def test_seeds_are_averaged_with_sample_std(untrained_run):
     one = tune([untrained_run], ["inference.probabilistic.tau=0.3"], progress=False)["rows"][0]
     two = tune([untrained_run, untrained_run], ["inference.probabilistic.tau=0.3"], progress=False)["rows"][0]
     assert two["report_unc_auroc"] == pytest.approx((one["report_unc_auroc"][0], 0.0))
+    assert np.isnan(one["report_unc_auroc"][1])  # one run: no spread, not a spread of 0
 
 
 def test_tool_writes_json_and_marks_the_chosen_row(untrained_run, tmp_path):

@@ -50,8 +50,9 @@ def main(argv=None) -> int:
     table = format_table(result)
     chosen = result["rows"][result["chosen"]]
     summary = (f"chosen on the select half: {' '.join(chosen['overrides']) or '(config values)'}; "
-               f"report half AP {chosen['report_ap'][0]:.3f} ± {chosen['report_ap'][1]:.3f} "
-               f"over {len(result['runs'])} run(s)")
+               f"report half AP {chosen['report_ap'][0]:.3f}"
+               + (f" ± {chosen['report_ap'][1]:.3f}" if len(result["runs"]) > 1 else "")
+               + f" over {len(result['runs'])} run(s)")
     print(table)
     print(summary)
     if args.out:

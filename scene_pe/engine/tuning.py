@@ -124,7 +124,7 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=np.float64)
     if not v.size:
         return float("nan"), float("nan")
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else float("nan")  # no spread from one run
 
 
 def tune(runs: list[Path], grid_items: list[str], max_scenes: int = 0, progress: bool = True) -> dict:
@@ -133,7 +133,7 @@ def tune(runs: list[Path], grid_items: list[str], max_scenes: int = 0, progress:
 
     grid = parse_grid(grid_items)
     points = grid_points(grid) if grid else [()]
-    per_run = {}
+    per_run = []  # one list of point scores per run, in the order given (a run given twice counts twice)
     for run in runs:
         config_path = Path(run) / "config.yaml"
         for point in points:  # bad keys or values fail before the network runs
@@ -142,15 +142,15 @@ def tune(runs: list[Path], grid_items: list[str], max_scenes: int = 0, progress:
             except Exception as e:  # ConfigError or a value check: name the point
                 raise TuningError(f"{run}: grid point {' '.join(point)}: {e}") from None
         _, cache = cache_outputs(Path(run), max_scenes, progress)
-        per_run[str(run)] = [score_point(config_path, p, cache) for p in points]
+        per_run.append([score_point(config_path, p, cache) for p in points])
         del cache
     rows = []
     for i, point in enumerate(points):
         row = {"overrides": list(point)}
         for h in HALVES:
             for m in METRICS:
-                row[f"{h}_{m}"] = mean_std([per_run[r][i][h][m] for r in per_run])
-        row["runs"] = {r: per_run[r][i] for r in per_run}
+                row[f"{h}_{m}"] = mean_std([scores[i][h][m] for scores in per_run])
+        row["runs"] = [scores[i] for scores in per_run]  # in the order of result["runs"]
         rows.append(row)
     return {"runs": [str(r) for r in runs], "grid": [[k, v] for k, v in grid], "rows": rows,
             "chosen": chosen_index(rows)}
@@ -169,7 +169,7 @@ def format_table(result: dict) -> str:
 
     def ms(pair):
         m, s = pair
-        return "n/a" if math.isnan(m) else f"{m:.3f} ± {s:.3f}"
+        return "n/a" if math.isnan(m) else f"{m:.3f}" if math.isnan(s) else f"{m:.3f} ± {s:.3f}"
 
     for i, row in enumerate(result["rows"]):
         vals = [o.split("=", 1)[1] for o in row["overrides"]]
