@@ -15,9 +15,8 @@ import torch
 from scene_pe.config import dump_config, load_config
 from scene_pe.data.dataset import preprocessed_split
 from scene_pe.engine.checkpoint import save_checkpoint
-from scene_pe.engine.evaluate import evaluate_loader
+from scene_pe.engine.evaluate import evaluate_loader, inference_loader
 from scene_pe.engine.trainer import build_model
-from scene_pe.engine.evaluate import inference_loader
 from scene_pe.engine.infer import predict_batch, predictions_from_outputs
 from scene_pe.engine.tuning import (TuningError, cache_outputs, chosen_index, grid_points, parse_grid,
                                     split_halves, tune)

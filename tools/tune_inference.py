@@ -11,9 +11,9 @@ mean AP on the even half ("select") is chosen, and its figures on the odd half
 ("report") are the ones to quote (scene_pe/engine/tuning.py). Prints a markdown
 table; --out also writes tuning.json and tuning.md there. Examples:
 
-    tools/tune_inference.py runs/ablate/runs/scannetlike_probabilistic/seed{0,1,2} \\
+    tools/tune_inference.py runs/ablate/runs/full_aniso_hetero/seed{0,1,2} \\
         --grid inference.probabilistic.tau=0.25,0.35,0.5 inference.probabilistic.min_size=20,50
-    tools/tune_inference.py runs/ablate/runs/scannetlike_margin/seed{0,1,2} \\
+    tools/tune_inference.py runs/ablate/runs/margin_baseline/seed{0,1,2} \\
         --grid inference.margin.seed_threshold=0.3,0.5,0.7 inference.margin.phi_threshold=0.3,0.5,0.7
 
 Exit status 2 on a bad grid or a missing run.
