@@ -101,7 +101,7 @@ def main(argv=None) -> int:
 
     from scene_pe.data.dataset import preprocessed_split
     from scene_pe.engine import distributed as D
-    from scene_pe.engine.checkpoint import load_checkpoint
+    from scene_pe.engine.checkpoint import CheckpointError, load_checkpoint, load_model_weights
     from scene_pe.engine.evaluate import predict_scenes
     from scene_pe.engine.predictions import evaluate_saved, prediction_path, save_prediction
     from scene_pe.engine.trainer import build_model
@@ -111,7 +111,11 @@ def main(argv=None) -> int:
     scenes = preprocessed_split(data_root, args.split)
     out_dir = args.out or cfg.run_path / f"test_{args.split}"
     model = build_model(cfg).to(device)
-    model.load_state_dict(load_checkpoint(args.checkpoint, device)["model"])
+    try:
+        load_model_weights(model, load_checkpoint(args.checkpoint, device), args.checkpoint)
+    except CheckpointError as e:
+        print(f"checkpoint error: {e}", file=sys.stderr)
+        return 2
     todo = [s for s in scenes if args.overwrite or not prediction_path(out_dir, s).exists()]
     if rank == 0 and len(todo) < len(scenes):
         print(f"{len(scenes) - len(todo)} scenes already predicted in {out_dir}; predicting {len(todo)}")
