@@ -31,6 +31,7 @@ setup(
         "tqdm>=4.60",
         "tensorboard>=2.14",
         "matplotlib>=3.7",
+        "trimesh>=4.0",
     ],
     extras_require={"test": ["pytest>=7.4", "hypothesis>=6.80"]},
     license="MIT",

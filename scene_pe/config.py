@@ -144,5 +144,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         raise ConfigError(f"{path or 'defaults'}: {e}") from None
 
 
+def config_from_text(text: str, overrides: list[str] = (), source: str = "config") -> Config:
+    """A config from YAML text (e.g. the one a checkpoint carries), with overrides."""
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a config must be a mapping")
+    try:
+        return from_dict(Config, apply_overrides(data, list(overrides)))
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
 def dump_config(cfg: Config) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)

@@ -112,7 +112,7 @@ def load_label_map(tsv_path: str | Path) -> LabelMap:
     return out
 
 
-def _read_ply(path: Path, scene: str, what: str) -> PlyData:
+def read_ply_file(path: Path, scene: str, what: str) -> PlyData:
     if not path.is_file():
         raise SceneError(scene, path, f"{what} file is missing")
     try:
@@ -139,7 +139,7 @@ def _vertex_fields(ply: PlyData, path: Path, scene: str, names: tuple[str, ...])
 
 def read_mesh(path: Path, scene: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mesh ply -> (xyz float32 (N,3), rgb uint8 (N,3), triangles int32 (F,3))."""
-    ply = _read_ply(path, scene, "mesh")
+    ply = read_ply_file(path, scene, "mesh")
     x, y, z, r, g, b = _vertex_fields(ply, path, scene, ("x", "y", "z", "red", "green", "blue"))
     xyz = np.stack([x, y, z], axis=1).astype(np.float32)
     rgb = np.stack([r, g, b], axis=1).astype(np.uint8)
@@ -148,24 +148,28 @@ def read_mesh(path: Path, scene: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
     if not np.isfinite(xyz).all():
         bad = int((~np.isfinite(xyz).all(axis=1)).sum())
         raise SceneError(scene, path, f"{bad} vertices have NaN/inf coordinates")
-    faces = np.zeros((0, 3), np.int32)
-    if "face" in ply:
-        data = ply["face"].data
-        if "vertex_indices" not in data.dtype.names:
-            raise SceneError(scene, path, "face element lacks 'vertex_indices'")
-        tri = data["vertex_indices"]
-        if tri.dtype == object:  # variable-length lists (slow path)
-            try:
-                tri = np.stack(tri) if len(tri) else np.zeros((0, 3))
-            except ValueError:
-                tri = np.zeros((0, 0))
-            if tri.ndim != 2 or tri.shape[1] != 3:
-                raise SceneError(scene, path, "faces are not all triangles")
-        faces = np.asarray(tri, dtype=np.int64)
-        if faces.size and (faces.min() < 0 or faces.max() >= xyz.shape[0]):
-            raise SceneError(scene, path, f"face indices outside 0..{xyz.shape[0] - 1}")
-        faces = faces.astype(np.int32)
-    return xyz, rgb, faces
+    return xyz, rgb, ply_triangles(ply, path, scene, xyz.shape[0])
+
+
+def ply_triangles(ply: PlyData, path: Path, scene: str, num_vertices: int) -> np.ndarray:
+    """(F, 3) int32 triangles of a ply's face element ((0, 3) without one)."""
+    if "face" not in ply:
+        return np.zeros((0, 3), np.int32)
+    data = ply["face"].data
+    if "vertex_indices" not in data.dtype.names:
+        raise SceneError(scene, path, "face element lacks 'vertex_indices'")
+    tri = data["vertex_indices"]
+    if tri.dtype == object:  # variable-length lists (slow path)
+        try:
+            tri = np.stack(tri) if len(tri) else np.zeros((0, 3))
+        except ValueError:
+            tri = np.zeros((0, 0))
+        if tri.ndim != 2 or tri.shape[1] != 3:
+            raise SceneError(scene, path, "faces are not all triangles")
+    faces = np.asarray(tri, dtype=np.int64)
+    if faces.size and (faces.min() < 0 or faces.max() >= num_vertices):
+        raise SceneError(scene, path, f"face indices outside 0..{num_vertices - 1}")
+    return faces.astype(np.int32)
 
 
 def vertex_normals(coords: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -299,7 +303,7 @@ def _add_labels(out: RawScene, p: ScenePaths, label_map: LabelMap, source: Seman
     nyu40 = np.where(has_obj, obj_nyu[np.maximum(vobj, 0)], 0)
 
     if p.labels.is_file():
-        (ply_label,) = _vertex_fields(_read_ply(p.labels, scene, "labels"), p.labels, scene, ("label",))
+        (ply_label,) = _vertex_fields(read_ply_file(p.labels, scene, "labels"), p.labels, scene, ("label",))
         if ply_label.shape[0] != n:
             raise SceneError(scene, p.labels, f"{ply_label.shape[0]} vertices but the mesh has {n}")
         ply_nyu = np.where((ply_label >= 0) & (ply_label < NUM_NYU40), ply_label, 0).astype(np.int64)

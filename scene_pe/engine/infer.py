@@ -85,10 +85,11 @@ def predict_batch(model: torch.nn.Module, voxels: VoxelBatch, cfg: InferenceConf
     return predictions_from_outputs(network_outputs(model, voxels, amp), voxels, cfg)
 
 
-def predictions_from_outputs(out: HeadOutput, voxels: VoxelBatch, cfg: InferenceConfig
-                             ) -> list[VertexPrediction]:
-    """Clustering and devoxelization of a batch's outputs (tools/tune_inference.py re-runs only this)."""
-    per_scene = cluster(out, cfg)
+def predictions_from_outputs(out: HeadOutput, voxels: VoxelBatch, cfg: InferenceConfig,
+                             per_scene: list[Clusters] | None = None) -> list[VertexPrediction]:
+    """Clustering (unless ``per_scene`` gives it) and devoxelization of a batch's outputs
+    (tools/tune_inference.py re-runs only this; tools/predict.py times the two apart)."""
+    per_scene = cluster(out, cfg) if per_scene is None else per_scene
     semantic_vox = TRAIN_TO_NYU40[out.logits.argmax(dim=1).cpu().numpy()]
     batch = voxels.batch.cpu().numpy()
     bounds = np.searchsorted(batch, np.arange(len(voxels.scenes) + 1))  # scenes are contiguous

@@ -1,0 +1,113 @@
+"""The files tools/predict.py writes for one input, all in the input's frame and vertex order.
+
+  NAME.instances.ply / .semantic.ply / .uncertainty.ply
+        coloured copies of the input (its vertices, and triangles for a mesh)
+  NAME.npz
+        per vertex: ``instance`` (int64, -1 none), ``class`` (NYU40 id),
+        ``confidence`` (the vertex's instance's, 0 without one),
+        ``uncertainty`` (float, see ``uncertainty_definition`` in the JSON);
+        per instance: ``instance_class``, ``instance_confidence``;
+        ``model_from_input`` (4, 4)
+  NAME.json
+        one record per instance (id, class, NYU40 id, confidence, vertex count,
+        axis-aligned box and centroid in the input frame, mean uncertainty),
+        classes found, the frame transform, seconds per stage, versions;
+        written last, so its presence marks the input done (resume)
+  scannet/NAME.txt + scannet/predicted_masks/   with ``--scannet-format``
+  NAME.png                                      scene_pe/predict/render.py
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from scene_pe.data.labels import SEMANTIC_NAMES, SEMANTIC_NYU40_IDS
+from scene_pe.engine.infer import VertexPrediction
+from scene_pe.util.io import save_npz_atomic, write_text_atomic
+
+CLASS_NAME = dict(zip(SEMANTIC_NYU40_IDS, SEMANTIC_NAMES))
+PLY_KINDS = ("instances", "semantic", "uncertainty")
+
+
+def output_paths(out_dir: Path, name: str) -> dict[str, Path]:
+    out_dir = Path(out_dir)
+    paths = {k: out_dir / f"{name}.{k}.ply" for k in PLY_KINDS}
+    paths.update(npz=out_dir / f"{name}.npz", json=out_dir / f"{name}.json", png=out_dir / f"{name}.png",
+                 scannet=out_dir / "scannet" / f"{name}.txt")
+    return paths
+
+
+def instance_records(pred: VertexPrediction, coords: np.ndarray) -> list[dict]:
+    """One dict per instance, with geometry in the frame of ``coords``."""
+    k = len(pred.labels)
+    if k == 0:
+        return []
+    inst = pred.instance
+    on = inst >= 0
+    order = np.argsort(inst[on], kind="stable")
+    ids = inst[on][order]
+    xyz = coords[on][order]
+    starts = np.searchsorted(ids, np.arange(k))
+    count = np.bincount(ids, minlength=k)
+    present = count > 0
+    lo = np.full((k, 3), np.nan)
+    hi = np.full((k, 3), np.nan)
+    lo[present] = np.minimum.reduceat(xyz, starts[present], axis=0)
+    hi[present] = np.maximum.reduceat(xyz, starts[present], axis=0)
+    centroid = np.stack([np.bincount(ids, weights=xyz[:, c], minlength=k) for c in range(3)], 1) \
+        / np.maximum(count, 1)[:, None]
+    unc = np.bincount(ids, weights=pred.uncertainty[on][order].astype(np.float64), minlength=k) \
+        / np.maximum(count, 1)
+    r = lambda a: [round(float(v), 6) if np.isfinite(v) else None for v in a]  # noqa: E731
+    return [{"id": i, "class": CLASS_NAME.get(int(pred.labels[i]), "unknown"), "nyu40_id": int(pred.labels[i]),
+             "confidence": round(float(pred.confidence[i]), 6), "num_vertices": int(count[i]),
+             "bbox_min": r(lo[i]), "bbox_max": r(hi[i]), "centroid": r(centroid[i]),
+             "mean_uncertainty": r([unc[i]])[0]} for i in range(k)]
+
+
+def class_counts(records: list[dict]) -> dict[str, int]:
+    names = [rec["class"] for rec in records]
+    return {n: names.count(n) for n in sorted(set(names), key=lambda n: (-names.count(n), n))}
+
+
+def write_vertex_files(paths: dict[str, Path], scan, pred: VertexPrediction, model_from_input: np.ndarray,
+                       scannet_format: bool, score_threshold: float, max_instances: int) -> None:
+    """The PLYs, the npz and (optionally) the benchmark txt + masks of one input."""
+    from scene_pe.viz import write_instance_ply, write_semantic_ply, write_uncertainty_ply
+
+    coords = scan.coords.astype(np.float32)
+    faces = scan.faces if scan.is_mesh else None
+    write_instance_ply(paths["instances"], coords, faces, pred.instance)
+    write_semantic_ply(paths["semantic"], coords, faces, pred.semantic)
+    write_uncertainty_ply(paths["uncertainty"], coords, faces, pred.uncertainty)
+    conf = np.where(pred.instance >= 0, pred.confidence[np.maximum(pred.instance, 0)] if len(pred.labels)
+                    else 0.0, 0.0)
+    save_npz_atomic(paths["npz"], instance=pred.instance.astype(np.int64), **{"class": pred.semantic.astype(np.int16)},
+                    confidence=conf.astype(np.float32), uncertainty=pred.uncertainty.astype(np.float32),
+                    instance_class=pred.labels.astype(np.int16),
+                    instance_confidence=pred.confidence.astype(np.float32),
+                    model_from_input=model_from_input.astype(np.float64))
+    if scannet_format:
+        from scene_pe.export.submission import write_instance_submission
+
+        write_instance_submission(paths["scannet"].parent, paths["scannet"].stem, pred.instance, pred.labels,
+                                  pred.confidence, score_threshold=score_threshold, max_instances=max_instances)
+
+
+def versions() -> dict[str, str]:
+    import MinkowskiEngine as ME
+    import open3d
+    import torch
+
+    import scene_pe
+
+    return {"scene_pe": scene_pe.__version__, "torch": torch.__version__, "MinkowskiEngine": ME.__version__,
+            "open3d": open3d.__version__, "numpy": np.__version__, "python": platform.python_version()}
+
+
+def write_summary_json(path: Path, record: dict) -> None:
+    write_text_atomic(path, json.dumps(record, indent=1, allow_nan=False) + "\n")

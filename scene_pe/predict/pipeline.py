@@ -1,0 +1,179 @@
+"""A trained model on one ``Scan``: frame -> features -> (blocks ->) voxels -> network ->
+clusters -> per-vertex prediction, with the time of every stage.
+
+The checkpoint is self-contained: it carries the resolved training config
+(voxel size, input features, head, inference settings), read with
+``weights_only=True``; ``key.sub=value`` overrides change inference settings.
+
+Input features the model needs but the scan lacks:
+  colours  a colour-trained model on a colourless scan gets a warning and the
+           constant mid-grey 0.5 (feature 0 after centring: "no colour
+           information", not a colour the model has seen on one class);
+  normals  from the mesh's faces (area-weighted, as in preprocessing); for a
+           point cloud estimated by open3d (30 neighbours within 10 cm) and
+           turned towards the scan's centre, as a room's surfaces face it.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scene_pe.config import Config, config_from_text
+from scene_pe.data.scannet import vertex_normals
+from scene_pe.data.transforms import build_transforms
+from scene_pe.engine.checkpoint import CheckpointError, load_checkpoint, load_model_weights
+from scene_pe.engine.infer import VertexPrediction, cluster, network_outputs, predictions_from_outputs
+from scene_pe.predict.blocks import merge_blocks, plan_blocks
+from scene_pe.predict.frame import FloorConfig, FrameInfo, apply, model_frame
+from scene_pe.predict.scan import Scan
+from scene_pe.sparse.voxelize import voxelize
+from scene_pe.util.typed_config import ConfigError
+
+NO_COLOUR = 0.5  # colours in [0, 1]; centred to 0 by voxel_features
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    scale: float = 1.0
+    up: str = "z"
+    align: str = "none"                # none | floor (ScanNet folders: their own txt)
+    floor: FloorConfig = FloorConfig()
+    max_voxels: int = 1_000_000        # per block
+    overlap: float = 2.0               # metres around each block's core
+    tiles: int | None = None           # force an n x n block grid
+    link_iou: float = 0.5              # merge rule (scene_pe/predict/blocks.py)
+
+
+@dataclass
+class Timings:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str, sync: bool = False):
+        t0 = time.perf_counter()
+        yield
+        if sync and torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+@dataclass
+class ScanPrediction:
+    pred: VertexPrediction
+    frame: FrameInfo
+    xyz_model: np.ndarray  # (N, 3) float32: the scan in the model's frame
+    normals: np.ndarray    # (N, 3) float32 unit normals in the model's frame
+    num_blocks: int
+    warnings: list[str]
+
+
+class Predictor:
+    """A model and its config, ready to segment scans."""
+
+    def __init__(self, cfg: Config, model: torch.nn.Module, device: torch.device, amp: bool):
+        self.cfg, self.model, self.device, self.amp = cfg, model.eval(), device, amp
+        self.transforms = build_transforms(cfg.data.val_transforms)
+
+    @classmethod
+    def from_checkpoint(cls, path: Path, device: str | torch.device = "cpu", overrides: list[str] = ()
+                        ) -> "Predictor":
+        from scene_pe.engine.trainer import build_model
+
+        device = torch.device(device)
+        ck = load_checkpoint(path, "cpu")
+        if not isinstance(ck.get("config"), str):
+            raise CheckpointError(path, "carries no config (not written by scene_pe's trainer)")
+        try:
+            cfg = config_from_text(ck["config"], overrides, source=f"{path} (its config)")
+        except ConfigError as e:
+            raise CheckpointError(path, str(e)) from None
+        model = build_model(cfg)
+        load_model_weights(model, ck, path)
+        return cls(cfg, model.to(device), device, amp=cfg.train.amp and device.type == "cuda")
+
+    # ------------------------------------------------------------ features
+    def sample(self, scan: Scan, xyz: np.ndarray, frame: FrameInfo, notes: list[str]) -> dict:
+        """The sample dict of scene_pe.data.transforms for the scan in the model frame."""
+        features = self.cfg.data.voxel.features
+        n = len(xyz)
+        if scan.colors is not None:
+            colors = scan.colors.astype(np.float32) / 255.0
+        else:
+            colors = np.full((n, 3), NO_COLOUR, np.float32)
+            if "colors" in features:
+                notes.append(f"{scan.name}: {scan.path}: no colours; the model was trained with colours, so "
+                             f"every point gets mid-grey ({NO_COLOUR}): expect lower accuracy")
+        # normals also serve the picture (back-face culling), so they are made whether or not the model uses them
+        if scan.is_mesh:
+            normals = vertex_normals(xyz, scan.faces)
+        elif scan.normals is not None:
+            r = frame.model_from_input[:3, :3]
+            normals = scan.normals.astype(np.float64) @ (r / np.cbrt(np.linalg.det(r))).T
+            normals = (normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12))
+        else:
+            normals = estimate_normals(xyz)
+        return {"scene": scan.name, "coords": xyz, "colors": colors, "normals": normals.astype(np.float32)}
+
+    # ------------------------------------------------------------ inference
+    def predict_sample(self, sample: dict, t: Timings) -> VertexPrediction:
+        sync = self.device.type == "cuda"
+        with t.stage("voxelize"):
+            voxels = voxelize([sample], self.cfg.data.voxel).to(self.device)
+        with t.stage("network", sync):
+            out = network_outputs(self.model, voxels, self.amp)
+        with t.stage("clustering", sync):
+            clusters = cluster(out, self.cfg.inference)
+        with t.stage("devoxelize", sync):
+            (pred,) = predictions_from_outputs(out, voxels, self.cfg.inference, clusters)
+        return pred
+
+    def __call__(self, scan: Scan, opts: PredictOptions, t: Timings, progress: bool = False) -> ScanPrediction:
+        notes: list[str] = []
+        with t.stage("align"):
+            frame = model_frame(scan.coords, opts.scale, opts.up, opts.align, scan.alignment, opts.floor)
+            xyz = apply(frame.model_from_input, scan.coords).astype(np.float32)
+            sample = self.sample(scan, xyz, frame, notes)
+        with t.stage("voxelize"):
+            # the config's inference transforms (CenterShift) on the whole scan, before blocks are cut:
+            # blocks then share the whole scan's voxel grid, so a block's voxels are the whole's
+            sample = self.transforms(sample, np.random.default_rng(0))
+            if len(sample["coords"]) != len(xyz):
+                raise ValueError(f"data.val_transforms changed the number of points ({len(xyz)} -> "
+                                 f"{len(sample['coords'])}); prediction needs every vertex (drop MaxPoints)")
+            blocks = plan_blocks(xyz, self.cfg.data.voxel.voxel_size, opts.max_voxels, opts.overlap, opts.tiles)
+        preds = []
+        if progress and len(blocks) > 1:
+            from tqdm import tqdm
+            blocks_iter = tqdm(blocks, desc=f"{scan.name} blocks", leave=False, dynamic_ncols=True)
+        else:
+            blocks_iter = blocks
+        for b in blocks_iter:
+            part = sample if len(blocks) == 1 else {k: (v[b.members] if isinstance(v, np.ndarray) else v)
+                                                    for k, v in sample.items()}
+            preds.append(self.predict_sample(part, t))
+        with t.stage("devoxelize"):
+            pred = merge_blocks(blocks, preds, len(xyz), scan.name, opts.link_iou, self.cfg.inference.min_vertices)
+        return ScanPrediction(pred, frame, xyz, sample["normals"], len(blocks), notes)
+
+
+def estimate_normals(xyz: np.ndarray) -> np.ndarray:
+    """Unit normals of a point cloud (metres), oriented towards its bounding-box centre."""
+    import open3d as o3d
+
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz.astype(np.float64)))
+    pcd.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=0.1, max_nn=30))
+    centre = (xyz.min(axis=0) + xyz.max(axis=0)) / 2.0
+    pcd.orient_normals_towards_camera_location(centre.astype(np.float64))
+    n = np.asarray(pcd.normals, dtype=np.float32)
+    bad = ~np.isfinite(n).all(axis=1) | (np.linalg.norm(n, axis=1) < 0.5)  # isolated points
+    n[bad] = (0.0, 0.0, 1.0)
+    return n
+
+
+__all__ = ["Predictor", "PredictOptions", "ScanPrediction", "Timings", "estimate_normals"]

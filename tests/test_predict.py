@@ -1,0 +1,225 @@
+"""tools/predict.py end to end with a small trained checkpoint: any format, any frame, blocks, bad input.
+
+The reference is the ScanNet scene folder (a); every other form of the same
+scan must give the same instances (IoU >= 0.9 after matching), reported in its
+own frame and vertex order.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from scipy.optimize import linear_sum_assignment
+
+from scene_pe.data.scannet import read_axis_alignment, read_mesh
+from scene_pe.predict.frame import apply, homogeneous, rotation_z, up_rotation
+from scene_pe.viz import write_colored_ply
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import predict as predict_tool  # noqa: E402
+
+
+def run_predict(inputs, ckpt, out, *extra):
+    return predict_tool.main([*map(str, inputs), "--checkpoint", str(ckpt), "--out", str(out), "--threads", "1",
+                              "--no-progress", *extra])
+
+
+def load(out: Path, name: str):
+    with np.load(out / f"{name}.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    return arrays, json.loads((out / f"{name}.json").read_text())
+
+
+def matched_ious(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """IoUs of the optimal one-to-one matching of two per-vertex instance labelings."""
+    ka, kb = a.max() + 1, b.max() + 1
+    both = (a >= 0) & (b >= 0)
+    inter = np.zeros((ka, kb))
+    np.add.at(inter, (a[both], b[both]), 1)
+    size_a, size_b = np.bincount(a[a >= 0], minlength=ka), np.bincount(b[b >= 0], minlength=kb)
+    iou = inter / (size_a[:, None] + size_b[None, :] - inter)
+    rows, cols = linear_sum_assignment(-iou)
+    return iou[rows, cols], ka, kb
+
+
+def assert_same_instances(ref: np.ndarray, other: np.ndarray, min_iou: float = 0.9) -> None:
+    ious, ka, kb = matched_ious(ref, other)
+    assert ka == kb, f"{ka} instances vs {kb}"
+    assert ious.min() >= min_iou, np.sort(ious)[:5]
+
+
+@pytest.fixture(scope="module")
+def scene(overfit_run):
+    """The trained scene: raw folder, and its mesh in the model (aligned) frame."""
+    name = overfit_run.raw_scene.name
+    xyz, rgb, faces = read_mesh(overfit_run.raw_scene / f"{name}_vh_clean_2.ply", name)
+    align = read_axis_alignment(overfit_run.raw_scene / f"{name}.txt", name)
+    return {"dir": overfit_run.raw_scene, "xyz": apply(align, xyz.astype(np.float64)), "rgb": rgb,
+            "faces": faces, "ckpt": overfit_run.checkpoint}
+
+
+@pytest.fixture(scope="module")
+def reference(scene, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref")
+    assert run_predict([scene["dir"]], scene["ckpt"], out, "--scannet-format") == 0
+    arrays, record = load(out, scene["dir"].name)
+    assert len(record["instances"]) >= 3
+    return out, arrays, record
+
+
+def test_scannet_folder_outputs_are_complete_and_consistent(scene, reference):
+    out, arrays, record = reference
+    name, n = scene["dir"].name, len(scene["xyz"])
+    for kind in ("instances", "semantic", "uncertainty"):
+        assert (out / f"{name}.{kind}.ply").stat().st_size > n * 15  # 15 bytes per vertex + faces
+    assert arrays["instance"].shape == (n,) and arrays["class"].shape == (n,)
+    k = len(record["instances"])
+    assert arrays["instance"].max() == k - 1
+    counts = np.bincount(arrays["instance"][arrays["instance"] >= 0], minlength=k)
+    assert [r["num_vertices"] for r in record["instances"]] == counts.tolist()
+    raw_xyz = read_mesh(scene["dir"] / f"{name}_vh_clean_2.ply", name)[0]
+    first = arrays["instance"] == 0
+    np.testing.assert_allclose(record["instances"][0]["centroid"], raw_xyz[first].mean(axis=0), atol=1e-4)
+    assert record["frame"]["steps"] == ["scannet axisAlignment"]
+    assert set(record["seconds"]) >= {"read", "align", "voxelize", "network", "clustering", "devoxelize",
+                                      "write", "render"}
+    lines = (out / "scannet" / f"{name}.txt").read_text().splitlines()
+    assert len(lines) == k  # the benchmark's instance txt: one mask file per instance
+    assert (out / "scannet" / "predicted_masks" / f"{name}_0.txt").is_file()
+
+
+def test_mesh_obj_point_cloud_ply_and_npy_give_the_same_instances(scene, reference, tmp_path):
+    xyz, rgb = scene["xyz"], scene["rgb"]
+    trimesh.Trimesh(xyz, scene["faces"], vertex_colors=rgb, process=False).export(tmp_path / "room.obj")
+    write_colored_ply(tmp_path / "cloud.ply", xyz.astype(np.float32), rgb)
+    np.save(tmp_path / "points.npy", np.c_[xyz, rgb])
+    out = tmp_path / "out"
+    assert run_predict([tmp_path / "room.obj", tmp_path / "cloud.ply", tmp_path / "points.npy"],
+                       scene["ckpt"], out) == 0
+    ref = reference[1]["instance"]
+    for name, kind in (("room", "mesh"), ("cloud", "point cloud"), ("points", "point cloud")):
+        arrays, record = load(out, name)
+        assert record["kind"] == kind
+        assert_same_instances(ref, arrays["instance"])
+
+
+def test_y_up_millimetres_give_the_same_instances_reported_in_their_own_frame(scene, reference, tmp_path):
+    r = up_rotation("y")  # takes +y to +z: the input is the inverse of it, in mm
+    xyz_in = (scene["xyz"] @ r) * 1000.0
+    trimesh.Trimesh(xyz_in, scene["faces"], vertex_colors=scene["rgb"], process=False).export(tmp_path / "yup.ply")
+    out = tmp_path / "out"
+    assert run_predict([tmp_path / "yup.ply"], scene["ckpt"], out, "--up", "y", "--scale", "0.001") == 0
+    arrays, record = load(out, "yup")
+    assert_same_instances(reference[1]["instance"], arrays["instance"])
+    for rec in record["instances"]:
+        m = arrays["instance"] == rec["id"]
+        np.testing.assert_allclose(rec["centroid"], xyz_in[m].mean(axis=0), rtol=1e-5, atol=1e-2)
+        assert abs(rec["bbox_max"][1] - xyz_in[m, 1].max()) < 1e-2  # y is the height here
+
+
+def test_turned_and_moved_scan_is_aligned_back_by_the_floor(scene, reference, tmp_path):
+    m = homogeneous(rotation_z(np.radians(37.0)), (4.0, -2.5, 0.7))
+    xyz_in = apply(m, scene["xyz"])
+    trimesh.Trimesh(xyz_in, scene["faces"], vertex_colors=scene["rgb"], process=False).export(tmp_path / "turned.ply")
+    out = tmp_path / "out"
+    assert run_predict([tmp_path / "turned.ply"], scene["ckpt"], out, "--align", "floor") == 0
+    arrays, record = load(out, "turned")
+    assert abs(record["frame"]["wall_angle_deg"] + 37.0) < 0.5
+    back = apply(np.array(record["frame"]["model_from_input"]), xyz_in)
+    assert abs(np.median(back[:, 2]) - np.median(scene["xyz"][:, 2] - scene["xyz"][:, 2].min())) < 0.05
+    assert_same_instances(reference[1]["instance"], arrays["instance"])
+
+
+def relabel(instance: np.ndarray) -> np.ndarray:
+    """Instance ids renumbered 0..k-1 in order (-1 kept)."""
+    ids, inverse = np.unique(instance, return_inverse=True)
+    out = inverse - int(ids[0] == -1)
+    out[instance < 0] = -1
+    return out
+
+
+def test_blocks_cut_through_rooms_give_each_room_its_instances(scene, reference, tmp_path):
+    """A flat of four copies of the room in a row, cut 3 x 3 into blocks: the x borders run through
+    rooms 2 and 3, the y borders through every room. Each room must come out with the instances the
+    room has alone (a): none duplicated, none split at a border.
+
+    The rooms are 2 m apart and spaced by a multiple of 16 voxels, the network's coarsest grid: the
+    tiny overfitted model gives a room its instances only where the room meets that grid as in
+    training (a room shifted by a fraction of it comes out differently even without blocks).
+    """
+    xyz, rgb, faces, n = scene["xyz"], scene["rgb"], scene["faces"], len(scene["xyz"])
+    coarse = 16 * 0.06
+    step = np.ceil((np.ptp(xyz[:, 0]) + 2.0) / coarse) * coarse
+    flat = np.concatenate([xyz + [i * step, 0, 0] for i in range(4)])
+    flat_faces = np.concatenate([faces + i * n for i in range(4)])
+    trimesh.Trimesh(flat, flat_faces, vertex_colors=np.tile(rgb, (4, 1)), process=False).export(
+        tmp_path / "flat.ply")
+    borders = flat[:, 0].min() + np.ptp(flat[:, 0]) * np.array([1, 2]) / 3
+    room_x = [(xyz[:, 0].min() + i * step, xyz[:, 0].max() + i * step) for i in range(4)]
+    assert [sum(lo < b < hi for b in borders) for lo, hi in room_x] == [0, 1, 1, 0]
+    out = tmp_path / "blocked"
+    assert run_predict([tmp_path / "flat.ply"], scene["ckpt"], out, "--no-render", "--block-tiles", "3") == 0
+    arrays, record = load(out, "flat")
+    assert record["num_blocks"] == 9
+    for i in range(4):
+        assert_same_instances(reference[1]["instance"], relabel(arrays["instance"][i * n:(i + 1) * n]))
+
+
+def test_bad_inputs_fail_one_by_one_and_the_rest_is_written(scene, tmp_path, capsys):
+    good = tmp_path / "good.npy"
+    np.save(good, np.c_[scene["xyz"], scene["rgb"]])
+    (tmp_path / "corrupt.ply").write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 99\n"
+                                          b"property float x\nend_header\n\x00\x01")
+    (tmp_path / "empty.xyz").write_text("")
+    nan = np.c_[scene["xyz"], scene["rgb"]]
+    nan[5, 0] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    inputs = [tmp_path / "missing.obj", tmp_path / "corrupt.ply", tmp_path / "empty.xyz",
+              tmp_path / "nan.npy", good]
+    out = tmp_path / "out"
+    assert run_predict(inputs, scene["ckpt"], out, "--no-render") == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    failed = [ln for ln in err.splitlines() if ln.startswith("FAILED")]
+    assert len(failed) == 4
+    for name in ("missing.obj", "corrupt.ply", "empty.xyz", "nan.npy"):
+        assert sum(name in ln for ln in failed) == 1, (name, failed)
+    assert "NaN" in next(ln for ln in failed if "nan.npy" in ln)
+    assert (out / "good.json").is_file() and not (out / "nan.json").exists()
+
+
+def test_a_colourless_scan_gets_a_warning_and_is_segmented(scene, reference, tmp_path, capsys):
+    np.save(tmp_path / "gray.npy", scene["xyz"])
+    assert run_predict([tmp_path / "gray.npy"], scene["ckpt"], tmp_path / "out", "--no-render") == 0
+    err = capsys.readouterr().err
+    assert "gray.npy: no colours" in err
+    arrays, record = load(tmp_path / "out", "gray")
+    assert arrays["instance"].shape == (len(scene["xyz"]),) and not record["has_colors"]
+
+
+def test_a_second_run_skips_what_is_done(scene, reference, capsys):
+    out = reference[0]
+    before = (out / f"{scene['dir'].name}.json").stat().st_mtime_ns
+    assert run_predict([scene["dir"]], scene["ckpt"], out) == 0
+    assert "skipped 1" in capsys.readouterr().out
+    assert (out / f"{scene['dir'].name}.json").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("bad", ["foreign", "garbage", "code"])
+def test_a_checkpoint_of_the_wrong_kind_is_one_clear_error(scene, tmp_path, capsys, bad):
+    ckpt = tmp_path / "c.pth"
+    if bad == "foreign":
+        torch.save({"model": {"w": torch.ones(2)}}, ckpt)
+    elif bad == "garbage":
+        ckpt.write_bytes(b"PK\x03\x04 not really")
+    else:
+        torch.save({"model": {}, "x": Exception("a pickled object")}, ckpt)
+    assert run_predict([scene["dir"]], ckpt, tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and str(ckpt) in err[0]
+    assert not (tmp_path / "out").exists()
