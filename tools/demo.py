@@ -7,6 +7,9 @@
 4. evaluate on the held-out val scenes, write coloured PLYs (tools/test.py --split val --ply)
 5. predict the test scenes, export and validate a benchmark submission
                                               (tools/test.py --split test --export)
+6. segment a scan given as a plain point cloud (one test scene's vertices
+   and colours in its raw, unaligned frame), with a picture
+                                              (tools/predict.py --align floor)
 Each step is the command a user would run (printed before it runs) and each
 is resumable: generated scenes, preprocessed files, a finished training run
 and saved predictions are reused. --config configs/synthetic_margin.yaml
@@ -33,6 +36,20 @@ def run(cmd: list[str]) -> None:
     r = subprocess.run(cmd, cwd=ROOT, env=env)
     if r.returncode != 0:
         sys.exit(f"demo: step failed (exit {r.returncode}): {shlex.join(cmd)}")
+
+
+def own_scan(raw: Path, folder: Path) -> Path:
+    """One generated test scene as a user's scan: a point cloud .ply (vertices and colours, no
+    faces, no labels) in the scan's raw frame, which tools/predict.py must level and turn itself."""
+    sys.path.insert(0, str(ROOT))
+    from scene_pe.data.scannet import read_mesh
+    from scene_pe.viz import write_colored_ply
+
+    scene = (raw / "scannetv2_test.txt").read_text().split()[0]
+    xyz, rgb, _ = read_mesh(raw / "scans_test" / scene / f"{scene}_vh_clean_2.ply", scene)
+    path = folder / f"{scene}_points.ply"
+    write_colored_ply(path, xyz, rgb)
+    return path
 
 
 def main(argv=None) -> int:
@@ -75,6 +92,11 @@ def main(argv=None) -> int:
     run([py, "tools/test.py", args.config, *overrides, "--checkpoint", str(ckpt), "--split", "test",
          "--out", str(test_out), "--export", str(run_path / "submission"), "--ply", "--scannet-root", str(raw)])
 
+    scan = own_scan(raw, out / "own_scan")
+    own_out = out / "predict"
+    run([py, "tools/predict.py", str(scan), "--checkpoint", str(ckpt), "--out", str(own_out), "--align", "floor",
+         "--overwrite"])
+
     metrics = json.loads((val_out / "metrics.json").read_text())
     m = metrics["instance"]["mean"]
     print("\n=== scene_pe demo finished in %.1f min ===" % ((time.time() - start) / 60))
@@ -90,7 +112,9 @@ def main(argv=None) -> int:
                        ("training run (config, log, TensorBoard, checkpoints)", run_path),
                        ("val predictions + metrics.json", val_out), ("val coloured PLYs", val_out / "ply"),
                        ("test predictions", test_out), ("test coloured PLYs", test_out / "ply"),
-                       ("benchmark submission zips", run_path / "submission")]:
+                       ("benchmark submission zips", run_path / "submission"),
+                       ("a plain point cloud segmented (tools/predict.py)", own_out),
+                       ("  its picture", own_out / f"{scan.stem}.png")]:
         print(f"  {what:<55} {path}")
     return 0
 

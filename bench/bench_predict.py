@@ -1,0 +1,108 @@
+"""tools/predict.py time per stage on a ScanNet-size mesh, on the CPU, at 1 and 2 threads.
+
+    python bench/bench_predict.py [--vertices 150000] [--threads 1,2] [--repeats 2]
+                                  [--checkpoint CKPT] [--align floor] [--work DIR]
+
+The scan: a generated ScanNet-like room (scene_pe.synthetic, seed 0) of about
+``--vertices`` vertices, given as a plain mesh .ply in its raw (unaligned)
+frame, so ``--align floor`` does real work. The model: ``--checkpoint``, or by
+default Res16UNet34C at 2 cm with the probabilistic head
+(configs/scannet_probabilistic.yaml), randomly initialised (seed 0) and saved
+as a checkpoint: the network's cost does not depend on its weights, but an
+untrained head's clustering stops early, so pass a trained checkpoint to time
+clustering as it will be. Each run is a fresh ``tools/predict.py`` process
+(``--overwrite``); stage times come from its NAME.json, the process's peak
+resident memory from the OS. The table gives, per thread count, the fastest
+of ``--repeats`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+STAGES = ("read", "align", "voxelize", "network", "clustering", "devoxelize", "write", "render")
+
+
+def make_mesh(work: Path, vertices: int) -> Path:
+    from scene_pe.synthetic.scenes import generate_scene, write_scene
+
+    mesh = work / "bench_scan.ply"
+    if not mesh.exists():
+        scene = generate_scene("scene0999_00", 0, num_vertices_target=vertices)
+        folder = write_scene(scene, work / "scans")
+        (folder / "scene0999_00_vh_clean_2.ply").rename(mesh)
+    return mesh
+
+
+def make_checkpoint(work: Path) -> Path:
+    import torch
+
+    from scene_pe.config import dump_config, load_config
+    from scene_pe.engine.checkpoint import save_checkpoint
+    from scene_pe.engine.trainer import build_model
+
+    path = work / "res16unet34c_random.pth"
+    if not path.exists():
+        cfg = load_config(ROOT / "configs" / "scannet_probabilistic.yaml")
+        torch.manual_seed(0)
+        save_checkpoint(path, {"model": build_model(cfg).state_dict(), "config": dump_config(cfg)})
+    return path
+
+
+def run_once(mesh: Path, ckpt: Path, out: Path, threads: int, align: str) -> tuple[dict, float, float]:
+    cmd = [sys.executable, str(ROOT / "tools" / "predict.py"), str(mesh), "--checkpoint", str(ckpt),
+           "--out", str(out), "--threads", str(threads), "--device", "cpu", "--align", align,
+           "--overwrite", "--no-progress"]
+    t0 = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # max over children so far
+    record = json.loads((out / f"{mesh.stem}.json").read_text())
+    return record, wall, max(peak, before) / 1024.0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--vertices", type=int, default=150_000)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--checkpoint", type=Path)
+    ap.add_argument("--align", default="floor", choices=("none", "floor"))
+    ap.add_argument("--work", type=Path, help="keep the scan and checkpoint here (default: a temp folder)")
+    args = ap.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench_predict_"))
+    work.mkdir(parents=True, exist_ok=True)
+    mesh = make_mesh(work, args.vertices)
+    ckpt = args.checkpoint or make_checkpoint(work)
+    rows = []
+    for threads in map(int, args.threads.split(",")):
+        runs = [run_once(mesh, ckpt, work / "out", threads, args.align) for _ in range(args.repeats)]
+        record, wall, peak = min(runs, key=lambda r: sum(r[0]["seconds"].values()))
+        rows.append((threads, record, wall, peak))
+    record = rows[0][1]
+    print(f"scan: {record['num_vertices']:,} vertices ({record['kind']}), model: {record['head']} head, "
+          f"voxel {record['voxel_size']} m, checkpoint {ckpt.name}; machine: {os.cpu_count()} cores; "
+          f"fastest of {args.repeats}")
+    print(f"{'threads':>7} " + " ".join(f"{s:>10}" for s in STAGES) + f" {'sum':>8} {'process':>8} {'peak MiB':>9}")
+    for threads, rec, wall, peak in rows:
+        sec = rec["seconds"]
+        print(f"{threads:>7} " + " ".join(f"{sec.get(s, 0.0):>10.2f}" for s in STAGES)
+              + f" {sum(sec.values()):>8.2f} {wall:>8.2f} {peak:>9.0f}")
+    print("(seconds; 'process' includes starting Python and importing torch / MinkowskiEngine / open3d)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
