@@ -32,6 +32,7 @@ setup(
         "tensorboard>=2.14",
         "matplotlib>=3.7",
         "trimesh>=4.0",
+        "numba>=0.59",
     ],
     extras_require={"test": ["pytest>=7.4", "hypothesis>=6.80"]},
     license="MIT",

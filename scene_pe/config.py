@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -67,6 +67,10 @@ class InferenceConfig:
     min_vertices: int = 100  # instances smaller than this on the mesh are dropped (benchmark ignores them)
     score_threshold: float = 0.0  # export: drop instances below this confidence
     max_instances: int = 100  # export: keep the most confident per scene
+    # superpoints (scene_pe/superpoints/pooling.py): none | vote (voxel clusters, then each
+    # superpoint takes its vertices' most common instance) | cluster (greedy clustering of
+    # superpoint-pooled outputs). Scenes without segments are clustered on voxels.
+    superpoints: Literal["none", "vote", "cluster"] = "none"
 
 
 @dataclass(frozen=True)

@@ -223,3 +223,29 @@ def test_a_checkpoint_of_the_wrong_kind_is_one_clear_error(scene, tmp_path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and str(ckpt) in err[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("source", ["scannet", "cloud"])
+def test_superpoint_inference_gives_every_superpoint_one_instance(scene, tmp_path, source):
+    from scene_pe.data.scannet import read_segments
+    from scene_pe.superpoints.segmentator import segment_cloud
+
+    if source == "scannet":
+        inputs, name = [scene["dir"]], scene["dir"].name
+        segs = read_segments(scene["dir"] / f"{name}_vh_clean_2.0.010000.segs.json", name, len(scene["xyz"]))
+    else:
+        np.save(tmp_path / "pts.npy", np.c_[scene["xyz"], scene["rgb"]])
+        inputs, name = [tmp_path / "pts.npy"], "pts"
+    out = tmp_path / "out"
+    assert run_predict(inputs, scene["ckpt"], out, "--no-render", "inference.superpoints=cluster") == 0
+    arrays, record = load(out, name)
+    assert record["superpoints"]["mode"] == "cluster"
+    if source == "scannet":
+        assert record["superpoints"]["source"] == "segs.json"
+    else:
+        assert record["superpoints"]["source"] == "built-in segmentator (point cloud)"
+        from scene_pe.predict.pipeline import estimate_normals
+        segs = segment_cloud(scene["xyz"].astype(np.float32), estimate_normals(scene["xyz"].astype(np.float32)))
+    pairs = np.unique(np.stack([segs, arrays["instance"]]), axis=1)
+    assert len(pairs[0]) == len(np.unique(segs))  # one instance (or none) per superpoint
+    assert len(record["instances"]) >= 3

@@ -11,11 +11,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from scene_pe.superpoints.segmentator import segment_mesh
 import pytest
 
 from scene_pe.data import preprocess as pp
 from scene_pe.data.labels import IGNORE_LABEL
-from scene_pe.data.scannet import LABEL_MAP_NAME, gt_ids, load_label_map, read_scene
+from scene_pe.data.scannet import LABEL_MAP_NAME, gt_ids, load_label_map, read_mesh, read_scene
 from scene_pe.evaluation.io import read_gt_file
 from scene_pe.util import io as sio
 from test_scannet import _bad, expected_labels, make_scene
@@ -84,7 +86,10 @@ def test_batch_good_and_bad(tmp_path, capsys):
     np.testing.assert_array_equal(read_gt_file(out / "gt/scene0000_00.txt"), expected_labels()["gt"])
     with np.load(out / "scenes/scene0707_00.npz") as z:
         assert not bool(z["has_labels"]) and (z["semantic"] == IGNORE_LABEL).all()
-        assert (z["instance"] == -1).all() and (z["segment"] == -1).all()
+        assert (z["instance"] == -1).all()
+        # no segs.json: the built-in segmentator on the mesh as stored
+        xyz, _, faces = read_mesh(root / "scans_test/scene0707_00/scene0707_00_vh_clean_2.ply", "scene0707_00")
+        np.testing.assert_array_equal(z["segment"], segment_mesh(xyz, faces))
 
 
 def test_resume_skip_overwrite(tmp_path):

@@ -53,7 +53,7 @@ def parse_args(argv):
     ap.add_argument("--overwrite", action="store_true", help="predict inputs again even if done")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--debug", action="store_true", help="tracebacks for unexpected errors")
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)  # overrides may follow the options
     args.overrides = [a for a in args.inputs if OVERRIDE.match(a) and not Path(a).exists()]
     args.inputs = [a for a in args.inputs if a not in args.overrides]
     if not args.inputs:
@@ -107,6 +107,7 @@ def predict_one(predictor, opts, args, path, name, progress: bool) -> tuple[dict
         "uncertainty_definition": ("1 - seed" if cfg.model.head.type == "margin"
                                    else cfg.inference.probabilistic.uncertainty),
         "frame": result.frame.to_dict(), "num_blocks": result.num_blocks,
+        "superpoints": {"mode": cfg.inference.superpoints, "source": result.superpoints},
         "checkpoint": str(args.checkpoint), "head": cfg.model.head.type,
         "voxel_size": cfg.data.voxel.voxel_size, "device": str(predictor.device),
         "threads": int(os.environ["OMP_NUM_THREADS"]), "renderer": renderer,

@@ -15,6 +15,8 @@ table; --out also writes tuning.json and tuning.md there. Examples:
         --grid inference.probabilistic.tau=0.25,0.35,0.5 inference.probabilistic.min_size=20,50
     tools/tune_inference.py runs/ablate/runs/margin_baseline/seed{0,1,2} \\
         --grid inference.margin.seed_threshold=0.3,0.5,0.7 inference.margin.phi_threshold=0.3,0.5,0.7
+    tools/tune_inference.py runs/ablate/runs/full_aniso_hetero/seed{0,1,2} \\
+        --grid inference.superpoints=none,vote,cluster --all-scenes
 
 Exit status 2 on a bad grid or a missing run.
 """
@@ -33,6 +35,8 @@ def main(argv=None) -> int:
     ap.add_argument("--grid", nargs="+", default=[], help="inference.key=v1,v2,... (cartesian product)")
     ap.add_argument("--max-scenes", type=int, default=0, help="first N val scenes with GT (0: all)")
     ap.add_argument("--out", type=Path, help="write tuning.json and tuning.md here")
+    ap.add_argument("--all-scenes", action="store_true",
+                    help="also print every point on all val scenes (a comparison: nothing is chosen from it)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     for run in args.runs:
@@ -40,7 +44,7 @@ def main(argv=None) -> int:
             print(f"tune_inference: {run}: no config.yaml and last.pth (not a training run folder)",
                   file=sys.stderr)
             return 2
-    from scene_pe.engine.tuning import TuningError, format_table, tune
+    from scene_pe.engine.tuning import TuningError, format_all_table, format_table, tune
 
     try:
         result = tune(args.runs, args.grid, args.max_scenes, progress=not args.no_progress)
@@ -55,10 +59,13 @@ def main(argv=None) -> int:
                + f" over {len(result['runs'])} run(s)")
     print(table)
     print(summary)
+    all_table = format_all_table(result) if args.all_scenes else ""
+    if all_table:
+        print(f"\nall {result['rows'][0]['runs'][0]['all']['scenes']} val scenes:\n{all_table}")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "tuning.json").write_text(json.dumps(result, indent=1) + "\n")
-        (args.out / "tuning.md").write_text(table + "\n\n" + summary + "\n")
+        (args.out / "tuning.md").write_text(table + "\n\n" + summary + "\n" + (f"\n{all_table}\n" if all_table else ""))
     return 0
 
 

@@ -48,6 +48,9 @@ def load_scene(root: Path, scene: str) -> dict:
                 "semantic": z["semantic"].astype(np.int64),
                 "instance": z["instance"].astype(np.int64),
                 "has_labels": bool(z["has_labels"]),
+                # superpoints (ScanNet's segs.json or the built-in segmentator); -1: none
+                "segment": z["segment"].astype(np.int64) if "segment" in z.files
+                else np.full(len(z["coords"]), -1, np.int64),
             }
     except (OSError, ValueError) as e:
         if isinstance(e, SceneError):

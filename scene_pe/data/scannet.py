@@ -81,7 +81,7 @@ class RawScene:
     faces: np.ndarray  # int32 (F,3)
     axis_alignment: np.ndarray  # float64 (4,4) from the .txt (identity when absent)
     aligned: bool  # whether axis_alignment was applied to coords
-    segment: np.ndarray  # int32 (N,) over-segment id, -1 when no segs file
+    segment: np.ndarray  # int32 (N,) over-segment id (segs.json, else the built-in segmentator)
     has_labels: bool
     nyu40: np.ndarray  # int16 (N,) semantic NYU40 id, 0 unannotated / unknown
     semantic: np.ndarray  # int16 (N,) training id 0..19 or IGNORE_LABEL
@@ -255,6 +255,11 @@ def read_scene(scene_dir: str | Path, label_map: LabelMap | None, align: bool = 
         raise SceneError(scene, scene_dir, "scene folder is missing")
     coords, colors, faces = read_mesh(p.mesh, scene)
     n = coords.shape[0]
+    if p.segs.is_file():
+        segment = read_segments(p.segs, scene, n)
+    else:  # no segs.json (own scans): ScanNet's over-segmentation of the file as it is
+        from scene_pe.superpoints.segmentator import segment_mesh
+        segment = segment_mesh(coords, faces)
 
     matrix = read_axis_alignment(p.meta, scene)
     aligned = bool(align and matrix is not None)
@@ -266,7 +271,6 @@ def read_scene(scene_dir: str | Path, label_map: LabelMap | None, align: bool = 
     if aligned:  # rigid transform: rotation + translation (bottom row is 0 0 0 1)
         coords = (coords.astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]).astype(np.float32)
     normals = vertex_normals(coords, faces)
-    segment = read_segments(p.segs, scene, n) if p.segs.is_file() else np.full(n, -1, np.int64)
 
     out = RawScene(
         name=scene, coords=coords, colors=colors, normals=normals, faces=faces,

@@ -142,9 +142,11 @@ def segs_file_name(scene_id: str) -> str:
     return f"{scene_id}_vh_clean_2.0.010000.segs.json"
 
 
-def write_segs_json(path: str | os.PathLike, scene_id: str, seg_indices: Sequence[int] | np.ndarray) -> None:
-    """Write a segs.json: ``params``, ``sceneId`` (``<scene>_vh_clean_2``), ``segIndices``."""
-    obj = {"params": dict(SEGS_PARAMS), "sceneId": f"{scene_id}_vh_clean_2",
+def write_segs_json(path: str | os.PathLike, scene_id: str, seg_indices: Sequence[int] | np.ndarray,
+                    params: Mapping | None = None, mesh_name: str | None = None) -> None:
+    """Write a segs.json: ``params``, ``sceneId`` (``<scene>_vh_clean_2``, or ``mesh_name``), ``segIndices``."""
+    obj = {"params": dict(SEGS_PARAMS if params is None else params),
+           "sceneId": mesh_name or f"{scene_id}_vh_clean_2",
            "segIndices": np.asarray(seg_indices).astype(np.int64).tolist()}
     _write_json(path, obj, indent=None)
 

@@ -3,6 +3,8 @@
 For each scene: instances are clustered on voxels (scene_pe.method.clustering),
 then devoxelized to every vertex of the mesh; instances covering fewer than
 ``min_vertices`` vertices are dropped (the benchmark ignores them anyway).
+With superpoints (``inference.superpoints``: vote | cluster; scene_pe/superpoints/
+pooling.py) every vertex of a superpoint gets the same instance.
 Per-vertex semantics are the argmax class of the voxel's scores. Per-vertex
 uncertainty is the voxel's: for the probabilistic head the definition chosen
 by ``inference.probabilistic.uncertainty`` (scene_pe/method/uncertainty.py),
@@ -23,7 +25,8 @@ from scene_pe.data.labels import TRAIN_TO_NYU40
 from scene_pe.method.clustering import Clusters, cluster_margin, cluster_probabilistic
 from scene_pe.method.uncertainty import probabilistic_uncertainty
 from scene_pe.model.outputs import HeadOutput, MarginOutput, ProbabilisticOutput, as_float32
-from scene_pe.sparse.voxelize import VoxelBatch
+from scene_pe.sparse.voxelize import VoxelBatch, majority_label
+from scene_pe.superpoints import pooling as SP
 
 
 @dataclass
@@ -85,22 +88,58 @@ def predict_batch(model: torch.nn.Module, voxels: VoxelBatch, cfg: InferenceConf
     return predictions_from_outputs(network_outputs(model, voxels, amp), voxels, cfg)
 
 
+def superpoint_clusters(out: HeadOutput, segment: np.ndarray, local: np.ndarray, cfg: InferenceConfig
+                        ) -> tuple[Clusters, np.ndarray]:
+    """Superpoint clustering of one scene (scene_pe/superpoints/pooling.py): the clusters of its
+    superpoints and each vertex's superpoint index."""
+    weights = SP.membership(segment, local, out.batch.shape[0])
+    sp_cfg = dataclasses.replace(cfg, probabilistic=SP.superpoint_config(cfg.probabilistic),
+                                 margin=SP.superpoint_config(cfg.margin))
+    (clusters,) = cluster(SP.pool_output(out, weights), sp_cfg)
+    return clusters, SP.compact_ids(segment)[0]
+
+
+def scene_prediction(out: HeadOutput, scene: str, local: np.ndarray, semantic: np.ndarray,
+                     clusters: Clusters | None, segment: np.ndarray | None, cfg: InferenceConfig
+                     ) -> VertexPrediction:
+    """One scene's per-vertex prediction from its voxels' outputs (``out``: that scene's rows).
+
+    ``clusters``: the voxel clustering (computed here when None and needed);
+    ``segment``: per-vertex superpoint ids, used as ``cfg.superpoints`` says.
+    """
+    mode = cfg.superpoints if segment is not None else "none"
+    if mode == "cluster":
+        clusters, sp_of_vertex = superpoint_clusters(out, segment, local, cfg)
+        vertex_inst = clusters.instance.cpu().numpy()[sp_of_vertex]
+    else:
+        clusters = cluster(out, cfg)[0] if clusters is None else clusters
+        vertex_inst = clusters.instance.cpu().numpy()[local]
+        if mode == "vote":
+            vertex_inst = SP.vote(vertex_inst, segment)
+    instance, keep = SP.drop_small(vertex_inst, cfg.min_vertices, clusters.num_instances)
+    classes = clusters.classes.cpu().numpy()[keep]
+    conf = clusters.confidence.cpu().numpy()[keep].astype(np.float64)
+    num_voxels = out.batch.shape[0]
+    inst_vox = majority_label(instance, local, num_voxels) if mode != "none" else \
+        final_voxel_instances(clusters, local, cfg.min_vertices)[0]
+    uncert = voxel_uncertainty(out, inst_vox, cfg)
+    return VertexPrediction(scene, instance, TRAIN_TO_NYU40[classes], conf, semantic, uncert[local])
+
+
 def predictions_from_outputs(out: HeadOutput, voxels: VoxelBatch, cfg: InferenceConfig,
                              per_scene: list[Clusters] | None = None) -> list[VertexPrediction]:
     """Clustering (unless ``per_scene`` gives it) and devoxelization of a batch's outputs
     (tools/tune_inference.py re-runs only this; tools/predict.py times the two apart)."""
-    per_scene = cluster(out, cfg) if per_scene is None else per_scene
+    segments = voxels.segments or [None] * len(voxels.scenes)
+    if per_scene is None and not (cfg.superpoints == "cluster" and all(s is not None for s in segments)):
+        per_scene = cluster(out, cfg)
     semantic_vox = TRAIN_TO_NYU40[out.logits.argmax(dim=1).cpu().numpy()]
     batch = voxels.batch.cpu().numpy()
     bounds = np.searchsorted(batch, np.arange(len(voxels.scenes) + 1))  # scenes are contiguous
     preds = []
     for b, (scene, p2v) in enumerate(zip(voxels.scenes, voxels.point_to_voxel)):
         p2v = p2v.cpu().numpy()
-        local = p2v - bounds[b]
-        inst_vox, keep = final_voxel_instances(per_scene[b], local, cfg.min_vertices)
-        classes = per_scene[b].classes.cpu().numpy()[keep]
-        conf = per_scene[b].confidence.cpu().numpy()[keep].astype(np.float64)
-        uncert = voxel_uncertainty(scene_rows(out, slice(bounds[b], bounds[b + 1])), inst_vox, cfg)
-        preds.append(VertexPrediction(scene, inst_vox[local], TRAIN_TO_NYU40[classes], conf,
-                                      semantic_vox[p2v], uncert[local]))
+        rows = scene_rows(out, slice(bounds[b], bounds[b + 1]))
+        preds.append(scene_prediction(rows, scene, p2v - bounds[b], semantic_vox[p2v],
+                                      None if per_scene is None else per_scene[b], segments[b], cfg))
     return preds

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from scene_pe.evaluation.instance import InstanceEvaluator
 from scene_pe.evaluation.uncertainty import UncertaintyEvaluator
 
 HALVES = ("select", "report")
+PARTS = HALVES + ("all",)  # "all": every cached scene (for comparisons that choose nothing)
 METRICS = ("ap", "ap50", "ap25", "unc_auroc")
 
 
@@ -105,18 +107,25 @@ def score_point(config_path: Path, point: tuple[str, ...], cache: list[CachedSce
 
     cfg = load_config(config_path, list(point))
     halves = split_halves([c.voxels.scenes[0] for c in cache])
-    evaluators = {h: (InstanceEvaluator(), UncertaintyEvaluator()) for h in HALVES}
+    evaluators = {h: (InstanceEvaluator(), UncertaintyEvaluator()) for h in PARTS}
     where = {s: h for h, names in halves.items() for s in names}
+    seconds = 0.0
     for c in cache:
-        for pred in predictions_from_outputs(c.out, c.voxels, cfg.inference):
-            inst_ev, unc_ev = evaluators[where[pred.scene]]
-            inst_ev.add(pred.scene, c.gt, pred.instance, pred.labels, pred.confidence)
-            unc_ev.add(pred.scene, c.gt, pred.instance, pred.uncertainty)
+        t0 = time.perf_counter()
+        preds = predictions_from_outputs(c.out, c.voxels, cfg.inference)
+        seconds += time.perf_counter() - t0
+        for pred in preds:
+            for part in (where[pred.scene], "all"):
+                inst_ev, unc_ev = evaluators[part]
+                inst_ev.add(pred.scene, c.gt, pred.instance, pred.labels, pred.confidence)
+                unc_ev.add(pred.scene, c.gt, pred.instance, pred.uncertainty)
     result = {}
     for h, (inst_ev, unc_ev) in evaluators.items():
         inst, unc = inst_ev.result(), unc_ev.result()
         result[h] = {"scenes": inst_ev.num_scenes, "ap": inst.mean_ap, "ap50": inst.mean_ap50,
                      "ap25": inst.mean_ap25, "unc_auroc": unc.auroc}
+    # clustering + devoxelization (+ superpoint pooling) per scene, the network excluded
+    result["seconds_per_scene"] = seconds / max(len(cache), 1)
     return result
 
 
@@ -147,9 +156,10 @@ def tune(runs: list[Path], grid_items: list[str], max_scenes: int = 0, progress:
     rows = []
     for i, point in enumerate(points):
         row = {"overrides": list(point)}
-        for h in HALVES:
+        for h in PARTS:
             for m in METRICS:
                 row[f"{h}_{m}"] = mean_std([scores[i][h][m] for scores in per_run])
+        row["seconds_per_scene"] = mean_std([scores[i]["seconds_per_scene"] for scores in per_run])
         row["runs"] = [scores[i] for scores in per_run]  # in the order of result["runs"]
         rows.append(row)
     return {"runs": [str(r) for r in runs], "grid": [[k, v] for k, v in grid], "rows": rows,
@@ -161,21 +171,33 @@ def chosen_index(rows: list[dict]) -> int:
     return max(range(len(rows)), key=lambda i: (np.nan_to_num(rows[i]["select_ap"][0], nan=-1.0), -i))
 
 
+def _ms(pair, digits: int = 3) -> str:
+    m, s = pair
+    return "n/a" if math.isnan(m) else f"{m:.{digits}f}" if math.isnan(s) else f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
 def format_table(result: dict) -> str:
     """Markdown: one row per grid point, mean +- std over the runs on both halves; the chosen one marked."""
     keys = [k for k, _ in result["grid"]]
     head = [*keys, "select AP", "select AP50", "report AP", "report AP50", "report AP25", "report unc AUROC"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-
-    def ms(pair):
-        m, s = pair
-        return "n/a" if math.isnan(m) else f"{m:.3f}" if math.isnan(s) else f"{m:.3f} ± {s:.3f}"
-
     for i, row in enumerate(result["rows"]):
         vals = [o.split("=", 1)[1] for o in row["overrides"]]
-        cells = [*vals, ms(row["select_ap"]), ms(row["select_ap50"]), ms(row["report_ap"]),
-                 ms(row["report_ap50"]), ms(row["report_ap25"]), ms(row["report_unc_auroc"])]
+        cells = [*vals, _ms(row["select_ap"]), _ms(row["select_ap50"]), _ms(row["report_ap"]),
+                 _ms(row["report_ap50"]), _ms(row["report_ap25"]), _ms(row["report_unc_auroc"])]
         if i == result["chosen"]:
             cells = [f"**{c}**" for c in cells]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_all_table(result: dict) -> str:
+    """Markdown: every grid point on all the val scenes (nothing chosen), with its post-processing time."""
+    keys = [k for k, _ in result["grid"]]
+    head = [*keys, "AP", "AP50", "AP25", "clustering s/scene"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in result["rows"]:
+        vals = [o.split("=", 1)[1] for o in row["overrides"]]
+        lines.append("| " + " | ".join([*vals, _ms(row["all_ap"]), _ms(row["all_ap50"]), _ms(row["all_ap25"]),
+                                        _ms(row["seconds_per_scene"], 2)]) + " |")
     return "\n".join(lines)

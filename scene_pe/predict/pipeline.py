@@ -71,6 +71,7 @@ class ScanPrediction:
     normals: np.ndarray    # (N, 3) float32 unit normals in the model's frame
     num_blocks: int
     warnings: list[str]
+    superpoints: str | None = None  # where the superpoints came from (None: not used)
 
 
 class Predictor:
@@ -133,12 +134,30 @@ class Predictor:
             (pred,) = predictions_from_outputs(out, voxels, self.cfg.inference, clusters)
         return pred
 
+    def superpoints(self, scan: Scan, xyz: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+        """(per-vertex superpoint ids, where they came from) when the config uses superpoints.
+
+        A mesh is segmented as stored (as ScanNet did); a point cloud in the model frame
+        (metres), where its normals are."""
+        if self.cfg.inference.superpoints == "none":
+            return None, None
+        if scan.segments is not None:
+            return scan.segments, "segs.json"
+        from scene_pe.superpoints.segmentator import segment_cloud, segment_mesh
+        if scan.is_mesh:
+            return segment_mesh(scan.coords, scan.faces), "built-in segmentator (mesh)"
+        return segment_cloud(xyz, normals), "built-in segmentator (point cloud)"
+
     def __call__(self, scan: Scan, opts: PredictOptions, t: Timings, progress: bool = False) -> ScanPrediction:
         notes: list[str] = []
         with t.stage("align"):
             frame = model_frame(scan.coords, opts.scale, opts.up, opts.align, scan.alignment, opts.floor)
             xyz = apply(frame.model_from_input, scan.coords).astype(np.float32)
             sample = self.sample(scan, xyz, frame, notes)
+        with t.stage("superpoints"):
+            segments, segments_from = self.superpoints(scan, xyz, sample["normals"])
+            if segments is not None:
+                sample["segment"] = segments
         with t.stage("voxelize"):
             # the config's inference transforms (CenterShift) on the whole scan, before blocks are cut:
             # blocks then share the whole scan's voxel grid, so a block's voxels are the whole's
@@ -159,7 +178,7 @@ class Predictor:
             preds.append(self.predict_sample(part, t))
         with t.stage("devoxelize"):
             pred = merge_blocks(blocks, preds, len(xyz), scan.name, opts.link_iou, self.cfg.inference.min_vertices)
-        return ScanPrediction(pred, frame, xyz, sample["normals"], len(blocks), notes)
+        return ScanPrediction(pred, frame, xyz, sample["normals"], len(blocks), notes, segments_from)
 
 
 def estimate_normals(xyz: np.ndarray) -> np.ndarray:

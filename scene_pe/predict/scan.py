@@ -4,7 +4,8 @@ Readers (each keeps the file's own vertex order, so every per-vertex output
 lines up with the input):
 
   ScanNet folder   ``sceneXXXX_YY/`` with ``<scene>_vh_clean_2.ply``; its
-                   ``<scene>.txt`` axisAlignment is the scan's own alignment
+                   ``<scene>.txt`` axisAlignment is the scan's own alignment,
+                   its segs.json its superpoints
   .ply             plyfile; a mesh when it has faces, else a point cloud;
                    colours ``red green blue`` (or ``r g b``) as uchar or
                    float in [0, 1], normals ``nx ny nz`` when present
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from scene_pe.data.scannet import (MESH_SUFFIX, ScenePaths, ply_triangles, read_axis_alignment, read_mesh,
-                                   read_ply_file)
+                                   read_ply_file, read_segments)
 from scene_pe.util.errors import SceneError
 
 MESH_EXTS = (".obj", ".off", ".stl", ".gltf", ".glb")
@@ -54,8 +55,8 @@ class Scan:
     normals: np.ndarray | None = None  # (N, 3) float32, input frame
     faces: np.ndarray | None = None    # (F, 3) int32 triangles
     alignment: np.ndarray | None = None  # (4, 4) the scan's own axis alignment (ScanNet .txt)
-    # Per-vertex over-segment ids for superpoint-aware inference (filled by the
-    # superpoint stage when asked for; None: none).
+    # Per-vertex superpoint ids: a ScanNet folder's segs.json; else computed by the
+    # built-in segmentator when the inference config uses superpoints (pipeline.py).
     segments: np.ndarray | None = None
 
     @property
@@ -218,8 +219,9 @@ def read_npz(name: str, path: Path) -> Scan:
 def read_scannet_folder(folder: Path) -> Scan:
     p = ScenePaths.of(folder)
     coords, colors, faces = read_mesh(p.mesh, p.scene)
+    segments = read_segments(p.segs, p.scene, len(coords)) if p.segs.is_file() else None
     return Scan(p.scene, p.mesh, coords.astype(np.float64), colors, None, faces,
-                alignment=read_axis_alignment(p.meta, p.scene))
+                alignment=read_axis_alignment(p.meta, p.scene), segments=segments)
 
 
 def is_scannet_folder(path: Path) -> bool:

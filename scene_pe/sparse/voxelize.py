@@ -54,6 +54,7 @@ class VoxelBatch:
     instance:       (M,) int64 instance id unique across the batch, -1 none
     point_to_voxel: per scene, (N_s,) int64 row of each vertex's voxel in this batch
     scenes:         scene names, in batch order
+    segments:       per scene, (N_s,) superpoint id of each vertex, or None (no superpoints)
     """
 
     coordinates: torch.Tensor
@@ -65,6 +66,7 @@ class VoxelBatch:
     point_to_voxel: list[torch.Tensor]
     scenes: list[str]
     voxel_size: float
+    segments: list[np.ndarray | None] | None = None
 
     def sparse_tensor(self, device: torch.device | str = "cpu") -> ME.SparseTensor:
         return ME.SparseTensor(self.features.to(device), self.coordinates.to(device))
@@ -73,7 +75,8 @@ class VoxelBatch:
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return VoxelBatch(self.coordinates.to(device), move(self.features), move(self.centres),
                           move(self.batch), move(self.semantic), move(self.instance),
-                          [p.to(device) for p in self.point_to_voxel], self.scenes, self.voxel_size)
+                          [p.to(device) for p in self.point_to_voxel], self.scenes, self.voxel_size,
+                          self.segments)
 
 
 def majority_label(labels: np.ndarray, groups: np.ndarray, num_groups: int) -> np.ndarray:
@@ -144,7 +147,16 @@ def voxelize(samples: Sequence[dict], cfg: VoxelizeConfig) -> VoxelBatch:
         point_to_voxel=p2v,
         scenes=[s.get("scene", f"scene{i}") for i, s in enumerate(samples)],
         voxel_size=cfg.voxel_size,
+        segments=[scene_segments(s) for s in samples],
     )
+
+
+def scene_segments(sample: dict) -> np.ndarray | None:
+    """A sample's per-vertex superpoint ids, or None when it has none (a -1 anywhere: no segs file)."""
+    seg = sample.get("segment")
+    if seg is None or len(seg) == 0 or (np.asarray(seg) < 0).any():
+        return None
+    return np.asarray(seg, dtype=np.int64)
 
 
 def devoxelize(voxel_values: torch.Tensor, batch: VoxelBatch) -> list[torch.Tensor]:

@@ -1,0 +1,1 @@
+"""Superpoints: the built-in over-segmentation (segmentator.py) and superpoint pooling."""
