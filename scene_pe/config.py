@@ -58,6 +58,8 @@ class ModelConfig:
 class LossConfig:
     probabilistic: ProbabilisticLossConfig = field(default_factory=ProbabilisticLossConfig)
     margin: MarginLossConfig = field(default_factory=MarginLossConfig)
+    # weight of the superpoint-consistency term, both heads (superpoints/pooling.py); 0: off
+    superpoint_weight: float = 0.0
 
 
 @dataclass(frozen=True)

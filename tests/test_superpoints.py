@@ -233,3 +233,19 @@ def test_segs_json_of_the_segment_tool_reads_back(tmp_path):
     data = json.loads((tmp_path / "m.segs.json").read_text())
     assert data["params"] == {"kThresh": 0.01, "segMinVerts": 20}
     np.testing.assert_array_equal(data["segIndices"], segment_mesh(xyz, faces))
+
+
+def test_consistency_loss_is_the_mean_within_superpoint_variance_and_has_gradients():
+    rng = np.random.default_rng(1)
+    segment = rng.integers(0, 5, 200)
+    p2v = torch.from_numpy(rng.integers(0, 30, 200))
+    emb = torch.tensor(rng.normal(size=(30, 3)), requires_grad=True)
+    loss = SP.consistency_loss(emb, [p2v], [segment])
+    e = emb.detach().numpy()[p2v.numpy()]
+    want = np.mean([e[segment == s].var(axis=0).sum() for s in np.unique(segment)])
+    assert np.isclose(float(loss), want, rtol=1e-5)
+    loss.backward()
+    assert emb.grad.abs().sum() > 0
+    constant = torch.zeros(30, 3)
+    assert float(SP.consistency_loss(constant, [p2v], [segment])) == 0.0
+    assert float(SP.consistency_loss(emb, [p2v], [None])) == 0.0

@@ -30,11 +30,13 @@ from scene_pe.data.transforms import build_transforms
 from scene_pe.engine import distributed as D
 from scene_pe.engine.checkpoint import load_checkpoint, model_state, rng_state, save_checkpoint, set_rng_state
 from scene_pe.engine.evaluate import evaluate_loader
+from scene_pe.method.losses import LossResult
 from scene_pe.method.losses_margin import margin_loss
 from scene_pe.method.losses_probabilistic import probabilistic_loss
 from scene_pe.model.network import InstanceSegmentationNet
 from scene_pe.model.outputs import HeadOutput, ProbabilisticOutput
 from scene_pe.sparse.voxelize import VoxelBatch
+from scene_pe.superpoints.pooling import consistency_loss
 
 log = logging.getLogger("scene_pe.train")
 
@@ -63,8 +65,14 @@ def compute_loss(out: HeadOutput, voxels: VoxelBatch, cfg: Config):
     semantic = voxels.semantic.to(out.logits.device)
     instance = voxels.instance.to(out.logits.device)
     if isinstance(out, ProbabilisticOutput):
-        return probabilistic_loss(out, semantic, instance, cfg.loss.probabilistic)
-    return margin_loss(out, semantic, instance, cfg.loss.margin)
+        loss = probabilistic_loss(out, semantic, instance, cfg.loss.probabilistic)
+    else:
+        loss = margin_loss(out, semantic, instance, cfg.loss.margin)
+    if cfg.loss.superpoint_weight > 0:  # the superpoint-consistency switch (superpoints/pooling.py)
+        embedding = out.mu if isinstance(out, ProbabilisticOutput) else out.embedding
+        sp = consistency_loss(embedding, voxels.point_to_voxel, voxels.segments or [])
+        loss = LossResult(loss.total + cfg.loss.superpoint_weight * sp, {**loss.terms, "superpoint": sp.detach()})
+    return loss
 
 
 def setup_logging(run_path: Path | None) -> None:

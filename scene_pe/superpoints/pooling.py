@@ -69,13 +69,9 @@ def pool_output(out: HeadOutput, weights: scipy.sparse.csr_matrix) -> HeadOutput
 def vote(instance: np.ndarray, segment: np.ndarray) -> np.ndarray:
     """Per vertex: the most common instance (-1 included) of its superpoint's vertices (ties: smallest)."""
     seg, s = compact_ids(segment)
-    shifted = instance.astype(np.int64) + 1  # -1 -> 0 so bincount-style grouping works
-    pairs, counts = np.unique(np.stack([seg, shifted]), axis=1, return_counts=True)
-    order = np.lexsort((pairs[1], -counts, pairs[0]))
-    first = np.r_[True, pairs[0][order][1:] != pairs[0][order][:-1]]
-    winner = np.empty(s, dtype=np.int64)
-    winner[pairs[0][order][first]] = pairs[1][order][first] - 1
-    return winner[seg]
+    k = int(instance.max(initial=-1)) + 2  # columns: -1, 0, ..., max
+    counts = np.bincount(seg * k + (instance.astype(np.int64) + 1), minlength=s * k).reshape(s, k)
+    return (counts.argmax(axis=1) - 1)[seg]  # argmax: the first maximum, the smallest id
 
 
 def drop_small(instance: np.ndarray, min_vertices: int, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -90,3 +86,28 @@ def drop_small(instance: np.ndarray, min_vertices: int, k: int) -> tuple[np.ndar
 def superpoint_config(cfg):
     """The clustering config for superpoints: a cluster may be a single superpoint."""
     return dataclasses.replace(cfg, min_size=1)
+
+
+def consistency_loss(embedding: torch.Tensor, point_to_voxel: list[torch.Tensor],
+                     segments: list[np.ndarray | None]) -> torch.Tensor:
+    """Training switch (``loss.superpoint_weight``): the spread of the embedding within superpoints.
+
+    For each scene with superpoints: every superpoint's vertex-weighted variance of
+    its voxels' embeddings (sum over the 3 axes, m^2), averaged over the superpoints
+    of the batch. Zero when the embedding is constant on every superpoint, as an
+    ideal one is (ScanNet's instances are unions of superpoints).
+    """
+    terms = []
+    for p2v, seg in zip(point_to_voxel, segments):
+        if seg is None:
+            continue
+        ids, s = compact_ids(seg)
+        idx = torch.from_numpy(ids).to(embedding.device)
+        e = embedding[p2v.to(embedding.device), :3].float()  # per vertex: its voxel's embedding
+        counts = torch.bincount(idx, minlength=s).to(e.dtype)
+        mean = torch.zeros(s, 3, device=e.device, dtype=e.dtype).index_add_(0, idx, e) / counts[:, None]
+        spread = torch.zeros(s, device=e.device, dtype=e.dtype).index_add_(0, idx, ((e - mean[idx]) ** 2).sum(1))
+        terms.append((spread / counts).mean())  # per superpoint its variance; mean over superpoints
+    if not terms:
+        return embedding.sum() * 0.0
+    return torch.stack(terms).mean()
