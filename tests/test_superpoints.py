@@ -249,3 +249,22 @@ def test_consistency_loss_is_the_mean_within_superpoint_variance_and_has_gradien
     constant = torch.zeros(30, 3)
     assert float(SP.consistency_loss(constant, [p2v], [segment])) == 0.0
     assert float(SP.consistency_loss(emb, [p2v], [None])) == 0.0
+
+
+def test_segment_tool_never_replaces_an_existing_file_silently(tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    import trimesh
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    import segment as segment_tool
+
+    xyz, faces = bumpy_mesh(6)
+    trimesh.Trimesh(xyz, faces, process=False).export(tmp_path / "m.ply")
+    (tmp_path / "m.0.010000.segs.json").write_text("shipped")
+    assert segment_tool.main([str(tmp_path / "m.ply")]) == 1
+    assert (tmp_path / "m.0.010000.segs.json").read_text() == "shipped"
+    assert "exists" in capsys.readouterr().err
+    assert segment_tool.main([str(tmp_path / "m.ply"), "--overwrite"]) == 0
+    assert json.loads((tmp_path / "m.0.010000.segs.json").read_text())["params"]["kThresh"] == 0.01

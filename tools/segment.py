@@ -9,7 +9,8 @@ folders). Meshes are segmented on their edges, point clouds on a k-nearest-
 neighbour graph (scene_pe/superpoints/segmentator.py). Output: ScanNet's
 segs.json layout ({"params": {"kThresh", "segMinVerts"}, "sceneId",
 "segIndices"}), by default ``<input stem>.<kThresh as %f>.segs.json`` beside
-the input, as ScanNet's Segmentator names it. Exit status 1 if an input failed.
+the input, as ScanNet's Segmentator names it; an existing file is kept unless
+--overwrite. Exit status 1 if an input failed.
 """
 
 import argparse
@@ -28,6 +29,8 @@ def main(argv=None) -> int:
     ap.add_argument("--k-thresh", type=float, default=0.01, help="Felzenszwalb's k (ScanNet: 0.01)")
     ap.add_argument("--min-vertices", type=int, default=20, help="smaller segments are merged (ScanNet: 20)")
     ap.add_argument("--knn", type=int, default=10, help="neighbours per point (point clouds)")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace an existing segs.json (a ScanNet folder's own file is never replaced silently)")
     args = ap.parse_args(argv)
 
     from scene_pe.data.scannet_files import write_segs_json
@@ -47,6 +50,8 @@ def main(argv=None) -> int:
             seg = segment_scan(scan.coords, scan.faces, scan.normals, cfg)
             stem = scan.path.stem if is_scannet_folder(path) else name
             out = args.out or (args.out_dir or scan.path.parent) / f"{stem}.{args.k_thresh:f}.segs.json"
+            if out.exists() and not args.overwrite:
+                raise SceneError(name, out, "exists; not replaced (--overwrite, or --out / --out-dir elsewhere)")
             write_segs_json(out, name, seg, params=cfg.params(), mesh_name=stem)
             kind = "mesh" if scan.is_mesh else "point cloud"
             print(f"{name}: {len(set(seg.tolist()))} segments over {len(seg):,} vertices ({kind}), "
