@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-STAGES = ("read", "align", "voxelize", "network", "clustering", "devoxelize", "write", "render")
+STAGES = ("read", "align", "superpoints", "voxelize", "network", "clustering", "devoxelize", "write", "render")
 
 
 def make_mesh(work: Path, vertices: int) -> Path:
