@@ -169,7 +169,7 @@ def test_membership_pooling_equals_a_loop_over_vertices():
     segment = rng.integers(0, 7, 300) * 11            # arbitrary ids
     p2v = rng.integers(0, 40, 300)
     values = torch.from_numpy(rng.normal(size=(40, 3)))
-    pooled = SP.pool(SP.membership(segment, p2v, 40), values).numpy()
+    pooled = SP.pool(SP.membership(*SP.compact_ids(segment), p2v, 40), values).numpy()
     for k, s in enumerate(np.unique(segment)):
         np.testing.assert_allclose(pooled[k], values.numpy()[p2v[segment == s]].mean(axis=0), atol=1e-12)
 

@@ -24,6 +24,7 @@ INSTANCE_NAMES = tuple(
     n for i, n in zip(SEMANTIC_NYU40_IDS, SEMANTIC_NAMES) if i not in STUFF_NYU40_IDS
 )
 NUM_SEMANTIC = len(SEMANTIC_NYU40_IDS)  # 20
+NYU40_CLASS_NAME = dict(zip(SEMANTIC_NYU40_IDS, SEMANTIC_NAMES))  # benchmark NYU40 id -> class name
 NUM_NYU40 = 41  # ids 0 (unannotated) .. 40
 
 def index_table(ids, fill: int) -> np.ndarray:

@@ -184,6 +184,18 @@ def vertex_normals(coords: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return n
 
 
+def estimate_normals(xyz: np.ndarray) -> np.ndarray:
+    """Unit normals of a point cloud (metres), oriented towards its bounding-box centre."""
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz.astype(np.float64)))
+    pcd.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=0.1, max_nn=30))
+    centre = (xyz.min(axis=0) + xyz.max(axis=0)) / 2.0
+    pcd.orient_normals_towards_camera_location(centre.astype(np.float64))
+    n = np.asarray(pcd.normals, dtype=np.float32)
+    bad = ~np.isfinite(n).all(axis=1) | (np.linalg.norm(n, axis=1) < 0.5)  # isolated points
+    n[bad] = (0.0, 0.0, 1.0)
+    return n
+
+
 def read_axis_alignment(path: Path, scene: str) -> np.ndarray | None:
     """The ``axisAlignment`` 4x4 (row-major) of a scene .txt, or None when absent."""
     if not path.is_file():

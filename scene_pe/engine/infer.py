@@ -61,15 +61,24 @@ def voxel_uncertainty(out: HeadOutput, instance: np.ndarray, cfg: InferenceConfi
     return probabilistic_uncertainty(out.mu, out.sigma, out.scores, instance, p.uncertainty, p.rbf_sigma)
 
 
+def small_instance_remap(vertex_instance: np.ndarray, min_vertices: int, k: int
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """(remap, keep) dropping the instances (of ``k``) with fewer than ``min_vertices`` vertices.
+
+    ``remap`` (k + 1,) renumbers the kept ids 0.. and sends dropped ids and -1
+    (its last slot) to -1: apply it to per-vertex or per-voxel ids alike.
+    """
+    keep = np.bincount(vertex_instance[vertex_instance >= 0], minlength=k) >= min_vertices
+    remap = np.full(k + 1, -1, dtype=np.int64)
+    remap[:k][keep] = np.arange(int(keep.sum()))
+    return remap, keep
+
+
 def final_voxel_instances(clusters: Clusters, p2v_local: np.ndarray, min_vertices: int
                           ) -> tuple[np.ndarray, np.ndarray]:
     """Voxel instance ids without the clusters under ``min_vertices`` vertices (renumbered), and the keep mask."""
     inst_vox = clusters.instance.cpu().numpy()
-    k = clusters.num_instances
-    inst = inst_vox[p2v_local]
-    keep = np.bincount(inst[inst >= 0], minlength=k) >= min_vertices
-    remap = np.full(k + 1, -1, dtype=np.int64)  # last slot maps -1 -> -1
-    remap[:k][keep] = np.arange(int(keep.sum()))
+    remap, keep = small_instance_remap(inst_vox[p2v_local], min_vertices, clusters.num_instances)
     return remap[inst_vox], keep
 
 
@@ -92,11 +101,12 @@ def superpoint_clusters(out: HeadOutput, segment: np.ndarray, local: np.ndarray,
                         ) -> tuple[Clusters, np.ndarray]:
     """Superpoint clustering of one scene (scene_pe/superpoints/pooling.py): the clusters of its
     superpoints and each vertex's superpoint index."""
-    weights = SP.membership(segment, local, out.batch.shape[0])
+    sp_of_vertex, num_superpoints = SP.compact_ids(segment)
+    weights = SP.membership(sp_of_vertex, num_superpoints, local, out.batch.shape[0])
     sp_cfg = dataclasses.replace(cfg, probabilistic=SP.superpoint_config(cfg.probabilistic),
                                  margin=SP.superpoint_config(cfg.margin))
     (clusters,) = cluster(SP.pool_output(out, weights), sp_cfg)
-    return clusters, SP.compact_ids(segment)[0]
+    return clusters, sp_of_vertex
 
 
 def scene_prediction(out: HeadOutput, scene: str, local: np.ndarray, semantic: np.ndarray,
@@ -116,12 +126,13 @@ def scene_prediction(out: HeadOutput, scene: str, local: np.ndarray, semantic: n
         vertex_inst = clusters.instance.cpu().numpy()[local]
         if mode == "vote":
             vertex_inst = SP.vote(vertex_inst, segment)
-    instance, keep = SP.drop_small(vertex_inst, cfg.min_vertices, clusters.num_instances)
+    remap, keep = small_instance_remap(vertex_inst, cfg.min_vertices, clusters.num_instances)
+    instance = remap[vertex_inst]
     classes = clusters.classes.cpu().numpy()[keep]
     conf = clusters.confidence.cpu().numpy()[keep].astype(np.float64)
-    num_voxels = out.batch.shape[0]
-    inst_vox = majority_label(instance, local, num_voxels) if mode != "none" else \
-        final_voxel_instances(clusters, local, cfg.min_vertices)[0]
+    # per-voxel final ids (for the uncertainty): the voxel clusters' own, else their vertices' majority
+    inst_vox = remap[clusters.instance.cpu().numpy()] if mode == "none" else \
+        majority_label(instance, local, out.batch.shape[0])
     uncert = voxel_uncertainty(out, inst_vox, cfg)
     return VertexPrediction(scene, instance, TRAIN_TO_NYU40[classes], conf, semantic, uncert[local])
 

@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse
 from scipy.sparse.csgraph import connected_components
 
-from scene_pe.engine.infer import VertexPrediction
+from scene_pe.engine.infer import VertexPrediction, small_instance_remap
 
 
 @dataclass
@@ -139,9 +139,7 @@ def merge_blocks(blocks: list[Block], preds: list[VertexPrediction], num_vertice
     weight = np.bincount(part_comp, weights=core_count[parts], minlength=len(ids))
     confidence = np.bincount(part_comp, weights=core_count[parts] * conf_all[parts], minlength=len(ids)) / weight
 
-    keep = np.bincount(comp_of_vertex, minlength=len(ids)) >= min_vertices
-    remap = np.full(len(ids), -1, dtype=np.int64)
-    remap[keep] = np.arange(int(keep.sum()))
+    remap, keep = small_instance_remap(comp_of_vertex, min_vertices, len(ids))
     instance = np.full(num_vertices, -1, dtype=np.int64)
     instance[assigned] = remap[comp_of_vertex]
     return VertexPrediction(scene, instance, labels[keep], confidence[keep], semantic, uncertainty)

@@ -25,11 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from scene_pe.data.labels import SEMANTIC_NAMES, SEMANTIC_NYU40_IDS
+from scene_pe.data.labels import NYU40_CLASS_NAME
 from scene_pe.engine.infer import VertexPrediction
 from scene_pe.util.io import save_npz_atomic, write_text_atomic
 
-CLASS_NAME = dict(zip(SEMANTIC_NYU40_IDS, SEMANTIC_NAMES))
 PLY_KINDS = ("instances", "semantic", "uncertainty")
 
 
@@ -63,7 +62,7 @@ def instance_records(pred: VertexPrediction, coords: np.ndarray) -> list[dict]:
     unc = np.bincount(ids, weights=pred.uncertainty[on][order].astype(np.float64), minlength=k) \
         / np.maximum(count, 1)
     r = lambda a: [round(float(v), 6) if np.isfinite(v) else None for v in a]  # noqa: E731
-    return [{"id": i, "class": CLASS_NAME.get(int(pred.labels[i]), "unknown"), "nyu40_id": int(pred.labels[i]),
+    return [{"id": i, "class": NYU40_CLASS_NAME.get(int(pred.labels[i]), "unknown"), "nyu40_id": int(pred.labels[i]),
              "confidence": round(float(pred.confidence[i]), 6), "num_vertices": int(count[i]),
              "bbox_min": r(lo[i]), "bbox_max": r(hi[i]), "centroid": r(centroid[i]),
              "mean_uncertainty": r([unc[i]])[0]} for i in range(k)]

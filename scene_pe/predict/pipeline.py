@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from scene_pe.config import Config, config_from_text
-from scene_pe.data.scannet import vertex_normals
+from scene_pe.data.scannet import estimate_normals, vertex_normals
 from scene_pe.data.transforms import build_transforms
 from scene_pe.engine.checkpoint import CheckpointError, load_checkpoint, load_model_weights
 from scene_pe.engine.infer import VertexPrediction, cluster, network_outputs, predictions_from_outputs
@@ -181,18 +181,4 @@ class Predictor:
         return ScanPrediction(pred, frame, xyz, sample["normals"], len(blocks), notes, segments_from)
 
 
-def estimate_normals(xyz: np.ndarray) -> np.ndarray:
-    """Unit normals of a point cloud (metres), oriented towards its bounding-box centre."""
-    import open3d as o3d
-
-    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz.astype(np.float64)))
-    pcd.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=0.1, max_nn=30))
-    centre = (xyz.min(axis=0) + xyz.max(axis=0)) / 2.0
-    pcd.orient_normals_towards_camera_location(centre.astype(np.float64))
-    n = np.asarray(pcd.normals, dtype=np.float32)
-    bad = ~np.isfinite(n).all(axis=1) | (np.linalg.norm(n, axis=1) < 0.5)  # isolated points
-    n[bad] = (0.0, 0.0, 1.0)
-    return n
-
-
-__all__ = ["Predictor", "PredictOptions", "ScanPrediction", "Timings", "estimate_normals"]
+__all__ = ["Predictor", "PredictOptions", "ScanPrediction", "Timings"]

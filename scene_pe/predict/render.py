@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scene_pe.data.labels import SEMANTIC_NAMES, SEMANTIC_NYU40_IDS
+from scene_pe.data.labels import NYU40_CLASS_NAME, SEMANTIC_NYU40_IDS
 from scene_pe.data.scannet_files import NYU40_PALETTE
 from scene_pe.viz import instance_colors, semantic_colors
 
@@ -28,7 +28,6 @@ TOP_CUT = 2.0        # metres above the lowest point shown in the top views
 MAX_POINTS = 200_000  # per panel: a deterministic subsample above this
 PANEL_PX = 700
 DPI = 100
-CLASS_NAME = dict(zip(SEMANTIC_NYU40_IDS, SEMANTIC_NAMES))
 
 
 def _subsample(n: int) -> np.ndarray:
@@ -138,11 +137,11 @@ def render_png(path: str | Path, xyz: np.ndarray, normals: np.ndarray, instance:
         cx = np.bincount(inst, weights=xyz[instance >= 0, 0], minlength=len(labels))
         cy = np.bincount(inst, weights=xyz[instance >= 0, 1], minlength=len(labels))
         for k in np.flatnonzero(count):  # one label per instance
-            axes[0].text(cx[k] / count[k], cy[k] / count[k], CLASS_NAME.get(int(labels[k]), str(labels[k])),
+            axes[0].text(cx[k] / count[k], cy[k] / count[k], NYU40_CLASS_NAME.get(int(labels[k]), str(labels[k])),
                          fontsize=6, ha="center", va="center",
                          bbox={"fc": "white", "alpha": 0.6, "lw": 0, "pad": 0.5})
     present = [i for i in SEMANTIC_NYU40_IDS if np.any(semantic == i)]
-    axes[2].legend(handles=[Patch(color=NYU40_PALETTE[i] / 255.0, label=CLASS_NAME[i]) for i in present],
+    axes[2].legend(handles=[Patch(color=NYU40_PALETTE[i] / 255.0, label=NYU40_CLASS_NAME[i]) for i in present],
                    loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
     n_inst = int(len(labels))
     axes[0].set_title(f"{n_inst} instances (top)", fontsize=9)

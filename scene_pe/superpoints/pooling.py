@@ -28,18 +28,15 @@ import torch
 
 from scene_pe.model.outputs import HeadOutput, MarginOutput, ProbabilisticOutput
 
-MODES = ("none", "vote", "cluster")
-
-
 def compact_ids(segment: np.ndarray) -> tuple[np.ndarray, int]:
     """Segment ids of any values -> 0..S-1 (in order of value), and S."""
     ids, inverse = np.unique(segment, return_inverse=True)
     return inverse.reshape(-1).astype(np.int64), len(ids)
 
 
-def membership(segment: np.ndarray, p2v: np.ndarray, num_voxels: int) -> scipy.sparse.csr_matrix:
-    """(S, M) float64: row s, column v = the share of superpoint s's vertices lying in voxel v."""
-    seg, s = compact_ids(segment)
+def membership(seg: np.ndarray, s: int, p2v: np.ndarray, num_voxels: int) -> scipy.sparse.csr_matrix:
+    """(S, M) float64: row s, column v = the share of superpoint s's vertices lying in voxel v
+    (``seg``, ``s``: the vertices' superpoints as ``compact_ids`` gives them)."""
     counts = scipy.sparse.coo_matrix((np.ones(len(seg)), (seg, p2v)), shape=(s, num_voxels)).tocsr()
     counts.sum_duplicates()
     size = np.asarray(counts.sum(axis=1)).ravel()
@@ -72,15 +69,6 @@ def vote(instance: np.ndarray, segment: np.ndarray) -> np.ndarray:
     k = int(instance.max(initial=-1)) + 2  # columns: -1, 0, ..., max
     counts = np.bincount(seg * k + (instance.astype(np.int64) + 1), minlength=s * k).reshape(s, k)
     return (counts.argmax(axis=1) - 1)[seg]  # argmax: the first maximum, the smallest id
-
-
-def drop_small(instance: np.ndarray, min_vertices: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-vertex ids (of ``k`` instances) without those under ``min_vertices`` vertices, renumbered,
-    and the (k,) keep mask."""
-    keep = np.bincount(instance[instance >= 0], minlength=k) >= min_vertices
-    remap = np.full(k + 1, -1, dtype=np.int64)  # last slot: -1 -> -1
-    remap[:k][keep] = np.arange(int(keep.sum()))
-    return remap[instance], keep
 
 
 def superpoint_config(cfg):
