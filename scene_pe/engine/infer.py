@@ -109,23 +109,31 @@ def superpoint_clusters(out: HeadOutput, segment: np.ndarray, local: np.ndarray,
     return clusters, sp_of_vertex
 
 
+Clustered = tuple[Clusters, "np.ndarray | None"]  # (clusters, each vertex's superpoint index or None)
+
+
+def scene_clusters(out: HeadOutput, local: np.ndarray, segment: np.ndarray | None, cfg: InferenceConfig
+                   ) -> Clustered:
+    """The clustering ``cfg.superpoints`` asks for, on one scene (``out``: its rows): of superpoints
+    in ``cluster`` mode (with each vertex's superpoint index), else of voxels (and None)."""
+    if segment is not None and cfg.superpoints == "cluster":
+        return superpoint_clusters(out, segment, local, cfg)
+    return cluster(out, cfg)[0], None
+
+
 def scene_prediction(out: HeadOutput, scene: str, local: np.ndarray, semantic: np.ndarray,
-                     clusters: Clusters | None, segment: np.ndarray | None, cfg: InferenceConfig
+                     clustered: Clustered | None, segment: np.ndarray | None, cfg: InferenceConfig
                      ) -> VertexPrediction:
     """One scene's per-vertex prediction from its voxels' outputs (``out``: that scene's rows).
 
-    ``clusters``: the voxel clustering (computed here when None and needed);
+    ``clustered``: ``scene_clusters``' result (computed here when None);
     ``segment``: per-vertex superpoint ids, used as ``cfg.superpoints`` says.
     """
     mode = cfg.superpoints if segment is not None else "none"
-    if mode == "cluster":
-        clusters, sp_of_vertex = superpoint_clusters(out, segment, local, cfg)
-        vertex_inst = clusters.instance.cpu().numpy()[sp_of_vertex]
-    else:
-        clusters = cluster(out, cfg)[0] if clusters is None else clusters
-        vertex_inst = clusters.instance.cpu().numpy()[local]
-        if mode == "vote":
-            vertex_inst = SP.vote(vertex_inst, segment)
+    clusters, sp_of_vertex = clustered if clustered is not None else scene_clusters(out, local, segment, cfg)
+    vertex_inst = clusters.instance.cpu().numpy()[sp_of_vertex if mode == "cluster" else local]
+    if mode == "vote":
+        vertex_inst = SP.vote(vertex_inst, segment)
     remap, keep = small_instance_remap(vertex_inst, cfg.min_vertices, clusters.num_instances)
     instance = remap[vertex_inst]
     classes = clusters.classes.cpu().numpy()[keep]
@@ -138,12 +146,10 @@ def scene_prediction(out: HeadOutput, scene: str, local: np.ndarray, semantic: n
 
 
 def predictions_from_outputs(out: HeadOutput, voxels: VoxelBatch, cfg: InferenceConfig,
-                             per_scene: list[Clusters] | None = None) -> list[VertexPrediction]:
-    """Clustering (unless ``per_scene`` gives it) and devoxelization of a batch's outputs
-    (tools/tune_inference.py re-runs only this; tools/predict.py times the two apart)."""
+                             clustered: list[Clustered] | None = None) -> list[VertexPrediction]:
+    """Clustering (unless ``clustered`` gives each scene's ``scene_clusters``) and devoxelization of a
+    batch's outputs (tools/tune_inference.py re-runs only this; tools/predict.py times the two apart)."""
     segments = voxels.segments or [None] * len(voxels.scenes)
-    if per_scene is None and not (cfg.superpoints == "cluster" and all(s is not None for s in segments)):
-        per_scene = cluster(out, cfg)
     semantic_vox = TRAIN_TO_NYU40[out.logits.argmax(dim=1).cpu().numpy()]
     batch = voxels.batch.cpu().numpy()
     bounds = np.searchsorted(batch, np.arange(len(voxels.scenes) + 1))  # scenes are contiguous
@@ -152,5 +158,5 @@ def predictions_from_outputs(out: HeadOutput, voxels: VoxelBatch, cfg: Inference
         p2v = p2v.cpu().numpy()
         rows = scene_rows(out, slice(bounds[b], bounds[b + 1]))
         preds.append(scene_prediction(rows, scene, p2v - bounds[b], semantic_vox[p2v],
-                                      None if per_scene is None else per_scene[b], segments[b], cfg))
+                                      None if clustered is None else clustered[b], segments[b], cfg))
     return preds

@@ -28,7 +28,7 @@ from scene_pe.config import Config, config_from_text
 from scene_pe.data.scannet import estimate_normals, vertex_normals
 from scene_pe.data.transforms import build_transforms
 from scene_pe.engine.checkpoint import CheckpointError, load_checkpoint, load_model_weights
-from scene_pe.engine.infer import VertexPrediction, cluster, network_outputs, predictions_from_outputs
+from scene_pe.engine.infer import VertexPrediction, network_outputs, predictions_from_outputs, scene_clusters
 from scene_pe.predict.blocks import merge_blocks, plan_blocks
 from scene_pe.predict.frame import FloorConfig, FrameInfo, apply, model_frame
 from scene_pe.predict.scan import Scan
@@ -128,10 +128,11 @@ class Predictor:
             voxels = voxelize([sample], self.cfg.data.voxel).to(self.device)
         with t.stage("network", sync):
             out = network_outputs(self.model, voxels, self.amp)
-        with t.stage("clustering", sync):
-            clusters = cluster(out, self.cfg.inference)
+        with t.stage("clustering", sync):  # one scene: the batch's rows are the scene's
+            clustered = scene_clusters(out, voxels.point_to_voxel[0].cpu().numpy(), voxels.segments[0],
+                                       self.cfg.inference)
         with t.stage("devoxelize", sync):
-            (pred,) = predictions_from_outputs(out, voxels, self.cfg.inference, clusters)
+            (pred,) = predictions_from_outputs(out, voxels, self.cfg.inference, [clustered])
         return pred
 
     def superpoints(self, scan: Scan, xyz: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray | None, str | None]:
