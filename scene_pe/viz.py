@@ -169,10 +169,11 @@ def write_uncertainty_ply(path: str | os.PathLike, coords: np.ndarray, faces: np
 
 
 def write_prediction_plys(out_dir: str | os.PathLike, coords: np.ndarray, faces: np.ndarray | None,
-                          pred: "VertexPrediction") -> dict[str, Path]:
-    """``<scene>_instances.ply``, ``_semantic.ply``, ``_uncertainty.ply`` of one prediction."""
+                          pred: "VertexPrediction", paths: dict[str, Path] | None = None) -> dict[str, Path]:
+    """``<scene>_instances.ply``, ``_semantic.ply``, ``_uncertainty.ply`` of one prediction
+    (``paths``: other file names for the kinds ``instances``, ``semantic``, ``uncertainty``)."""
     out_dir = Path(out_dir)
-    paths = {kind: out_dir / f"{pred.scene}_{kind}.ply" for kind in ("instances", "semantic", "uncertainty")}
+    paths = paths or {kind: out_dir / f"{pred.scene}_{kind}.ply" for kind in ("instances", "semantic", "uncertainty")}
     write_instance_ply(paths["instances"], coords, faces, pred.instance)
     write_semantic_ply(paths["semantic"], coords, faces, pred.semantic)
     write_uncertainty_ply(paths["uncertainty"], coords, faces, pred.uncertainty)

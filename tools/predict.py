@@ -76,6 +76,7 @@ def summary_line(name: str, record: dict, png) -> str:
 
 
 def predict_one(predictor, opts, args, path, name, progress: bool) -> tuple[dict, Path | None]:
+    from scene_pe.engine.infer import uncertainty_name
     from scene_pe.predict.outputs import (class_counts, instance_records, output_paths, versions,
                                           write_summary_json, write_vertex_files)
     from scene_pe.predict.pipeline import Timings
@@ -104,8 +105,7 @@ def predict_one(predictor, opts, args, path, name, progress: bool) -> tuple[dict
         "input": str(path), "name": name, "kind": "mesh" if scan.is_mesh else "point cloud",
         "num_vertices": len(scan.coords), "has_colors": scan.colors is not None,
         "instances": records, "classes": class_counts(records),
-        "uncertainty_definition": ("1 - seed" if cfg.model.head.type == "margin"
-                                   else cfg.inference.probabilistic.uncertainty),
+        "uncertainty_definition": uncertainty_name(cfg),
         "frame": result.frame.to_dict(), "num_blocks": result.num_blocks,
         "superpoints": {"mode": cfg.inference.superpoints, "source": result.superpoints},
         "checkpoint": str(args.checkpoint), "head": cfg.model.head.type,

@@ -64,13 +64,6 @@ def export(cfg, out_dir: Path, export_dir: Path, scenes: list[str]) -> list[str]
     return problems
 
 
-def uncertainty_name(cfg) -> str:
-    """Which per-vertex uncertainty the predictions carry (engine/infer.py)."""
-    if cfg.model.head.type == "margin":
-        return "1 - seed"
-    return cfg.inference.probabilistic.uncertainty
-
-
 def write_plys(out_dir: Path, scenes: list[str], data_root: Path, scannet_root: Path | None) -> None:
     from scene_pe.data.dataset import load_scene
     from scene_pe.data.scannet import read_mesh
@@ -103,6 +96,7 @@ def main(argv=None) -> int:
     from scene_pe.engine import distributed as D
     from scene_pe.engine.checkpoint import CheckpointError, load_checkpoint, load_model_weights
     from scene_pe.engine.evaluate import predict_scenes
+    from scene_pe.engine.infer import uncertainty_name
     from scene_pe.engine.predictions import evaluate_saved, prediction_path, save_prediction
     from scene_pe.engine.trainer import build_model
 

@@ -61,6 +61,13 @@ def voxel_uncertainty(out: HeadOutput, instance: np.ndarray, cfg: InferenceConfi
     return probabilistic_uncertainty(out.mu, out.sigma, out.scores, instance, p.uncertainty, p.rbf_sigma)
 
 
+def uncertainty_name(cfg) -> str:
+    """Which per-vertex uncertainty the predictions of a config (``Config``) carry (``voxel_uncertainty``)."""
+    if cfg.model.head.type == "margin":
+        return "1 - seed"
+    return cfg.inference.probabilistic.uncertainty
+
+
 def small_instance_remap(vertex_instance: np.ndarray, min_vertices: int, k: int
                          ) -> tuple[np.ndarray, np.ndarray]:
     """(remap, keep) dropping the instances (of ``k``) with fewer than ``min_vertices`` vertices.

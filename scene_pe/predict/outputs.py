@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -69,20 +70,18 @@ def instance_records(pred: VertexPrediction, coords: np.ndarray) -> list[dict]:
 
 
 def class_counts(records: list[dict]) -> dict[str, int]:
-    names = [rec["class"] for rec in records]
-    return {n: names.count(n) for n in sorted(set(names), key=lambda n: (-names.count(n), n))}
+    """Instances per class name, most frequent first (ties: by name)."""
+    counts = Counter(rec["class"] for rec in records)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def write_vertex_files(paths: dict[str, Path], scan, pred: VertexPrediction, model_from_input: np.ndarray,
                        scannet_format: bool, score_threshold: float, max_instances: int) -> None:
     """The PLYs, the npz and (optionally) the benchmark txt + masks of one input."""
-    from scene_pe.viz import write_instance_ply, write_semantic_ply, write_uncertainty_ply
+    from scene_pe.viz import write_prediction_plys
 
-    coords = scan.coords.astype(np.float32)
-    faces = scan.faces if scan.is_mesh else None
-    write_instance_ply(paths["instances"], coords, faces, pred.instance)
-    write_semantic_ply(paths["semantic"], coords, faces, pred.semantic)
-    write_uncertainty_ply(paths["uncertainty"], coords, faces, pred.uncertainty)
+    write_prediction_plys(paths["npz"].parent, scan.coords.astype(np.float32), scan.faces if scan.is_mesh else None,
+                          pred, {k: paths[k] for k in PLY_KINDS})
     conf = np.where(pred.instance >= 0, pred.confidence[np.maximum(pred.instance, 0)] if len(pred.labels)
                     else 0.0, 0.0)
     save_npz_atomic(paths["npz"], instance=pred.instance.astype(np.int64), **{"class": pred.semantic.astype(np.int16)},
