@@ -11,6 +11,17 @@ from scene_pe.superpoints.segmentator import (SegmentatorConfig, edge_weights, m
                                               segment_cloud, segment_mesh)
 
 
+def segment_tool():
+    """tools/segment.py as a module."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    import segment
+
+    return segment
+
+
 def grid(nx: int, ny: int, origin=(0.0, 0.0, 0.0), step=0.05, axes=((1, 0, 0), (0, 1, 0))):
     """A flat triangulated grid of nx x ny vertices in the plane spanned by ``axes``."""
     i, j = np.meshgrid(np.arange(nx), np.arange(ny), indexing="ij")
@@ -219,17 +230,11 @@ def test_superpoint_inference_recovers_ideal_instances_exactly(mode):
 
 
 def test_segs_json_of_the_segment_tool_reads_back(tmp_path):
-    import sys
-    from pathlib import Path
-
     import trimesh
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-    import segment as segment_tool
 
     xyz, faces = bumpy_mesh(5)
     trimesh.Trimesh(xyz, faces, process=False).export(tmp_path / "m.ply")
-    assert segment_tool.main([str(tmp_path / "m.ply"), "--out", str(tmp_path / "m.segs.json")]) == 0
+    assert segment_tool().main([str(tmp_path / "m.ply"), "--out", str(tmp_path / "m.segs.json")]) == 0
     data = json.loads((tmp_path / "m.segs.json").read_text())
     assert data["params"] == {"kThresh": 0.01, "segMinVerts": 20}
     np.testing.assert_array_equal(data["segIndices"], segment_mesh(xyz, faces))
@@ -252,19 +257,13 @@ def test_consistency_loss_is_the_mean_within_superpoint_variance_and_has_gradien
 
 
 def test_segment_tool_never_replaces_an_existing_file_silently(tmp_path, capsys):
-    import sys
-    from pathlib import Path
-
     import trimesh
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-    import segment as segment_tool
 
     xyz, faces = bumpy_mesh(6)
     trimesh.Trimesh(xyz, faces, process=False).export(tmp_path / "m.ply")
     (tmp_path / "m.0.010000.segs.json").write_text("shipped")
-    assert segment_tool.main([str(tmp_path / "m.ply")]) == 1
+    assert segment_tool().main([str(tmp_path / "m.ply")]) == 1
     assert (tmp_path / "m.0.010000.segs.json").read_text() == "shipped"
     assert "exists" in capsys.readouterr().err
-    assert segment_tool.main([str(tmp_path / "m.ply"), "--overwrite"]) == 0
+    assert segment_tool().main([str(tmp_path / "m.ply"), "--overwrite"]) == 0
     assert json.loads((tmp_path / "m.0.010000.segs.json").read_text())["params"]["kThresh"] == 0.01

@@ -126,7 +126,7 @@ def read_ply(name: str, path: Path) -> Scan:
     if any(c is None for c in xyz):
         raise SceneError(name, path, "vertex element lacks x, y, z")
     coords = np.stack(xyz, axis=1).astype(np.float64)
-    rgb = [_field(v, f"{c}", c[0]) for c in ("red", "green", "blue")]
+    rgb = [_field(v, c, c[0]) for c in ("red", "green", "blue")]
     colors = _colors_u8(np.stack(rgb, axis=1)) if all(c is not None for c in rgb) else None
     nrm = [_field(v, f"n{a}") for a in "xyz"]
     normals = np.stack(nrm, axis=1).astype(np.float32) if all(c is not None for c in nrm) else None
