@@ -55,7 +55,7 @@ VOXEL_SIZE = 0.02
 # ------------------------------------------------------------------ scene (parent)
 def make_sample(num_voxels: int, seed: int) -> dict:
     """A synthetic room cropped along x to ``num_voxels`` 2 cm voxels (fewer if the room is smaller)."""
-    from scene_pe.data.labels import IGNORE_LABEL, TRAIN_IS_INSTANCE, nyu40_to_train
+    from scene_pe.data.labels import IGNORE_LABEL, SCANNET20
     from scene_pe.synthetic.scenes import generate_scene
 
     # 600k vertices: ~3 per occupied 2 cm voxel of a whole room (~180k voxels), so the
@@ -68,9 +68,9 @@ def make_sample(num_voxels: int, seed: int) -> dict:
     # room's low-x end; keep the vertices of exactly those voxels.
     _, inverse = np.unique(grid, axis=0, return_inverse=True)
     keep = inverse.reshape(-1) < num_voxels
-    semantic = nyu40_to_train(scene.nyu40)
+    semantic = SCANNET20.to_train(scene.nyu40)
     has_inst = (semantic != IGNORE_LABEL) & (scene.object_id >= 0)
-    has_inst[has_inst] = TRAIN_IS_INSTANCE[semantic[has_inst]]
+    has_inst[has_inst] = SCANNET20.train_is_instance[semantic[has_inst]]
     instance = np.where(has_inst, scene.object_id, -1).astype(np.int64)
     return {"coords": xyz[keep], "colors": scene.colors[keep, :3].astype(np.float32) / 255.0,
             "semantic": semantic[keep], "instance": instance[keep]}
@@ -102,6 +102,7 @@ def half_trained_output(voxels, rng: np.random.Generator):
     """A plausible trained ProbabilisticOutput from the voxels' ground truth."""
     import torch
 
+    from scene_pe.data.labels import SCANNET20
     from scene_pe.model.outputs import ProbabilisticOutput
 
     centres = voxels.centres.double()
@@ -115,18 +116,19 @@ def half_trained_output(voxels, rng: np.random.Generator):
     n = len(mu)
     mu = (mu + torch.from_numpy(rng.normal(0, 0.03, (n, 3)))).float()
     sigma = torch.from_numpy(np.exp(rng.normal(np.log(0.05), 0.2, (n, 3)))).float()
-    logits = torch.from_numpy(rng.normal(0, 1, (n, 20))).float()
+    logits = torch.from_numpy(rng.normal(0, 1, (n, SCANNET20.num_classes))).float()
     # Voxels without a benchmark label (non-benchmark objects, unannotated surfaces)
     # are taken as confidently wall: otherwise their flat random scores would seed
     # thousands of tiny clusters, the untrained worst case that bench_method.py times.
     target = torch.where(voxels.semantic >= 0, voxels.semantic, torch.zeros_like(voxels.semantic))
     logits[torch.arange(n), target] += 6.0
-    return ProbabilisticOutput(mu=mu, sigma=sigma, logits=logits, coords=voxels.centres, batch=voxels.batch)
+    return ProbabilisticOutput(mu=mu, sigma=sigma, logits=logits, coords=voxels.centres, batch=voxels.batch,
+                               instance_classes=SCANNET20.instance_classes())
 
 
 def postprocess(out, voxels, min_vertices: int):
     """Clustering + devoxelization of one scene, as scene_pe.engine.infer.predict_batch does."""
-    from scene_pe.data.labels import TRAIN_TO_NYU40
+    from scene_pe.data.labels import SCANNET20
     from scene_pe.config import InferenceConfig
     from scene_pe.engine.infer import final_voxel_instances, voxel_uncertainty
     from scene_pe.method.clustering import cluster_probabilistic
@@ -137,7 +139,7 @@ def postprocess(out, voxels, min_vertices: int):
     p2v = voxels.point_to_voxel[0].numpy()
     inst_vox, _ = final_voxel_instances(clusters, p2v, min_vertices)
     inst = inst_vox[p2v]
-    semantic = TRAIN_TO_NYU40[out.logits.argmax(dim=1).numpy()][p2v]
+    semantic = SCANNET20.train_to_id[out.logits.argmax(dim=1).numpy()][p2v]
     # the shipped per-voxel uncertainty (centre kernels of the final instances) is part of it
     uncert = voxel_uncertainty(out, inst_vox, InferenceConfig())[p2v]
     t2 = time.perf_counter()
@@ -148,6 +150,7 @@ def postprocess(out, voxels, min_vertices: int):
 def worker(data: Path, arch: str, mode: str, repeats: int, threads: int) -> dict:
     import torch
 
+    from scene_pe.data.labels import SCANNET20
     from scene_pe.model.heads import HeadConfig
     from scene_pe.model.network import InstanceSegmentationNet
     from scene_pe.model.outputs import as_float32
@@ -161,7 +164,8 @@ def worker(data: Path, arch: str, mode: str, repeats: int, threads: int) -> dict
     t = time.perf_counter()
     voxels = voxelize([sample], VoxelizeConfig(voxel_size=VOXEL_SIZE))
     t_voxelize = time.perf_counter() - t
-    net = InstanceSegmentationNet(3, BackboneConfig(name=arch), HeadConfig())
+    net = InstanceSegmentationNet(3, BackboneConfig(name=arch), HeadConfig(num_classes=SCANNET20.num_classes),
+                                  SCANNET20.instance_classes())
     res = {"arch": arch, "mode": mode, "voxels": len(voxels.features), "vertices": len(sample["coords"]),
            "params_M": sum(p.numel() for p in net.parameters()) / 1e6, "voxelize_s": t_voxelize,
            "rss_before_MiB": rss_mib(), "maxrss_before_MiB": maxrss_mib(), "load_start": os.getloadavg()[0]}

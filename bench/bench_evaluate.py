@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scene_pe.data.labels import INSTANCE_NYU40_IDS  # noqa: E402
+from scene_pe.data.labels import SCANNET20  # noqa: E402
 from scene_pe.evaluation.instance import InstanceEvaluator  # noqa: E402
 from scene_pe.evaluation.io import evaluate_instance_submission  # noqa: E402
 from scene_pe.export.submission import (write_instance_submission,  # noqa: E402
@@ -31,7 +31,7 @@ from scene_pe.util.io import int_lines_bytes  # noqa: E402
 def synthetic_scene(rng: np.random.Generator, n: int = 80_000, n_obj: int = 30, n_pred: int = 20):
     """GT (nyu40*1000+id) with ~30 objects on wall/floor; 20 noisy predictions of them."""
     sizes = rng.integers(200, 4000, n_obj)
-    labels = rng.choice(INSTANCE_NYU40_IDS, n_obj)
+    labels = rng.choice(SCANNET20.instance_ids, n_obj)
     gt = np.zeros(n, np.int64)
     gt[: n // 3] = 1001  # wall
     gt[n // 3: n // 2] = 2002  # floor
@@ -48,7 +48,7 @@ def synthetic_scene(rng: np.random.Generator, n: int = 80_000, n_obj: int = 30, 
         masks[k, np.clip(idx + shift, 0, n - 1)] = True
         ids[masks[k]] = k
     pred_labels = np.where(rng.random(n_pred) < 0.8, labels[obj_ids],
-                           rng.choice(INSTANCE_NYU40_IDS, n_pred))
+                           rng.choice(SCANNET20.instance_ids, n_pred))
     return gt, masks, ids, pred_labels, rng.random(n_pred)
 
 

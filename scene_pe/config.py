@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import yaml
 
+from scene_pe.data.labels import LabelSet, get_label_set
 from scene_pe.data.transforms import SCANNET_TRAIN_SPECS, build_transforms
 from scene_pe.method.clustering import ClusteringConfig, MarginClusteringConfig
 from scene_pe.method.losses_margin import MarginLossConfig
@@ -32,6 +33,9 @@ def _default_train_transforms() -> list[dict]:
 @dataclass(frozen=True)
 class DataConfig:
     root: str = "data/scannet_preprocessed"  # output folder of tools/preprocess.py
+    # the classes (scene_pe/data/labels.py): scannet20 (ScanNet v2) or scannet200; must be the
+    # label set the root was preprocessed with (tools/preprocess.py --label-set)
+    label_set: Literal["scannet20", "scannet200"] = "scannet20"
     train_split: str = "train"
     val_split: str = "val"
     voxel: VoxelizeConfig = field(default_factory=VoxelizeConfig)
@@ -40,6 +44,10 @@ class DataConfig:
     batch_size: int = 4
     num_workers: int = 2
     repeat: int = 1  # passes over the training scenes per epoch (small synthetic sets)
+
+    @property
+    def labels(self) -> LabelSet:
+        return get_label_set(self.label_set)
 
     def validate(self) -> None:
         build_transforms(self.train_transforms)  # unknown transform or argument -> error now

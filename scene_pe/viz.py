@@ -1,4 +1,4 @@
-"""Coloured PLYs of predictions: instances, semantics (NYU40) and uncertainty.
+"""Coloured PLYs of predictions: instances, semantics (the label set's classes) and uncertainty.
 
 Every writer produces a binary little-endian PLY with per-vertex ``float x, y,
 z`` and ``uchar red, green, blue`` and, when faces are given, ``list uchar int
@@ -10,7 +10,8 @@ Colours:
                saturation / value cycling over 4 levels) so consecutive ids are
                far apart in hue and any id always gets the same colour; ids < 0
                (no instance) are grey.
-  semantics    ScanNet's NYU40 palette (the colours of ``_vh_clean_2.labels.ply``).
+  semantics    ScanNet's NYU40 palette (the colours of ``_vh_clean_2.labels.ply``);
+               ScanNet200: generated colours per class (``class_palette``).
   uncertainty  a viridis-like map (dark purple -> yellow, lightness increasing)
                after normalising to [vmin, vmax] (default: the 2nd / 98th
                percentiles, robust to outliers); values outside are clipped,
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from scene_pe.data.labels import SCANNET20, LabelSet
+from scene_pe.data.scannet import NYU40_COLUMN
 from scene_pe.data.scannet_files import NYU40_PALETTE, write_binary_ply
 
 if TYPE_CHECKING:
@@ -70,15 +73,32 @@ def instance_colors(instance: np.ndarray) -> np.ndarray:
     return out
 
 
-def semantic_colors(nyu40: np.ndarray) -> np.ndarray:
-    """(N,) NYU40 ids 0..40 -> (N, 3) uint8 ScanNet colours (0, unannotated, is black)."""
-    ids = np.asarray(nyu40)
+def class_palette(label_set: LabelSet) -> np.ndarray:
+    """(C, 3) uint8 colour per class of the label set: ScanNet's NYU40 palette where the ids are
+    NYU40 ids, else distinct generated colours (golden-ratio hues) in class order."""
+    if label_set.tsv_column == NYU40_COLUMN:
+        return NYU40_PALETTE[np.asarray(label_set.ids)]
+    return instance_colors(np.arange(label_set.num_classes))
+
+
+def semantic_colors(ids: np.ndarray, label_set: LabelSet = SCANNET20) -> np.ndarray:
+    """(N,) class ids -> (N, 3) uint8 colours (0, unannotated, is black).
+
+    ScanNet v2 (NYU40 ids 0..40): ScanNet's palette for every NYU40 id; other label sets:
+    ``class_palette`` for their classes and black for any other id.
+    """
+    ids = np.asarray(ids)
     if not np.issubdtype(ids.dtype, np.integer):
-        raise ValueError(f"NYU40 ids must be integers, got dtype {ids.dtype}")
-    bad = (ids < 0) | (ids >= len(NYU40_PALETTE))
-    if bad.any():
-        raise ValueError(f"NYU40 ids must be in 0..{len(NYU40_PALETTE) - 1}, got {ids[bad][0]}")
-    return NYU40_PALETTE[ids]
+        raise ValueError(f"class ids must be integers, got dtype {ids.dtype}")
+    if label_set.tsv_column == NYU40_COLUMN:
+        bad = (ids < 0) | (ids >= len(NYU40_PALETTE))
+        if bad.any():
+            raise ValueError(f"NYU40 ids must be in 0..{len(NYU40_PALETTE) - 1}, got {ids[bad][0]}")
+        return NYU40_PALETTE[ids]
+    idx = label_set.semantic_index(ids)
+    out = np.zeros(ids.shape + (3,), np.uint8)
+    out[idx >= 0] = class_palette(label_set)[idx[idx >= 0]]
+    return out
 
 
 def robust_range(values: np.ndarray, low: float = 2.0, high: float = 98.0) -> tuple[float, float]:
@@ -155,10 +175,10 @@ def write_instance_ply(path: str | os.PathLike, coords: np.ndarray, faces: np.nd
 
 
 def write_semantic_ply(path: str | os.PathLike, coords: np.ndarray, faces: np.ndarray | None,
-                       nyu40: np.ndarray) -> None:
-    """Vertices coloured by NYU40 id with ScanNet's palette."""
-    ids = _check_length(path, "nyu40", nyu40, len(coords))
-    write_colored_ply(path, coords, semantic_colors(ids), faces)
+                       ids: np.ndarray, label_set: LabelSet = SCANNET20) -> None:
+    """Vertices coloured by class id (``semantic_colors``)."""
+    ids = _check_length(path, "ids", ids, len(coords))
+    write_colored_ply(path, coords, semantic_colors(ids, label_set), faces)
 
 
 def write_uncertainty_ply(path: str | os.PathLike, coords: np.ndarray, faces: np.ndarray | None,
@@ -169,19 +189,20 @@ def write_uncertainty_ply(path: str | os.PathLike, coords: np.ndarray, faces: np
 
 
 def write_prediction_plys(out_dir: str | os.PathLike, coords: np.ndarray, faces: np.ndarray | None,
-                          pred: "VertexPrediction", paths: dict[str, Path] | None = None) -> dict[str, Path]:
+                          pred: "VertexPrediction", paths: dict[str, Path] | None = None,
+                          label_set: LabelSet = SCANNET20) -> dict[str, Path]:
     """``<scene>_instances.ply``, ``_semantic.ply``, ``_uncertainty.ply`` of one prediction
     (``paths``: other file names for the kinds ``instances``, ``semantic``, ``uncertainty``)."""
     out_dir = Path(out_dir)
     paths = paths or {kind: out_dir / f"{pred.scene}_{kind}.ply" for kind in ("instances", "semantic", "uncertainty")}
     write_instance_ply(paths["instances"], coords, faces, pred.instance)
-    write_semantic_ply(paths["semantic"], coords, faces, pred.semantic)
+    write_semantic_ply(paths["semantic"], coords, faces, pred.semantic, label_set)
     write_uncertainty_ply(paths["uncertainty"], coords, faces, pred.uncertainty)
     return paths
 
 
 __all__ = [
-    "NONE_COLOR", "VIRIDIS_ANCHORS", "hsv_to_rgb", "instance_colors", "semantic_colors", "colormap",
+    "NONE_COLOR", "VIRIDIS_ANCHORS", "hsv_to_rgb", "instance_colors", "semantic_colors", "class_palette", "colormap",
     "robust_range", "write_colored_ply", "write_instance_ply", "write_semantic_ply",
     "write_uncertainty_ply", "write_prediction_plys",
 ]

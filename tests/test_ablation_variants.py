@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from scene_pe.data.labels import IGNORE_LABEL, INSTANCE_TRAIN_IDS, NUM_SEMANTIC, TRAIN_IS_INSTANCE
+from scene_pe.data.labels import IGNORE_LABEL, SCANNET20
+IS_INST = SCANNET20.train_is_instance
 from scene_pe.method.clustering import ClusteringConfig, cluster_probabilistic, cluster_probabilistic_scene
 from scene_pe.method.kernels import (
     instance_centres,
@@ -24,9 +25,9 @@ from scene_pe.model.heads import HeadConfig, ProbabilisticHead
 from scene_pe.model.outputs import ProbabilisticOutput
 
 D64 = torch.float64
-L = NUM_SEMANTIC
-STUFF = int(np.flatnonzero(~TRAIN_IS_INSTANCE)[0])  # wall
-CLS_A, CLS_B = (int(c) for c in INSTANCE_TRAIN_IDS[:2])
+L = SCANNET20.num_classes
+STUFF = int(np.flatnonzero(~SCANNET20.train_is_instance)[0])  # wall
+CLS_A, CLS_B = (int(c) for c in SCANNET20.instance_train_ids[:2])
 
 
 # ---------------------------------------------------------------- kernel
@@ -99,7 +100,7 @@ def ref_rbf_loss(mu, logits, batch, semantic, instance, cfg: ProbabilisticLossCo
         score, sem = 0.0, 0.0
         for i in pts:
             y = int(semantic[i])
-            if not TRAIN_IS_INSTANCE[y]:
+            if not SCANNET20.train_is_instance[y]:
                 q[i][y] = 1.0
             lse = math.log(sum(math.exp(x) for x in logits[i]))
             p = [math.exp(x - lse) for x in logits[i]]
@@ -123,7 +124,7 @@ def test_deterministic_loss_in_any_dim_equals_loop_reference(dim, kind):
     mu = torch.randn(len(batch), dim, generator=g, dtype=D64) * 0.5
     logits = torch.randn(len(batch), L, generator=g, dtype=D64)
     cfg = ProbabilisticLossConfig(rbf_sigma=0.4, w_sem=0.5, w_score=2.0, score_loss=kind, max_pairs=7)
-    got = probabilistic_loss(ProbabilisticOutput(mu, None, logits, mu[:, :3], batch), semantic, instance, cfg)
+    got = probabilistic_loss(ProbabilisticOutput(mu, None, logits, mu[:, :3], batch, instance_classes=SCANNET20.instance_classes()), semantic, instance, cfg)
     ref = ref_rbf_loss(mu, logits, batch, semantic, instance, cfg)
     assert float(got.total) == pytest.approx(ref, abs=1e-12, rel=1e-10)
     assert float(got.terms["reg"]) == 0.0  # no sigma, no entropy term
@@ -148,7 +149,7 @@ def test_mse_score_loss_equals_hand_computed_value():
     centre_aware = -(0.5 * math.log(hi) + 0.5 * math.log(flat) + math.log(hi)) / (3 * L)
     for kind, expected in (("mse", mse), ("centre_aware", centre_aware)):
         cfg = ProbabilisticLossConfig(rbf_sigma=s, score_loss=kind)
-        res = probabilistic_loss(ProbabilisticOutput(mu, None, logits, mu[:, :3], batch), semantic, instance, cfg)
+        res = probabilistic_loss(ProbabilisticOutput(mu, None, logits, mu[:, :3], batch, instance_classes=SCANNET20.instance_classes()), semantic, instance, cfg)
         assert float(res.terms["score"]) == pytest.approx(expected, rel=1e-12)
 
 
@@ -163,11 +164,11 @@ def test_mse_score_loss_gradients():
     rest = ProbabilisticLossConfig(w_score=0.0, w_sem=0.3, rbf_sigma=0.4, max_pairs=5)
 
     def score(m, lg):
-        return probabilistic_loss(ProbabilisticOutput(m, None, lg, m[:, :3], batch), semantic, instance,
+        return probabilistic_loss(ProbabilisticOutput(m, None, lg, m[:, :3], batch, instance_classes=SCANNET20.instance_classes()), semantic, instance,
                                   score_only).total
 
     def full(m, lg):
-        return probabilistic_loss(ProbabilisticOutput(m, None, lg, m[:, :3], batch), semantic, instance, rest).total
+        return probabilistic_loss(ProbabilisticOutput(m, None, lg, m[:, :3], batch, instance_classes=SCANNET20.instance_classes()), semantic, instance, rest).total
 
     assert torch.autograd.gradcheck(lambda lg: score(mu, lg), (logits.clone().requires_grad_(),))
     assert torch.autograd.gradcheck(full, (mu.clone().requires_grad_(), logits.clone().requires_grad_()),
@@ -196,7 +197,7 @@ def test_score_loss_is_validated():
 def test_extdim_head_outputs_a_bounded_6d_embedding():
     cfg = HeadConfig(embedding="deterministic_6d", hidden=8, centre_scale=1.5, num_classes=L)
     torch.manual_seed(0)
-    head = ProbabilisticHead(5, cfg).double()
+    head = ProbabilisticHead(5, cfg, SCANNET20.instance_classes()).double()
     feats = torch.randn(30, 5, dtype=D64) * 3
     coords = torch.randn(30, 3, dtype=D64) * 4
     batch = torch.zeros(30, dtype=torch.long)
@@ -212,7 +213,8 @@ def test_extdim_head_outputs_a_bounded_6d_embedding():
     w = head.offset[-1].weight.grad
     assert bool((w[3:].abs() > 0).all()) and torch.equal(w[:3], torch.zeros_like(w[:3]))
     # the 3-D deterministic head keeps 3 outputs
-    assert ProbabilisticHead(5, HeadConfig(embedding="deterministic", hidden=8)).offset[-1].out_features == 3
+    assert ProbabilisticHead(5, HeadConfig(embedding="deterministic", hidden=8, num_classes=L),
+                             SCANNET20.instance_classes()).offset[-1].out_features == 3
 
 
 # ---------------------------------------------------------------- clustering
@@ -235,7 +237,7 @@ def test_clustering_recovers_instances_separated_only_by_extra_dims():
     scores = onehot_scores(cls)
     cfg = ClusteringConfig(min_size=1, rbf_sigma=0.01)
     out = ProbabilisticOutput(torch.as_tensor(mu), None, scores.log(), torch.as_tensor(mu[:, :3]),
-                              torch.zeros(len(mu), dtype=torch.long))
+                              torch.zeros(len(mu), dtype=torch.long), instance_classes=SCANNET20.instance_classes())
     (res,) = cluster_probabilistic(out, cfg)
     pred = res.instance.numpy()
     assert np.array_equal(pred >= 0, instance >= 0)
@@ -243,7 +245,7 @@ def test_clustering_recovers_instances_separated_only_by_extra_dims():
         assert len(np.unique(pred[instance == k])) == 1
     assert len(np.unique(pred[instance >= 0])) == 3
     assert sorted(res.classes.tolist()) == sorted([CLS_A, CLS_A, CLS_B])
-    merged = cluster_probabilistic_scene(torch.as_tensor(mu[:, :3]), None, scores, cfg)
+    merged = cluster_probabilistic_scene(torch.as_tensor(mu[:, :3]), None, scores, cfg, instance_classes=IS_INST)
     together = merged.instance.numpy()[(instance == 0) | (instance == 1)]
     assert merged.num_instances == 2 and len(np.unique(together)) == 1 and together[0] >= 0
 
@@ -277,12 +279,12 @@ def test_6d_clustering_equals_full_row_definition():
     scores = torch.softmax(torch.randn(n, L, generator=g, dtype=D64) * 2, 1)
     cfg = ClusteringConfig(min_size=3, score_threshold=0.15, rbf_sigma=0.03, exclude_stuff=False,
                            class_from="anchor")
-    inst_cols = torch.as_tensor(INSTANCE_TRAIN_IDS)
+    inst_cols = torch.as_tensor(SCANNET20.instance_train_ids)
     best, arg = scores[:, inst_cols].max(1)
     ref_inst, ref_anchors = ref_greedy(best, torch.ones(n, dtype=torch.bool),
                                        lambda a: log_rbf(mu, mu[a], cfg.rbf_sigma) >= math.log(cfg.tau),
                                        cfg.score_threshold, cfg.min_size)
-    res = cluster_probabilistic_scene(mu, None, scores, cfg)
+    res = cluster_probabilistic_scene(mu, None, scores, cfg, instance_classes=IS_INST)
     assert len(ref_anchors) > 10
     assert torch.equal(res.instance, ref_inst) and res.anchors.tolist() == ref_anchors
     assert res.classes.tolist() == inst_cols[arg[ref_anchors]].tolist()

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import torch
 
+from scene_pe.data.labels import SCANNET20
 from scene_pe.config import load_config
 from scene_pe.engine.diagnose import _scene_kernels
 from scene_pe.model.outputs import MarginOutput, ProbabilisticOutput
@@ -17,7 +18,7 @@ def _prob(mu, sigma):
     return ProbabilisticOutput(mu=torch.tensor(mu, dtype=torch.float64),
                                sigma=None if sigma is None else torch.tensor(sigma, dtype=torch.float64),
                                logits=torch.zeros(n, 20, dtype=torch.float64),
-                               coords=torch.zeros(n, 3, dtype=torch.float64), batch=torch.zeros(n, dtype=torch.long))
+                               coords=torch.zeros(n, 3, dtype=torch.float64), batch=torch.zeros(n, dtype=torch.long), instance_classes=SCANNET20.instance_classes())
 
 
 def test_probabilistic_own_and_other_kernels_closed_form():
@@ -38,7 +39,7 @@ def test_margin_phi_uses_instance_mean_sigma():
     emb = torch.tensor([[0.0, 0, 0], [0.2, 0, 0], [3.0, 0, 0]], dtype=torch.float64)
     sig = torch.tensor([[0.1] * 3, [0.3] * 3, [0.2] * 3], dtype=torch.float64)
     out = MarginOutput(embedding=emb, sigma=sig, seed=torch.zeros(3), logits=torch.zeros(3, 20),
-                       coords=torch.zeros(3, 3), batch=torch.zeros(3, dtype=torch.long))
+                       coords=torch.zeros(3, 3), batch=torch.zeros(3, dtype=torch.long), instance_classes=SCANNET20.instance_classes())
     own, other, _ = _scene_kernels(out, torch.tensor([0, 0, 1]), load_config())
     sk = 0.2  # mean of 0.1 and 0.3
     np.testing.assert_allclose(own[:2], math.exp(-0.01 / (2 * sk * sk)), rtol=1e-12)

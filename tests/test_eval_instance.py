@@ -7,14 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scene_pe.data.labels import INSTANCE_NYU40_IDS, nyu40_to_train
-from scene_pe.evaluation.instance import (AP_THRESHOLDS, ScenePrediction, evaluate_instances,
-                                          gt_from_training_labels, instance_class_index)
+from scene_pe.data.labels import SCANNET20
+from scene_pe.evaluation.instance import (AP_THRESHOLDS, ScenePrediction, evaluate_instances, gt_from_training_labels)
 from scene_pe.evaluation.io import evaluate_instance_submission, read_gt_file
 from scene_pe.util.errors import SceneError
 
 CHAIR, TABLE, SOFA, WALL = 5, 7, 6, 1
-C_CHAIR, C_TABLE, C_SOFA = (int(instance_class_index(c)) for c in (CHAIR, TABLE, SOFA))
+C_CHAIR, C_TABLE, C_SOFA = (int(SCANNET20.instance_index(c)) for c in (CHAIR, TABLE, SOFA))
 
 
 def run(gt, masks, labels, scores):
@@ -178,7 +177,7 @@ def test_instance_id_masks_equal_bool_masks():
 def test_gt_from_training_labels_scores_like_gt_txt():
     gt = four_chairs()
     gt[600:700], gt[700:800], gt[850:900] = 7005, 40006, 0  # table, otherprop, unannotated
-    semantic = nyu40_to_train(np.where(gt >= 1000, gt // 1000, gt))
+    semantic = SCANNET20.to_train(np.where(gt >= 1000, gt // 1000, gt))
     inst_vals = [5001, 5002, 5003, 5004, 7005]
     instance = np.full(len(gt), -1)
     for k, v in enumerate(inst_vals):
@@ -225,15 +224,15 @@ def reference_aps(scenes, min_size):
     """(18, 10) AP per class and overlap (9 thresholds, then 0.25)."""
     matches = []
     for si, (gt, masks, labels, scores) in enumerate(scenes):
-        gts = {c: [] for c in INSTANCE_NYU40_IDS}
+        gts = {c: [] for c in SCANNET20.instance_ids}
         for v in np.unique(gt):
-            if v != 0 and v // 1000 in INSTANCE_NYU40_IDS:
+            if v != 0 and v // 1000 in SCANNET20.instance_ids:
                 gts[v // 1000].append({"id": v, "size": int((gt == v).sum()), "preds": []})
-        void = ~np.isin(gt // 1000, INSTANCE_NYU40_IDS)
-        preds = {c: [] for c in INSTANCE_NYU40_IDS}
+        void = ~np.isin(gt // 1000, SCANNET20.instance_ids)
+        preds = {c: [] for c in SCANNET20.instance_ids}
         for k in range(len(labels)):
             mask, label = masks[k] != 0, int(labels[k])
-            if label not in INSTANCE_NYU40_IDS or mask.sum() < min_size:
+            if label not in SCANNET20.instance_ids or mask.sum() < min_size:
                 continue
             p = {"key": (si, k), "size": int(mask.sum()), "conf": float(scores[k]),
                  "void": int((void & mask).sum()), "gts": []}
@@ -246,10 +245,10 @@ def reference_aps(scenes, min_size):
             preds[label].append(p)
         matches.append((gts, preds))
 
-    aps = np.zeros((len(INSTANCE_NYU40_IDS), len(OVERLAPS)))
+    aps = np.zeros((len(SCANNET20.instance_ids), len(OVERLAPS)))
     for oi, th in enumerate(OVERLAPS):
         visited = {}
-        for ci, c in enumerate(INSTANCE_NYU40_IDS):
+        for ci, c in enumerate(SCANNET20.instance_ids):
             y_true, y_score, hard_fn, has_gt, has_pred = [], [], 0, False, False
             for gts, preds in matches:
                 big = [g for g in gts[c] if g["size"] >= min_size]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scene_pe.data.labels import SEMANTIC_NYU40_IDS
+from scene_pe.data.labels import SCANNET20
 from scene_pe.evaluation.io import evaluate_semantic_submission
 from scene_pe.evaluation.semantic import (SemanticEvaluator, evaluate_semantic,
                                           iou_from_confusion, semantic_confusion)
 from scene_pe.util.errors import SceneError
 
-WALL, FLOOR, CABINET, BED, CHAIR = 0, 1, 2, 3, 4  # indices into SEMANTIC_NYU40_IDS
+WALL, FLOOR, CABINET, BED, CHAIR = 0, 1, 2, 3, 4  # indices into SCANNET20.ids
 
 
 def test_hand_case():
@@ -34,7 +34,7 @@ def test_hand_case():
 
 
 def _official_loop(gts, preds):
-    valid = list(SEMANTIC_NYU40_IDS)
+    valid = list(SCANNET20.ids)
     confusion = np.zeros((41, 41), np.int64)
     for gt, pred in zip(gts, preds):
         for g, p in zip(gt, pred):
@@ -52,7 +52,7 @@ def _official_loop(gts, preds):
 
 def test_matches_official_loop_over_scenes():
     rng = np.random.default_rng(0)
-    ids = np.array([0, *SEMANTIC_NYU40_IDS, 13, 15, 40])
+    ids = np.array([0, *SCANNET20.ids, 13, 15, 40])
     gts = [rng.choice(ids, 500) for _ in range(3)]
     preds = [np.where(rng.random(500) < 0.6, g, rng.choice(ids, 500)) for g in gts]
     gts[1] = np.where(gts[1] > 0, gts[1] * 1000 + 7, 0)  # instance format for one scene

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from plyfile import PlyData, PlyElement
 
-from scene_pe.evaluation.instance import evaluate_instances, instance_class_index
+from scene_pe.data.labels import SCANNET20
+from scene_pe.evaluation.instance import evaluate_instances
 from scene_pe.evaluation.io import evaluate_instance_submission, evaluate_semantic_submission
 from scene_pe.export.submission import (mask_bytes, write_instance_submission,
                                         write_semantic_submission, zip_submission)
@@ -128,7 +129,7 @@ def test_semantic_round_trip(tmp_path, gt_dir):
     (out / f"{SCENES[0]}.txt").write_text("1\n" * (N - 1) + "13\n")
     probs = validate_submission(out, vertex_counts_from_gt(gt_dir), task="semantic")
     assert len(probs) == 1 and f"line {N}: b'13' is not one of the 20" in probs[0]
-    with pytest.raises(ValueError, match=r"labels \[13\] are not benchmark"):
+    with pytest.raises(ValueError, match=r"labels \[13\] are not class ids of scannet20"):
         write_semantic_submission(out, SCENES[0], [13])
 
 
@@ -234,4 +235,4 @@ def test_command_lines(submission, gt_dir, tmp_path, capsys):
     _mask(submission).write_text("1\n")
     assert evaluate.main(["--pred", str(submission), "--gt", str(gt_dir)]) == 1
     assert f"{SCENES[0]}_0.txt: 1 lines, but the scene has {N}" in capsys.readouterr().err
-    assert instance_class_index(5) == 2  # chair: the class index order of labels.py
+    assert SCANNET20.instance_index(5) == 2  # chair: the class index order of labels.py

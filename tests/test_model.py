@@ -1,9 +1,12 @@
 """Backbone + heads: shapes, value ranges, gradients, sparse-conv translation equivariance."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
+from scene_pe.data.labels import SCANNET20
 from scene_pe.model.heads import HeadConfig
 from scene_pe.model.network import InstanceSegmentationNet
 from scene_pe.model.outputs import MarginOutput, ProbabilisticOutput
@@ -28,7 +31,8 @@ def surface_scene(seed, n=3000, shift=(0.0, 0.0, 0.0)):
 
 def make_net(head: HeadConfig, backbone="Res16UNet14S"):
     torch.manual_seed(0)
-    return InstanceSegmentationNet(3, BackboneConfig(name=backbone), head)
+    head = dataclasses.replace(head, num_classes=SCANNET20.num_classes)
+    return InstanceSegmentationNet(3, BackboneConfig(name=backbone), head, SCANNET20.instance_classes())
 
 
 VARIANTS = ["anisotropic_heteroscedastic", "anisotropic_homoscedastic",

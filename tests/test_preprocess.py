@@ -31,7 +31,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::scene_pe.data.scannet.SceneWarn
 
 FORMAT = {"coords": (np.float32, 2), "colors": (np.uint8, 2), "normals": (np.float32, 2),
           "semantic": (np.int16, 1), "instance": (np.int32, 1), "segment": (np.int32, 1),
-          "has_labels": (np.bool_, 0), "num_vertices": (np.int64, 0)}
+          "has_labels": (np.bool_, 0), "num_vertices": (np.int64, 0), "label_set": (np.dtype("<U16"), 0)}
 
 
 def make_root(tmp: Path) -> Path:
@@ -65,7 +65,7 @@ def test_batch_good_and_bad(tmp_path, capsys):
                          ("scene0004_00", "scene0004_00")]:
         assert any(line.startswith("FAILED") and scene in line and fname in line for line in text.splitlines())
     names = sorted(p.relative_to(out).as_posix() for p in all_files(out))
-    assert names == ["gt/scene0000_00.txt", "gt/scene0001_00.txt", "preprocess_report.txt",
+    assert names == ["gt/scene0000_00.txt", "gt/scene0001_00.txt", "label_set.txt", "preprocess_report.txt",
                      "scenes/scene0000_00.npz", "scenes/scene0001_00.npz", "scenes/scene0707_00.npz",
                      "splits/test.txt", "splits/train.txt", "splits/val.txt"]
     assert (out / "splits/train.txt").read_text() == "scene0000_00\nscene0001_00\n"
@@ -210,7 +210,7 @@ def _write_npz(path: Path) -> Path:
 # ---------------------------------------------------------------- synthetic round trip
 def test_synthetic_round_trip(tmp_path):
     from scene_pe.data import scannet_files as sf
-    from scene_pe.data.labels import INSTANCE_NYU40_IDS, nyu40_to_train
+    from scene_pe.data.labels import SCANNET20
     from scene_pe.synthetic.scenes import generate_scene, scene_seed, write_scene
     from scene_pe.synthetic.catalog import used_label_rows
 
@@ -241,10 +241,10 @@ def test_synthetic_round_trip(tmp_path):
             np.testing.assert_array_equal(z["segment"], s.segments)
             raw = read_scene(root / "scans" / name, load_label_map(root / LABEL_MAP_NAME))
             assert raw.label_disagreement == 0.0  # labels.ply agrees with aggregation + tsv
-            np.testing.assert_array_equal(z["semantic"], nyu40_to_train(s.nyu40))
+            np.testing.assert_array_equal(z["semantic"], SCANNET20.to_train(s.nyu40))
             # instances: objects of the 18 classes, numbered in objectId order
             inst_objects = [g["objectId"] for g in sorted(s.seg_groups, key=lambda g: g["objectId"])
-                            if np.isin(s.nyu40[s.object_id == g["objectId"]], INSTANCE_NYU40_IDS).any()]
+                            if np.isin(s.nyu40[s.object_id == g["objectId"]], SCANNET20.instance_ids).any()]
             expected = np.full(s.num_vertices, -1)
             for k, oid in enumerate(inst_objects):
                 expected[s.object_id == oid] = k

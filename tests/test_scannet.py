@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from plyfile import PlyData, PlyElement
 
-from scene_pe.data.labels import IGNORE_LABEL, NYU40_TO_TRAIN
+from scene_pe.data.labels import IGNORE_LABEL, SCANNET20
 from scene_pe.data.scannet import (LABEL_MAP_NAME, SceneWarning, gt_ids, load_label_map,
                                    read_scene, write_gt_txt)
 from scene_pe.evaluation.io import read_gt_file
@@ -92,7 +92,7 @@ def expected_labels() -> dict[str, np.ndarray]:
                     and (owner == o).any()]
     instance = np.array([inst_objects.index(o) if o in inst_objects else -1 for o in owner])
     gt = np.where(nyu > 0, nyu * 1000 + owner + 1, 0)
-    return {"nyu40": nyu, "semantic": NYU40_TO_TRAIN[nyu], "instance": instance, "gt": gt}
+    return {"nyu40": nyu, "semantic": SCANNET20.to_train(nyu), "instance": instance, "gt": gt}
 
 
 def make_scene(root: Path, name: str = "scene0000_00", annotated: bool = True,
@@ -129,10 +129,18 @@ def read(d: Path, **kw):
 # ---------------------------------------------------------------- tests
 def test_load_label_map(tmp_path):
     m = load_label_map(write_tsv(tmp_path / "l.tsv"))
-    assert m == {"wall": 1, "chair": 5, "office chair": 5, "table": 7, "box": 29}
+    assert m.ids("nyu40id") == {"wall": 1, "chair": 5, "office chair": 5, "table": 7, "box": 29}
+    # the ScanNet200 column: every row has an id (the row without a NYU40 id too)
+    assert m.ids("id") == {"wall": 0, "chair": 1, "office chair": 2, "table": 3, "box": 4, "nolabel thing": 5}
     (tmp_path / "bad.tsv").write_text("id\tname\n1\tx\n")
     with pytest.raises(ValueError, match="raw_category"):
         load_label_map(tmp_path / "bad.tsv")
+    (tmp_path / "noid.tsv").write_text("raw_category\tnyu40id\nchair\t5\n")
+    with pytest.raises(ValueError, match="needs columns id, nyu40id, raw_category"):
+        load_label_map(tmp_path / "noid.tsv")
+    (tmp_path / "text.tsv").write_text("id\traw_category\tnyu40id\n1\tchair\tfive\n")
+    with pytest.raises(ValueError, match="line 2: column nyu40id is not an integer"):
+        load_label_map(tmp_path / "text.tsv")
 
 
 def test_read_annotated_scene(tmp_path):

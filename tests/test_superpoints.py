@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from scene_pe.data.labels import SCANNET20
 from scene_pe.superpoints import pooling as SP
 from scene_pe.superpoints.segmentator import (SegmentatorConfig, edge_weights, mesh_edges, mesh_normals,
                                               segment_cloud, segment_mesh)
@@ -193,15 +194,15 @@ def test_vote_takes_the_most_common_instance_ties_to_the_smallest():
 
 def ideal_scene(seed: int = 0):
     """Vertices of 4 objects + floor, superpoints nested in them, voxels of 2..4 vertices, ideal outputs."""
-    from scene_pe.data.labels import NUM_SEMANTIC, SEMANTIC_NYU40_IDS
+    from scene_pe.data.labels import SCANNET20
     from scene_pe.model.outputs import ProbabilisticOutput
 
     rng = np.random.default_rng(seed)
     centres = np.array([[0, 0, 0.5], [2, 0, 0.5], [0, 2, 0.5], [2, 2, 0.5]])
     inst = np.repeat(np.arange(-1, 4), 400)                       # 400 floor vertices, 4 x 400 object ones
     segment = inst * 100 + rng.integers(0, 8, len(inst))           # 8 superpoints per object / floor
-    chair = SEMANTIC_NYU40_IDS.index(5)
-    floor = SEMANTIC_NYU40_IDS.index(2)
+    chair = SCANNET20.ids.index(5)
+    floor = SCANNET20.ids.index(2)
     order = np.argsort(segment, kind="stable")                     # voxels never straddle objects
     p2v = np.empty(len(inst), np.int64)
     p2v[order] = np.arange(len(inst)) // 3
@@ -209,11 +210,11 @@ def ideal_scene(seed: int = 0):
     vox_inst = np.full(m, -2)
     vox_inst[p2v] = inst
     mu = np.where(vox_inst[:, None] >= 0, centres[np.maximum(vox_inst, 0)], 5.0) + rng.normal(0, 0.01, (m, 3))
-    logits = np.full((m, NUM_SEMANTIC), -5.0)
+    logits = np.full((m, SCANNET20.num_classes), -5.0)
     logits[np.arange(m), np.where(vox_inst >= 0, chair, floor)] = 5.0
     out = ProbabilisticOutput(mu=torch.tensor(mu, dtype=torch.float32), sigma=torch.full((m, 3), 0.05),
                               logits=torch.tensor(logits, dtype=torch.float32), coords=torch.zeros(m, 3),
-                              batch=torch.zeros(m, dtype=torch.long))
+                              batch=torch.zeros(m, dtype=torch.long), instance_classes=SCANNET20.instance_classes())
     return out, inst, segment, p2v
 
 
@@ -224,7 +225,7 @@ def test_superpoint_inference_recovers_ideal_instances_exactly(mode):
 
     out, inst, segment, p2v = ideal_scene()
     cfg = InferenceConfig(superpoints=mode, min_vertices=50)
-    pred = scene_prediction(out, "s", p2v, np.zeros(len(inst), np.int64), None, segment, cfg)
+    pred = scene_prediction(out, "s", p2v, np.zeros(len(inst), np.int64), None, segment, cfg, SCANNET20)
     assert len(pred.labels) == 4 and (pred.labels == 5).all()
     assert same_partition(pred.instance, inst)
 

@@ -14,7 +14,7 @@ from scipy.spatial import cKDTree
 
 from scene_pe.data import scannet_files as sf
 from scene_pe.synthetic import mesh as sm
-from scene_pe.data.labels import INSTANCE_NYU40_IDS, SEMANTIC_NYU40_IDS
+from scene_pe.data.labels import SCANNET20
 from scene_pe.synthetic.scenes import generate_dataset, generate_scene, scene_seed, write_scene
 from scene_pe.synthetic.catalog import RAW_TO_NYU40
 
@@ -221,7 +221,7 @@ def test_class_variety_and_touching_instances(scenes):
     for sc in scenes:
         room_types.add(sc.scene_type)
         nyu_by_obj = np.array([RAW_TO_NYU40[c] for c in sc.raw_categories])
-        inst = [k for k, v in enumerate(nyu_by_obj) if v in INSTANCE_NYU40_IDS]
+        inst = [k for k, v in enumerate(nyu_by_obj) if v in SCANNET20.instance_ids]
         assert len({nyu_by_obj[k] for k in inst}) >= 4, sc.scene_id
         best = np.inf  # closest pair of same-class instances
         for cls in {nyu_by_obj[k] for k in inst}:
@@ -233,7 +233,7 @@ def test_class_variety_and_touching_instances(scenes):
         assert best < 0.02, sc.scene_id
         # Ignore handling is exercised: unannotated vertices and a non-benchmark class.
         assert (sc.object_id == -1).any() and (sc.nyu40[sc.object_id == -1] == 0).all()
-        assert any(v not in SEMANTIC_NYU40_IDS for v in nyu_by_obj)
+        assert any(v not in SCANNET20.ids for v in nyu_by_obj)
         assert len(sc.seg_groups) == len(sc.raw_categories)
     assert len(room_types) >= 4
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scene_pe.data.labels import INSTANCE_NYU40_IDS
+from scene_pe.data.labels import SCANNET20
 from scene_pe.synthetic.catalog import RAW_TO_NYU40
 from scene_pe.synthetic.layout import floor_item, room_corners
 from scene_pe.synthetic.layout_scannet import INSTANCES, class_weights, count_instances, make_scannet_layout
@@ -76,7 +76,7 @@ def test_visibility_range_limit():
 
 def test_class_weights_follow_scannet_counts():
     w = class_weights()
-    assert set(w) == set(INSTANCE_NYU40_IDS)
+    assert set(w) == set(SCANNET20.instance_ids)
     assert max(w, key=w.get) == RAW_TO_NYU40["chair"]
     assert all(v > 0 for v in w.values())
 
@@ -87,7 +87,7 @@ def test_layouts_hold_many_instances_chairs_most():
         layout = make_scannet_layout(np.random.default_rng(seed))
         counts.append(count_instances(layout.items))
         classes.update(RAW_TO_NYU40[it.category] for it in layout.items
-                       if it.annotated and RAW_TO_NYU40.get(it.category) in INSTANCE_NYU40_IDS)
+                       if it.annotated and RAW_TO_NYU40.get(it.category) in SCANNET20.instance_ids)
     assert all(INSTANCES[0] <= c <= INSTANCES[1] + 8 for c in counts)  # a group may overshoot the target
     assert classes.most_common(1)[0][0] == RAW_TO_NYU40["chair"]
     assert len(classes) >= 14  # most of the 18 classes appear in a dozen rooms

@@ -85,8 +85,8 @@ def test_cached_outputs_recluster_to_the_same_predictions(untrained_run):
         cfg = load_config(untrained_run / "config.yaml", [f"inference.probabilistic.tau={tau}"])
         model = _model(cfg)
         for c, (voxels, _) in zip(cache, inference_loader(cfg, [c.voxels.scenes[0] for c in cache])):
-            got = predictions_from_outputs(c.out, c.voxels, cfg.inference)[0]
-            want = predict_batch(model, voxels, cfg.inference)[0]
+            got = predictions_from_outputs(c.out, c.voxels, cfg.inference, label_set=cfg.data.labels)[0]
+            want = predict_batch(model, voxels, cfg.inference, label_set=cfg.data.labels)[0]
             assert got.scene == want.scene
             for f in ("instance", "labels", "confidence", "semantic", "uncertainty"):
                 assert np.array_equal(getattr(got, f), getattr(want, f)), f

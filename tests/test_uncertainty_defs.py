@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from scene_pe.config import load_config
-from scene_pe.data.labels import NUM_SEMANTIC
+from scene_pe.data.labels import SCANNET20
+IS_INST = SCANNET20.train_is_instance
 from scene_pe.engine.infer import final_voxel_instances
 from scene_pe.method.clustering import Clusters
 from scene_pe.method.kernels import log_bhattacharyya
@@ -48,7 +49,7 @@ def loop_reference(mu, sigma, scores, inst, kind, rbf_sigma=0.1):
 def random_scene(rng, n=40, k=3, dims=3):
     mu = rng.normal(0, 0.3, (n, 3))
     sigma = np.exp(rng.normal(np.log(0.1), 0.3, (n, dims)))
-    logits = rng.normal(0, 2, (n, NUM_SEMANTIC))
+    logits = rng.normal(0, 2, (n, SCANNET20.num_classes))
     scores = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     inst = rng.integers(-1, k, n)
     inst[:k] = np.arange(k)  # every cluster non-empty
@@ -62,7 +63,7 @@ def test_equals_loop_reference(kind, dims):
     mu, sigma, scores, inst = random_scene(rng, dims=max(dims, 1))
     sig = None if dims == 0 else torch.tensor(sigma, dtype=torch.float32)
     got = probabilistic_uncertainty(torch.tensor(mu, dtype=torch.float32), sig,
-                                    torch.tensor(scores, dtype=torch.float32), inst, kind)
+                                    torch.tensor(scores, dtype=torch.float32), inst, kind, instance_classes=IS_INST)
     want = loop_reference(mu.astype(np.float32), None if dims == 0 else sigma.astype(np.float32),
                           scores.astype(np.float32), inst, kind)
     np.testing.assert_allclose(got, want, atol=2e-6)
@@ -110,11 +111,11 @@ def test_no_clusters_and_sigma_kind():
     rng = np.random.default_rng(2)
     mu, sigma, scores, _ = random_scene(rng)
     none = np.full(len(mu), -1)
-    got = probabilistic_uncertainty(torch.tensor(mu), torch.tensor(sigma), torch.tensor(scores), none, "membership")
+    got = probabilistic_uncertainty(torch.tensor(mu), torch.tensor(sigma), torch.tensor(scores), none, "membership", instance_classes=IS_INST)
     np.testing.assert_allclose(got, 1.0 - (scores[:, 0] + scores[:, 1]), atol=1e-6)  # kappa max = 0
-    geo = probabilistic_uncertainty(torch.tensor(mu), torch.tensor(sigma), torch.tensor(scores), none, "sigma")
+    geo = probabilistic_uncertainty(torch.tensor(mu), torch.tensor(sigma), torch.tensor(scores), none, "sigma", instance_classes=IS_INST)
     np.testing.assert_allclose(geo, np.exp(np.log(sigma).mean(1)), rtol=1e-6)
-    zero = probabilistic_uncertainty(torch.tensor(mu), None, torch.tensor(scores), none, "sigma")
+    zero = probabilistic_uncertainty(torch.tensor(mu), None, torch.tensor(scores), none, "sigma", instance_classes=IS_INST)
     assert (zero == 0).all()
 
 
@@ -128,7 +129,7 @@ def ideal_two_instances():
     mu[11] = (5.0, 5.0, 5.0)
     mu[12, 0] = 1.0
     sigma = np.full((13, 3), 0.1)
-    logits = np.zeros((13, NUM_SEMANTIC))
+    logits = np.zeros((13, SCANNET20.num_classes))
     logits[:, CHAIR] = 8.0
     logits[11, CHAIR], logits[11, WALL] = 0.0, 8.0
     inst = np.array([0] * 5 + [1] * 5 + [0, -1, -1])
@@ -138,7 +139,7 @@ def ideal_two_instances():
 @pytest.mark.parametrize("kind", ["membership", "margin"])
 def test_ideal_embeddings_flag_the_ambiguous_voxel(kind):
     mu, sigma, scores, inst = ideal_two_instances()
-    u = probabilistic_uncertainty(mu, sigma, scores, inst, kind)
+    u = probabilistic_uncertainty(mu, sigma, scores, inst, kind, instance_classes=IS_INST)
     # closed form: A's centre is the mean of its 6 members, (0.5 / 6, 0, 0); equal sigmas: beta = 1,
     # kappa = exp(-d^2 / (4 (0.01 + 0.01))); p_stuff = 2 / (e^8 + 19) (softmax of the logits)
     p_inst = 1.0 - 2.0 / (math.exp(8.0) + 19.0)
@@ -151,7 +152,7 @@ def test_ideal_embeddings_flag_the_ambiguous_voxel(kind):
     assert u[11] < 0.01                          # wall correctly left out
     assert u[12] > 0.99                          # a chair voxel on B's centre left out: surely wrong
     # the paper's sigma cannot tell them apart: every voxel has the same sigma
-    s = probabilistic_uncertainty(mu, sigma, scores, inst, "sigma")
+    s = probabilistic_uncertainty(mu, sigma, scores, inst, "sigma", instance_classes=IS_INST)
     assert np.ptp(s) == 0
 
 

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scene_pe.data.labels import SCANNET20
 from scene_pe.evaluation.uncertainty import (UncertaintyEvaluator, auroc, decile_error_rates, tie_counts,
                                              wrong_assignments)
 
@@ -194,6 +195,6 @@ def test_saved_predictions_are_scored_like_the_instance_evaluator(tmp_path):
         if s < 2:  # the third scene has no GT: left out of every metric
             write_gt_txt(gt_dir / f"{scene}.txt", gt)
             want.add(scene, gt, inst, unc)
-    inst_res, _, unc_res = evaluate_saved(tmp_path, gt_dir, [f"scene{s:04d}_00" for s in range(3)])
+    inst_res, _, unc_res = evaluate_saved(tmp_path, gt_dir, [f"scene{s:04d}_00" for s in range(3)], SCANNET20)
     assert inst_res.num_scenes == unc_res.num_scenes == 2
     assert unc_res == want.result()

@@ -6,7 +6,9 @@ Examples:
   python tools/evaluate.py --pred out/semantic.zip --gt data/scannet_pre/gt --semantic
 Instance: AP (IoU 0.5:0.95), AP50, AP25 per class and mean, as ScanNet's
 evaluate_semantic_instance.py. Semantic: IoU per class and mIoU, as
-evaluate_semantic_label.py (GT class = value // 1000). Scenes are those of the
+evaluate_semantic_label.py (GT class = value // 1000). ScanNet200: the same
+scripts with its classes, plus head / common / tail means (--label-set, default:
+the one the GT's preprocessed folder was written with). Scenes are those of the
 submission; GT scenes without predictions are listed and not scored (as the
 official script), or an error with --require-all. Exit status 1 on bad input.
 """
@@ -21,6 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scene_pe.data.labels import LABEL_SET_NAMES  # noqa: E402
+from scene_pe.data.preprocess import label_set_of_gt  # noqa: E402
 from scene_pe.evaluation.io import (evaluate_instance_submission,  # noqa: E402
                                     evaluate_semantic_submission)
 from scene_pe.util.errors import SceneError  # noqa: E402
@@ -33,6 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gt", type=Path, required=True, help="folder of <scene>.txt GT files")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--semantic", action="store_true", help="score a semantic submission")
+    p.add_argument("--label-set", choices=LABEL_SET_NAMES, default=None,
+                   help="classes to score (default: <gt>/../label_set.txt, else scannet20)")
     p.add_argument("--require-all", action="store_true",
                    help="fail when a GT scene has no prediction file")
     p.add_argument("--skip-invalid-labels", action="store_true",
@@ -45,13 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t0 = time.perf_counter()
     try:
+        label_set = label_set_of_gt(args.gt, args.label_set)
+        print(f"label set: {label_set.name}")
         if args.semantic:
             result, missing = evaluate_semantic_submission(args.pred, args.gt,
-                                                           require_all=args.require_all)
+                                                           require_all=args.require_all, label_set=label_set)
         else:
             result, missing = evaluate_instance_submission(
                 args.pred, args.gt, require_all=args.require_all,
-                skip_invalid_labels=args.skip_invalid_labels)
+                skip_invalid_labels=args.skip_invalid_labels, label_set=label_set)
     except (SceneError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

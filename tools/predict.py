@@ -93,13 +93,14 @@ def predict_one(predictor, opts, args, path, name, progress: bool) -> tuple[dict
     inf = predictor.cfg.inference
     with t.stage("write"):
         write_vertex_files(paths, scan, result.pred, result.frame.model_from_input, args.scannet_format,
-                           inf.score_threshold, inf.max_instances)
+                           inf.score_threshold, inf.max_instances, predictor.cfg.data.labels)
     renderer = None
     if not args.no_render:
         with t.stage("render"):
             renderer = render_png(paths["png"], result.xyz_model, result.normals, result.pred.instance,
-                                  result.pred.labels, result.pred.semantic, f"{name}  ({path})", args.renderer)
-    records = instance_records(result.pred, scan.coords)
+                                  result.pred.labels, result.pred.semantic, f"{name}  ({path})", args.renderer,
+                                  predictor.cfg.data.labels)
+    records = instance_records(result.pred, scan.coords, predictor.cfg.data.labels)
     cfg = predictor.cfg
     record = {
         "input": str(path), "name": name, "kind": "mesh" if scan.is_mesh else "point cloud",

@@ -3,6 +3,7 @@
 
 Example:
   python tools/preprocess.py --scannet-root /data/scannet --out data/scannet_pre --split train val
+  python tools/preprocess.py --scannet-root /data/scannet --out data/scannet200_pre --label-set scannet200
 Split lists scannetv2_{train,val,test}.txt are read from the root (ScanNet ships them in its
 GitHub repo, Tasks/Benchmark/: copy them there) or given with --split-file. Exit status 1 when
 any scene failed, 2 on a usage error.
@@ -16,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scene_pe.data.labels import LABEL_SET_NAMES, get_label_set  # noqa: E402
 from scene_pe.data.preprocess import (SPLITS, default_workers, run_preprocess,  # noqa: E402
                                       split_file_path, split_name)
 from scene_pe.data.scannet import LABEL_MAP_NAME, load_label_map  # noqa: E402
@@ -36,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="only these scenes (filters the splits; alone: no split files written)")
     p.add_argument("--label-map", type=Path, default=None,
                    help=f"default: <root>/{LABEL_MAP_NAME}")
+    p.add_argument("--label-set", choices=LABEL_SET_NAMES, default="scannet20",
+                   help="classes of the labels and the GT txt: scannet20 (NYU40 ids) or scannet200 "
+                        "(the tsv's id column); one label set per output folder")
     p.add_argument("--workers", type=int, default=default_workers())
     p.add_argument("--overwrite", action="store_true", help="redo scenes already done")
     p.add_argument("--no-align", action="store_true", help="do not apply axisAlignment")
@@ -68,9 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     else:  # test scenes need none; annotated scenes then fail with a clear reason
         print(f"warning: label map {tsv} not found: annotated scenes will fail", file=sys.stderr)
 
-    summary = run_preprocess(root, a.out, splits, label_map, scenes=a.scenes, workers=a.workers,
-                             overwrite=a.overwrite, align=not a.no_align,
-                             semantic_source=a.semantic_source, progress=not a.no_progress)
+    try:
+        summary = run_preprocess(root, a.out, splits, label_map, scenes=a.scenes, workers=a.workers,
+                                 overwrite=a.overwrite, align=not a.no_align,
+                                 semantic_source=a.semantic_source, progress=not a.no_progress,
+                                 label_set=get_label_set(a.label_set))
+    except ValueError as e:  # e.g. the output folder holds another label set
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(summary.format())
     for split, path in summary.split_files.items():
         print(f"split {split}: {path}")

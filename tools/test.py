@@ -53,25 +53,26 @@ def export(cfg, out_dir: Path, export_dir: Path, scenes: list[str]) -> list[str]
         counts[scene] = len(pred.instance)
         write_instance_submission(export_dir / "instance", scene, pred.instance, pred.labels, pred.confidence,
                                   score_threshold=cfg.inference.score_threshold,
-                                  max_instances=cfg.inference.max_instances)
-        write_semantic_submission(export_dir / "semantic", scene, pred.semantic)
+                                  max_instances=cfg.inference.max_instances, label_set=cfg.data.labels)
+        write_semantic_submission(export_dir / "semantic", scene, pred.semantic, cfg.data.labels)
     problems = []
     for task in ("instance", "semantic"):
         zip_path = export_dir / f"{task}.zip"
         zip_submission(export_dir / task, zip_path)
-        problems += [f"{zip_path}: {p}" for p in validate_submission(zip_path, counts, task=task)]
+        problems += [f"{zip_path}: {p}" for p in validate_submission(zip_path, counts, task=task,
+                                                                            label_set=cfg.data.labels)]
         print(f"{task} submission: {zip_path}" + ("" if problems else " (validated)"))
     return problems
 
 
-def write_plys(out_dir: Path, scenes: list[str], data_root: Path, scannet_root: Path | None) -> None:
+def write_plys(out_dir: Path, scenes: list[str], data_root: Path, scannet_root: Path | None, label_set) -> None:
     from scene_pe.data.dataset import load_scene
     from scene_pe.data.scannet import read_mesh
     from scene_pe.engine.predictions import load_prediction
     from scene_pe.viz import write_prediction_plys
 
     for scene in scenes:
-        pred, sample = load_prediction(out_dir, scene), load_scene(data_root, scene)
+        pred, sample = load_prediction(out_dir, scene), load_scene(data_root, scene, label_set.name)
         faces = None
         if scannet_root is not None:
             for sub in ("scans", "scans_test"):
@@ -79,7 +80,7 @@ def write_plys(out_dir: Path, scenes: list[str], data_root: Path, scannet_root: 
                 if mesh.exists():
                     faces = read_mesh(mesh, scene)[2]
                     break
-        write_prediction_plys(out_dir / "ply", sample["coords"], faces, pred)
+        write_prediction_plys(out_dir / "ply", sample["coords"], faces, pred, label_set=label_set)
     print(f"coloured PLYs: {out_dir / 'ply'}")
 
 
@@ -121,7 +122,7 @@ def main(argv=None) -> int:
     status = 0
     if rank == 0:
         print(f"predictions: {out_dir / 'predictions'}")
-        inst, sem, unc = evaluate_saved(out_dir, data_root / "gt", scenes)
+        inst, sem, unc = evaluate_saved(out_dir, data_root / "gt", scenes, cfg.data.labels)
         if inst is not None:
             print(inst.format_table())
             print(sem.format_table())
@@ -139,7 +140,7 @@ def main(argv=None) -> int:
                 print(f"INVALID: {p}", file=sys.stderr)
             status = 1 if problems else 0
         if args.ply:
-            write_plys(out_dir, scenes, data_root, args.scannet_root)
+            write_plys(out_dir, scenes, data_root, args.scannet_root, cfg.data.labels)
     D.cleanup()
     return status
 

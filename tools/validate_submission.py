@@ -23,6 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scene_pe.evaluation.io import SubmissionSource  # noqa: E402
 from scene_pe.export.validate import (validate_submission, vertex_counts_from_gt,  # noqa: E402
                                       vertex_counts_from_scannet)
+from scene_pe.data.labels import LABEL_SET_NAMES  # noqa: E402
+from scene_pe.data.preprocess import label_set_of_gt  # noqa: E402
 from scene_pe.util.io import read_lines  # noqa: E402
 
 
@@ -37,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     which.add_argument("--split-file", type=Path, help="expected scenes, one per line")
     which.add_argument("--scenes", nargs="+", help="expected scenes")
     p.add_argument("--semantic", action="store_true", help="a semantic (not instance) submission")
+    p.add_argument("--label-set", choices=LABEL_SET_NAMES, default=None,
+                   help="whose class ids (default: with --vertex-counts, <GT_DIR>/../label_set.txt; "
+                        "else scannet20)")
     return p.parse_args(argv)
 
 
@@ -66,8 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         counts = vertex_counts_from_scannet(args.scannet_root, scenes)
     else:
         counts = vertex_counts_from_gt(args.vertex_counts, scenes)
+    try:
+        label_set = label_set_of_gt(args.vertex_counts or Path("."), args.label_set) if args.vertex_counts \
+            else label_set_of_gt(Path("."), args.label_set or "scannet20")
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     problems = validate_submission(args.submission, counts, expected,
-                                   task="semantic" if args.semantic else "instance")
+                                   task="semantic" if args.semantic else "instance", label_set=label_set)
     for line in problems:
         print(line)
     if problems:

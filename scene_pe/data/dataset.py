@@ -32,14 +32,25 @@ def preprocessed_split(root: Path, split: str) -> list[str]:
     return read_lines(path)
 
 
-def load_scene(root: Path, scene: str) -> dict:
-    """Read one preprocessed scene file into a sample dict (vertex order kept)."""
+LEGACY_LABEL_SET = "scannet20"  # scenes preprocessed before label sets existed
+
+
+def load_scene(root: Path, scene: str, label_set: str | None = None) -> dict:
+    """Read one preprocessed scene file into a sample dict (vertex order kept).
+
+    ``label_set``: the label set the labels must be in (a scene preprocessed with
+    another one is a SceneError: its class ids would be silently wrong).
+    """
     path = Path(root) / "scenes" / f"{scene}.npz"
     try:
         with np.load(path) as z:
             missing = [k for k in NPZ_KEYS if k not in z.files]
             if missing:
                 raise SceneError(scene, path, f"missing arrays {missing}; re-run tools/preprocess.py")
+            stored = str(z["label_set"]) if "label_set" in z.files else LEGACY_LABEL_SET
+            if label_set is not None and stored != label_set:
+                raise SceneError(scene, path, f"preprocessed with label set {stored}, but the config's "
+                                              f"data.label_set is {label_set}")
             return {
                 "scene": scene,
                 "coords": z["coords"].astype(np.float32),
@@ -60,8 +71,9 @@ def load_scene(root: Path, scene: str) -> dict:
 
 class SceneDataset(torch.utils.data.Dataset):
     def __init__(self, root: str | Path, scenes: Sequence[str], transforms: Compose,
-                 seed: int = 0, repeat: int = 1):
+                 seed: int = 0, repeat: int = 1, label_set: str | None = None):
         self.root = Path(root)
+        self.label_set = label_set
         self.scenes = list(scenes)
         if not self.scenes:
             raise ValueError(f"{self.root}: no scenes to load")
@@ -77,7 +89,7 @@ class SceneDataset(torch.utils.data.Dataset):
         return len(self.scenes) * self.repeat
 
     def __getitem__(self, index: int) -> dict:
-        sample = load_scene(self.root, self.scenes[index % len(self.scenes)])
+        sample = load_scene(self.root, self.scenes[index % len(self.scenes)], self.label_set)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         return self.transforms(sample, rng)
 

@@ -1,56 +1,161 @@
-"""ScanNet v2 benchmark classes and the maps between NYU40 ids and training ids.
+"""Label sets: the classes a benchmark scores, and the maps between its ids and training ids.
 
-The benchmark scores 20 semantic classes (NYU40 ids below); the 18 instance
-classes are the same without wall and floor. Training ids are 0..19 in the
-order of ``SEMANTIC_NYU40_IDS``; every other NYU40 id (and 0, unannotated)
-maps to ``IGNORE_LABEL``.
+A label set names the benchmark ids of its semantic classes (training id = position in
+that list), which of them are *stuff* (semantic classes without instances: wall and
+floor in both ScanNet benchmarks), the column of ``scannetv2-labels.combined.tsv``
+that maps a raw category to a benchmark id, and optional frequency splits.
+
+* ``scannet20``: ScanNet v2's benchmark; ids are NYU40 ids (tsv column ``nyu40id``);
+  20 semantic classes, 18 instance classes.
+* ``scannet200``: ScanNet200 (tsv column ``id``, raw-category ids up to 1191); 200
+  semantic classes, 198 instance classes, head / common / tail splits.
+
+Every other id (and 0, unannotated) maps to ``IGNORE_LABEL``. Code gets its class
+count and class lists from a ``LabelSet`` (the config's ``data.label_set``), never
+from literals.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Mapping
+
 import numpy as np
+import torch
+
+from scene_pe.data.labels_scannet200 import SCANNET200_CLASSES
 
 IGNORE_LABEL = -100  # torch.nn.functional.cross_entropy's default ignore_index
-
-SEMANTIC_NYU40_IDS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 24, 28, 33, 34, 36, 39)
-SEMANTIC_NAMES = (
-    "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window",
-    "bookshelf", "picture", "counter", "desk", "curtain", "refrigerator",
-    "shower curtain", "toilet", "sink", "bathtub", "otherfurniture",
-)
-STUFF_NYU40_IDS = (1, 2)  # wall, floor: semantic classes without instances
-INSTANCE_NYU40_IDS = tuple(i for i in SEMANTIC_NYU40_IDS if i not in STUFF_NYU40_IDS)
-INSTANCE_NAMES = tuple(
-    n for i, n in zip(SEMANTIC_NYU40_IDS, SEMANTIC_NAMES) if i not in STUFF_NYU40_IDS
-)
-NUM_SEMANTIC = len(SEMANTIC_NYU40_IDS)  # 20
-NYU40_CLASS_NAME = dict(zip(SEMANTIC_NYU40_IDS, SEMANTIC_NAMES))  # benchmark NYU40 id -> class name
-NUM_NYU40 = 41  # ids 0 (unannotated) .. 40
-
-def index_table(ids, fill: int) -> np.ndarray:
-    """Lookup table over NYU40 ids 0..40: position of the id in ``ids``, ``fill`` elsewhere."""
-    table = np.full(NUM_NYU40, fill, dtype=np.int64)
-    table[list(ids)] = np.arange(len(ids))
-    return table
+NUM_NYU40 = 41  # NYU40 ids 0 (unannotated) .. 40: the labels.ply / palette id space
 
 
-def map_nyu40(table: np.ndarray, nyu40, fill: int) -> np.ndarray:
-    """``table[nyu40]`` for any int array; values outside 0..40 map to ``fill``."""
-    a = np.asarray(nyu40, dtype=np.int64)
+def map_ids(table: np.ndarray, ids, fill: int) -> np.ndarray:
+    """``table[ids]`` for any int array; values outside the table map to ``fill``."""
+    a = np.asarray(ids, dtype=np.int64)
     out = np.full(a.shape, fill, dtype=np.int64)
-    ok = (a >= 0) & (a < NUM_NYU40)
+    ok = (a >= 0) & (a < len(table))
     out[ok] = table[a[ok]]
     return out
 
 
-# Index with an integer array, no Python loops.
-NYU40_TO_TRAIN = index_table(SEMANTIC_NYU40_IDS, IGNORE_LABEL)
-TRAIN_TO_NYU40 = np.asarray(SEMANTIC_NYU40_IDS, dtype=np.int64)
-# True for training ids whose class has instances (all but wall and floor).
-TRAIN_IS_INSTANCE = np.isin(TRAIN_TO_NYU40, INSTANCE_NYU40_IDS)
-INSTANCE_TRAIN_IDS = np.flatnonzero(TRAIN_IS_INSTANCE)
+def index_table(ids, fill: int, size: int | None = None) -> np.ndarray:
+    """Lookup table over 0..size-1 (default max id): position of the id in ``ids``, ``fill`` elsewhere."""
+    ids = list(ids)
+    table = np.full(size if size is not None else (max(ids) + 1 if ids else 1), fill, dtype=np.int64)
+    table[ids] = np.arange(len(ids))
+    return table
 
 
-def nyu40_to_train(nyu40: np.ndarray) -> np.ndarray:
-    """Map NYU40 ids (any int array, values 0..40) to training ids or IGNORE_LABEL."""
-    return map_nyu40(NYU40_TO_TRAIN, nyu40, IGNORE_LABEL)
+@dataclass(frozen=True)
+class LabelSet:
+    name: str
+    ids: tuple[int, ...]  # benchmark id of each training id 0..C-1
+    names: tuple[str, ...]
+    stuff_ids: tuple[int, ...]  # semantic classes without instances
+    tsv_column: str  # column of scannetv2-labels.combined.tsv giving the benchmark id
+    splits: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # split -> benchmark ids
+
+    def __post_init__(self) -> None:
+        if len(self.ids) != len(self.names) or len(set(self.ids)) != len(self.ids):
+            raise ValueError(f"label set {self.name}: ids and names must be distinct and paired")
+        if not set(self.stuff_ids) <= set(self.ids):
+            raise ValueError(f"label set {self.name}: stuff ids must be class ids")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.ids)
+
+    @cached_property
+    def instance_ids(self) -> tuple[int, ...]:
+        """Benchmark ids of the instance classes (all but stuff), in class order."""
+        return tuple(i for i in self.ids if i not in self.stuff_ids)
+
+    @cached_property
+    def instance_names(self) -> tuple[str, ...]:
+        return tuple(n for i, n in zip(self.ids, self.names) if i not in self.stuff_ids)
+
+    @cached_property
+    def class_name(self) -> dict[int, str]:
+        """Benchmark id -> class name."""
+        return dict(zip(self.ids, self.names))
+
+    @cached_property
+    def max_id(self) -> int:
+        return max(self.ids)
+
+    @cached_property
+    def train_to_id(self) -> np.ndarray:
+        """(C,) int64: benchmark id of each training id."""
+        return np.asarray(self.ids, dtype=np.int64)
+
+    @cached_property
+    def train_is_instance(self) -> np.ndarray:
+        """(C,) bool: True for training ids whose class has instances."""
+        return np.isin(self.train_to_id, self.instance_ids)
+
+    @cached_property
+    def instance_train_ids(self) -> np.ndarray:
+        return np.flatnonzero(self.train_is_instance)
+
+    def instance_classes(self, device=None) -> torch.Tensor:
+        """``train_is_instance`` as a torch bool tensor (what the heads put in their outputs)."""
+        return torch.as_tensor(self.train_is_instance, device=device)
+
+    @cached_property
+    def _to_train(self) -> np.ndarray:
+        return index_table(self.ids, IGNORE_LABEL)
+
+    @cached_property
+    def _to_instance_index(self) -> np.ndarray:
+        return index_table(self.instance_ids, -1, self.max_id + 1)
+
+    @cached_property
+    def _to_semantic_index(self) -> np.ndarray:
+        return index_table(self.ids, -1)
+
+    def to_train(self, ids) -> np.ndarray:
+        """Benchmark ids (any int array) -> training ids, ``IGNORE_LABEL`` for other values."""
+        return map_ids(self._to_train, ids, IGNORE_LABEL)
+
+    def instance_index(self, ids) -> np.ndarray:
+        """Index into ``instance_ids`` for each benchmark id, -1 for any other value."""
+        return map_ids(self._to_instance_index, ids, -1)
+
+    def semantic_index(self, ids) -> np.ndarray:
+        """Index into ``ids`` (= training id) for each benchmark id, -1 for any other value."""
+        return map_ids(self._to_semantic_index, ids, -1)
+
+    def split_of_instance_classes(self) -> dict[str, np.ndarray]:
+        """Split name -> (instance class indices) of the instance classes in that split."""
+        return {s: np.flatnonzero(np.isin(self.instance_ids, members)) for s, members in self.splits.items()}
+
+
+SCANNET20 = LabelSet(
+    name="scannet20",
+    ids=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 24, 28, 33, 34, 36, 39),
+    names=("wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window",
+           "bookshelf", "picture", "counter", "desk", "curtain", "refrigerator",
+           "shower curtain", "toilet", "sink", "bathtub", "otherfurniture"),
+    stuff_ids=(1, 2),  # wall, floor
+    tsv_column="nyu40id",
+)
+
+SCANNET200 = LabelSet(
+    name="scannet200",
+    ids=tuple(r[0] for r in SCANNET200_CLASSES),
+    names=tuple(r[1] for r in SCANNET200_CLASSES),
+    stuff_ids=(1, 3),  # wall, floor (the benchmark scores instances of the other 198)
+    tsv_column="id",
+    splits={s: tuple(r[0] for r in SCANNET200_CLASSES if r[2] == s) for s in ("head", "common", "tail")},
+)
+
+LABEL_SETS: dict[str, LabelSet] = {s.name: s for s in (SCANNET20, SCANNET200)}
+LABEL_SET_NAMES = tuple(LABEL_SETS)
+
+
+def get_label_set(name: str) -> LabelSet:
+    try:
+        return LABEL_SETS[name]
+    except KeyError:
+        raise ValueError(f"unknown label set {name!r}; known: {', '.join(LABEL_SETS)}") from None

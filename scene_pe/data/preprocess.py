@@ -21,6 +21,7 @@ from typing import Iterable, Literal
 import numpy as np
 from tqdm import tqdm
 
+from scene_pe.data.labels import SCANNET20, LabelSet, get_label_set
 from scene_pe.data.scannet import (LabelMap, RawScene, ScenePaths, SemanticSource, gt_ids,
                                    read_scene, write_gt_txt)
 from scene_pe.util.errors import SceneError
@@ -28,6 +29,7 @@ from scene_pe.util.io import (remove_stale_temps, save_npz_atomic, write_lines_a
                               write_text_atomic)
 
 SPLITS = ("train", "val", "test")
+LABEL_SET_FILE = "label_set.txt"  # the label set an output folder was written with
 SCAN_DIRS = ("scans", "scans_test")  # ScanNet puts test scenes in scans_test
 Status = Literal["written", "skipped", "failed"]
 
@@ -90,13 +92,15 @@ def scene_arrays(raw: RawScene) -> dict[str, np.ndarray]:
         "instance": raw.instance.astype(np.int32),
         "segment": raw.segment.astype(np.int32),
         "has_labels": np.array(raw.has_labels, dtype=bool),
+        "label_set": np.array(raw.label_set.name, dtype="<U16"),
         "num_vertices": np.array(raw.num_vertices, dtype=np.int64),
     }
 
 
 def preprocess_scene(scene_dir: str | Path, out_dir: str | Path, label_map: LabelMap | None,
                      align: bool = True, overwrite: bool = False,
-                     semantic_source: SemanticSource = "aggregation") -> SceneResult:
+                     semantic_source: SemanticSource = "aggregation",
+                     label_set: LabelSet = SCANNET20) -> SceneResult:
     """Read one raw scene and write its npz (and GT txt); never raises for a bad scene."""
     scene_dir = Path(scene_dir)
     scene = scene_dir.name
@@ -106,7 +110,8 @@ def preprocess_scene(scene_dir: str | Path, out_dir: str | Path, label_map: Labe
         try:
             if not overwrite and is_done(out_dir, scene, ScenePaths.of(scene_dir).annotated):
                 return SceneResult(scene, "skipped")
-            raw = read_scene(scene_dir, label_map, align=align, semantic_source=semantic_source)
+            raw = read_scene(scene_dir, label_map, align=align, semantic_source=semantic_source,
+                             label_set=label_set)
             npz, gt = output_paths(out_dir, scene)
             for path in (npz, gt):  # leftovers of a killed run (one run per out dir)
                 remove_stale_temps(path)
@@ -150,13 +155,15 @@ def run_preprocess(root: str | Path, out_dir: str | Path, splits: dict[str, list
                    label_map: LabelMap | None, scenes: Iterable[str] | None = None,
                    workers: int = 1, overwrite: bool = False, align: bool = True,
                    semantic_source: SemanticSource = "aggregation",
-                   progress: bool = True) -> Summary:
+                   progress: bool = True, label_set: LabelSet = SCANNET20) -> Summary:
     """Preprocess the scenes of ``splits`` (filtered by ``scenes``; or just ``scenes``).
 
     Writes ``<out>/splits/<split>.txt`` listing each split's scenes that are done on disk,
-    and ``<out>/preprocess_report.txt``. ``workers <= 1`` runs in this process.
+    ``<out>/label_set.txt`` and ``<out>/preprocess_report.txt``. ``workers <= 1`` runs in
+    this process. An output folder holds one label set: another one is refused.
     """
     out_dir = Path(out_dir)
+    claim_label_set(out_dir, label_set)
     wanted = list(dict.fromkeys(scenes)) if scenes is not None else None
     if splits:
         order = [s for names in splits.values() for s in names]
@@ -177,7 +184,7 @@ def run_preprocess(root: str | Path, out_dir: str | Path, splits: dict[str, list
         elif not overwrite and is_done(out_dir, scene, ScenePaths.of(d).annotated):
             results[scene] = SceneResult(scene, "skipped")
         else:
-            jobs.append((d, out_dir, label_map, align, overwrite, semantic_source))
+            jobs.append((d, out_dir, label_map, align, overwrite, semantic_source, label_set))
 
     bar = tqdm(total=len(jobs), desc="preprocess", unit="scene", disable=not progress)
     if workers <= 1 or len(jobs) <= 1:
@@ -212,6 +219,36 @@ def run_preprocess(root: str | Path, out_dir: str | Path, splits: dict[str, list
     if order:
         write_text_atomic(out_dir / "preprocess_report.txt", summary.format(max_lines=10**9) + "\n")
     return summary
+
+
+def stored_label_set(out_dir: str | Path) -> LabelSet | None:
+    """The label set a preprocessed folder was written with (None: not written yet)."""
+    path = Path(out_dir) / LABEL_SET_FILE
+    if not path.is_file():
+        return None
+    name = path.read_text(encoding="utf-8").strip()
+    try:
+        return get_label_set(name)
+    except ValueError as e:
+        raise SceneError("-", path, str(e)) from None
+
+
+def label_set_of_gt(gt_dir: str | Path, given: str | None) -> LabelSet:
+    """The label set to score GT of ``gt_dir`` with: ``given``, else the one its preprocessed
+    folder (the parent) records, else scannet20 (folders written before label sets)."""
+    if given is not None:
+        return get_label_set(given)
+    return stored_label_set(Path(gt_dir).parent) or SCANNET20
+
+
+def claim_label_set(out_dir: Path, label_set: LabelSet) -> None:
+    """Record ``label_set`` for ``out_dir``, or refuse when the folder holds another one."""
+    stored = stored_label_set(out_dir)
+    if stored is None:
+        write_text_atomic(out_dir / LABEL_SET_FILE, label_set.name + "\n")
+    elif stored != label_set:
+        raise ValueError(f"{out_dir}: preprocessed with label set {stored.name}, not {label_set.name}; "
+                         "use another output folder")
 
 
 def default_workers() -> int:

@@ -26,7 +26,7 @@ import numpy as np
 import open3d as o3d
 from plyfile import PlyData
 
-from scene_pe.data.labels import INSTANCE_NYU40_IDS, NUM_NYU40, nyu40_to_train
+from scene_pe.data.labels import NUM_NYU40, SCANNET20, LabelSet
 from scene_pe.util.errors import SceneError
 from scene_pe.util.io import atomic_open, int_lines_bytes
 
@@ -38,7 +38,7 @@ META_SUFFIX = ".txt"
 LABEL_MAP_NAME = "scannetv2-labels.combined.tsv"
 LABEL_DISAGREEMENT_WARN = 0.01  # warn when > 1% of vertices differ from labels.ply
 
-LabelMap = dict[str, int]  # raw category (aggregation "label") -> NYU40 id
+NYU40_COLUMN = "nyu40id"  # the tsv column of labels.ply's ids
 SemanticSource = Literal["aggregation", "labels_ply"]
 
 
@@ -83,13 +83,14 @@ class RawScene:
     aligned: bool  # whether axis_alignment was applied to coords
     segment: np.ndarray  # int32 (N,) over-segment id (segs.json, else the built-in segmentator)
     has_labels: bool
-    nyu40: np.ndarray  # int16 (N,) semantic NYU40 id, 0 unannotated / unknown
-    semantic: np.ndarray  # int16 (N,) training id 0..19 or IGNORE_LABEL
-    instance: np.ndarray  # int32 (N,) 0..K-1 (instance classes only), -1 none
+    label_set: LabelSet  # the classes of semantic / instance / object_class
+    nyu40: np.ndarray  # int16 (N,) semantic NYU40 id, 0 unannotated / unknown (labels.ply's ids)
+    semantic: np.ndarray  # int16 (N,) training id 0..C-1 of the label set or IGNORE_LABEL
+    instance: np.ndarray  # int32 (N,) 0..K-1 (the label set's instance classes only), -1 none
     vertex_object: np.ndarray  # int32 (N,) index into object_* arrays, -1 none
     object_ids: np.ndarray  # int64 (G,) aggregation objectId, ascending
     object_labels: tuple[str, ...]  # (G,) raw category
-    object_nyu40: np.ndarray  # int16 (G,) NYU40 id of each object, 0 if unknown
+    object_class: np.ndarray  # int16 (G,) benchmark id of each object in the label set's id space, 0 if unknown
     label_disagreement: float | None = None  # fraction differing from labels.ply
 
     @property
@@ -97,19 +98,43 @@ class RawScene:
         return int(self.coords.shape[0])
 
 
+@dataclass(frozen=True)
+class LabelMap:
+    """``scannetv2-labels.combined.tsv`` read once: raw category -> id, per id column.
+
+    ``nyu40id`` gives the ScanNet v2 benchmark's ids (and labels.ply's), ``id`` the
+    ScanNet200 benchmark's. A raw category listed twice keeps its first row (as
+    ScanNet200's preprocessing); rows with an empty id are skipped for that column.
+    """
+
+    columns: dict[str, dict[str, int]]
+
+    def ids(self, column: str) -> dict[str, int]:
+        return self.columns[column]
+
+
+LABEL_MAP_COLUMNS = ("nyu40id", "id")
+
+
 def load_label_map(tsv_path: str | Path) -> LabelMap:
-    """Read ``scannetv2-labels.combined.tsv``: raw_category -> nyu40id (rows without one skipped)."""
+    """Read ``scannetv2-labels.combined.tsv`` (columns raw_category, nyu40id and id)."""
     with open(tsv_path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f, delimiter="\t")
         cols = set(reader.fieldnames or ())
-        if not {"raw_category", "nyu40id"} <= cols:
-            raise ValueError(f"{tsv_path}: needs columns raw_category and nyu40id, has {sorted(cols)}")
-        out: LabelMap = {}
-        for row in reader:
-            nyu = (row["nyu40id"] or "").strip()
-            if nyu:
-                out[row["raw_category"]] = int(nyu)
-    return out
+        need = {"raw_category", *LABEL_MAP_COLUMNS}
+        if not need <= cols:
+            raise ValueError(f"{tsv_path}: needs columns {', '.join(sorted(need))}, has {sorted(cols)}")
+        out: dict[str, dict[str, int]] = {c: {} for c in LABEL_MAP_COLUMNS}
+        for line, row in enumerate(reader, start=2):
+            for c in LABEL_MAP_COLUMNS:
+                v = (row[c] or "").strip()
+                if not v:
+                    continue
+                try:
+                    out[c].setdefault(row["raw_category"], int(v))
+                except ValueError:
+                    raise ValueError(f"{tsv_path}: line {line}: column {c} is not an integer: {v!r}") from None
+    return LabelMap(out)
 
 
 def read_ply_file(path: Path, scene: str, what: str) -> PlyData:
@@ -259,8 +284,12 @@ def _objects_to_vertices(segment: np.ndarray, object_segs: list[np.ndarray], sce
 
 
 def read_scene(scene_dir: str | Path, label_map: LabelMap | None, align: bool = True,
-               semantic_source: SemanticSource = "aggregation") -> RawScene:
-    """Read one raw scene folder; test scenes (no aggregation) come back without labels."""
+               semantic_source: SemanticSource = "aggregation", label_set: LabelSet = SCANNET20) -> RawScene:
+    """Read one raw scene folder; test scenes (no aggregation) come back without labels.
+
+    Semantic and instance labels are those of ``label_set`` (its tsv column maps raw
+    categories to its ids); ``nyu40`` is always kept for the labels.ply cross-check.
+    """
     p = ScenePaths.of(scene_dir)
     scene = p.scene
     if not Path(scene_dir).is_dir():
@@ -287,10 +316,10 @@ def read_scene(scene_dir: str | Path, label_map: LabelMap | None, align: bool = 
     out = RawScene(
         name=scene, coords=coords, colors=colors, normals=normals, faces=faces,
         axis_alignment=matrix, aligned=aligned,
-        segment=segment.astype(np.int32), has_labels=False,
-        nyu40=np.zeros(n, np.int16), semantic=nyu40_to_train(np.zeros(n, np.int16)).astype(np.int16),
+        segment=segment.astype(np.int32), has_labels=False, label_set=label_set,
+        nyu40=np.zeros(n, np.int16), semantic=label_set.to_train(np.zeros(n, np.int16)).astype(np.int16),
         instance=np.full(n, -1, np.int32), vertex_object=np.full(n, -1, np.int32),
-        object_ids=np.zeros(0, np.int64), object_labels=(), object_nyu40=np.zeros(0, np.int16))
+        object_ids=np.zeros(0, np.int64), object_labels=(), object_class=np.zeros(0, np.int16))
     if not p.annotated:
         if p.labels.is_file():
             warnings.warn(f"{scene}: {p.labels}: labels.ply without aggregation is ignored",
@@ -308,15 +337,20 @@ def _add_labels(out: RawScene, p: ScenePaths, label_map: LabelMap, source: Seman
     """Fill the label fields of ``out`` from aggregation + segs (+ labels.ply)."""
     scene, n = p.scene, out.num_vertices
     ids, labels, segs = read_aggregation(p.aggregation, scene)
-    missing = sorted({lab for lab in labels if lab not in label_map})
+    ls = out.label_set
+    to_nyu, to_class = label_map.ids(NYU40_COLUMN), label_map.ids(ls.tsv_column)
+    missing = sorted({lab for lab in labels if lab not in to_class})
     if missing:
         warnings.warn(f"{scene}: {p.aggregation}: raw categories not in the label map (ignored): "
                       f"{missing}", SceneWarning, stacklevel=3)
-    obj_nyu = np.array([label_map.get(lab, 0) for lab in labels], dtype=np.int64)
+    obj_nyu = np.array([to_nyu.get(lab, 0) for lab in labels], dtype=np.int64)
     obj_nyu[(obj_nyu < 0) | (obj_nyu >= NUM_NYU40)] = 0
+    obj_cls = np.array([to_class.get(lab, 0) for lab in labels], dtype=np.int64)
+    obj_cls[(obj_cls < 0) | (obj_cls > np.iinfo(np.int16).max)] = 0
     vobj = _objects_to_vertices(out.segment.astype(np.int64), segs, scene, p.aggregation)
     has_obj = vobj >= 0
     nyu40 = np.where(has_obj, obj_nyu[np.maximum(vobj, 0)], 0)
+    cls = np.where(has_obj, obj_cls[np.maximum(vobj, 0)], 0)
 
     if p.labels.is_file():
         (ply_label,) = _vertex_fields(read_ply_file(p.labels, scene, "labels"), p.labels, scene, ("label",))
@@ -328,34 +362,39 @@ def _add_labels(out: RawScene, p: ScenePaths, label_map: LabelMap, source: Seman
             warnings.warn(f"{scene}: {p.labels}: {out.label_disagreement:.1%} of vertices differ from "
                           f"aggregation labels", SceneWarning, stacklevel=3)
         if source == "labels_ply":
-            nyu40 = ply_nyu
+            if ls.tsv_column != NYU40_COLUMN:
+                raise SceneError(scene, p.labels, f"labels.ply holds NYU40 ids; label set {ls.name} needs "
+                                                  "semantic_source='aggregation'")
+            nyu40 = cls = ply_nyu
     elif source == "labels_ply":
         raise SceneError(scene, p.labels, "labels file is missing (semantic_source='labels_ply')")
 
-    # Instances: objects of the 18 instance classes that own >= 1 vertex, in objectId order.
+    # Instances: objects of the label set's instance classes that own >= 1 vertex, in objectId order.
     counts = np.bincount(vobj[has_obj], minlength=ids.shape[0])
-    keep = np.isin(obj_nyu, INSTANCE_NYU40_IDS) & (counts > 0)
+    keep = np.isin(obj_cls, ls.instance_ids) & (counts > 0)
     obj_to_inst = np.where(keep, np.cumsum(keep) - 1, -1)
     out.instance = np.where(has_obj, obj_to_inst[np.maximum(vobj, 0)], -1).astype(np.int32)
     out.nyu40 = nyu40.astype(np.int16)
-    out.semantic = nyu40_to_train(nyu40).astype(np.int16)
+    out.semantic = ls.to_train(cls).astype(np.int16)
     out.vertex_object = vobj.astype(np.int32)
-    out.object_ids, out.object_labels, out.object_nyu40 = ids, tuple(labels), obj_nyu.astype(np.int16)
+    out.object_ids, out.object_labels, out.object_class = ids, tuple(labels), obj_cls.astype(np.int16)
     out.has_labels = True
 
 
 def gt_ids(raw: RawScene) -> np.ndarray:
-    """Evaluator GT per vertex: nyu40 * 1000 + objectId + 1 (object's class), 0 unannotated.
+    """Evaluator GT per vertex: class * 1000 + objectId + 1 (object's class), 0 unannotated.
 
-    As BenchmarkScripts' export_train_mesh_for_evaluation: every aggregated object, whatever
-    its class (the evaluator filters classes); objects with an unknown category give 0.
+    ``class`` is the object's id in the label set's id space (NYU40 for scannet20, the tsv
+    ``id`` for scannet200). As BenchmarkScripts' export_train_mesh_for_evaluation: every
+    aggregated object, whatever its class (the evaluator filters classes); objects with an
+    unknown category give 0.
     """
     v = raw.vertex_object
     if raw.object_ids.size == 0:
         return np.zeros(v.shape[0], np.int64)
     k = np.maximum(v, 0)
-    nyu = raw.object_nyu40.astype(np.int64)[k]
-    return np.where((v >= 0) & (nyu > 0), nyu * 1000 + raw.object_ids[k] + 1, 0).astype(np.int64)
+    cls = raw.object_class.astype(np.int64)[k]
+    return np.where((v >= 0) & (cls > 0), cls * 1000 + raw.object_ids[k] + 1, 0).astype(np.int64)
 
 
 def write_gt_txt(path: str | Path, ids: np.ndarray) -> None:

@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scene_pe.data.labels import TRAIN_IS_INSTANCE
 from scene_pe.method.kernels import instance_centres, log_bhattacharyya, logvar_from_sigma, rbf_logvar
 from scene_pe.model.outputs import MarginOutput, as_float32
 
@@ -80,7 +79,7 @@ def diagnose_run(run_path: Path, max_scenes: int = 0) -> dict:
     scenes = preprocessed_split(Path(cfg.data.root), cfg.data.val_split)
     scenes = scenes[:max_scenes] if max_scenes else scenes
     tau = cfg.inference.probabilistic.tau if cfg.model.head.type == "probabilistic" else 0.5
-    is_inst = torch.as_tensor(TRAIN_IS_INSTANCE)
+    is_inst = cfg.data.labels.instance_classes()
     own_l, other_l, sig_l, rest_l = [], [], [], []
     for voxels, _ in inference_loader(cfg, scenes):
         out = as_float32(model(voxels))

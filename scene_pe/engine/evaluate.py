@@ -29,7 +29,8 @@ from scene_pe.evaluation.uncertainty import UncertaintyEvaluator
 
 def inference_loader(cfg: Config, scenes: list[str], rank: int = 0, world: int = 1) -> DataLoader:
     mine = scenes[rank::world]
-    dataset = SceneDataset(cfg.data.root, mine, build_transforms(cfg.data.val_transforms), seed=cfg.train.seed)
+    dataset = SceneDataset(cfg.data.root, mine, build_transforms(cfg.data.val_transforms), seed=cfg.train.seed,
+                           label_set=cfg.data.label_set)
     return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=min(cfg.data.num_workers, len(mine)),
                       collate_fn=VoxelCollate(cfg.data.voxel), worker_init_fn=worker_init)
 
@@ -45,7 +46,8 @@ def predict_scenes(model: torch.nn.Module, cfg: Config, scenes: list[str], devic
         loader = tqdm(loader, desc="inference", leave=False, dynamic_ncols=True)
     try:
         for voxels, samples in loader:
-            yield from zip(predict_batch(model, voxels.to(device), cfg.inference, amp=amp), samples)
+            yield from zip(predict_batch(model, voxels.to(device), cfg.inference, amp=amp,
+                                         label_set=cfg.data.labels), samples)
     finally:
         model.train()
 
@@ -58,7 +60,9 @@ def evaluate_loader(model: torch.nn.Module, cfg: Config, scenes: list[str], devi
     (``unc_auroc``, ``unc_auroc_assigned``, ...; NaN without GT) plus the result
     objects under ``instance``, ``semantic`` and ``uncertainty``, the same on every rank.
     """
-    inst_ev, sem_ev, unc_ev = InstanceEvaluator(), SemanticEvaluator(), UncertaintyEvaluator()
+    labels = cfg.data.labels
+    inst_ev, sem_ev, unc_ev = InstanceEvaluator(label_set=labels), SemanticEvaluator(labels), \
+        UncertaintyEvaluator(labels)
     gt_dir = Path(cfg.data.root) / "gt"
     for pred, sample in predict_scenes(model, cfg, scenes, device, rank=rank, world=world,
                                        progress=progress, amp=amp):
@@ -88,8 +92,9 @@ def merge_evaluators(inst_ev: InstanceEvaluator, sem_ev: SemanticEvaluator, unc_
     gathered = D.all_gather_objects((inst_ev, sem_ev, unc_ev))
     if len(gathered) == 1:
         return inst_ev, sem_ev, unc_ev
-    inst_all, sem_all, unc_all = InstanceEvaluator(inst_ev.min_region_size), SemanticEvaluator(), \
-        UncertaintyEvaluator()
+    labels = inst_ev.label_set
+    inst_all, sem_all, unc_all = InstanceEvaluator(inst_ev.min_region_size, labels), SemanticEvaluator(labels), \
+        UncertaintyEvaluator(labels)
     for i, s, u in gathered:
         inst_all.merge(i)
         sem_all.merge(s)

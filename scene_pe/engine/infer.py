@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from scene_pe.config import InferenceConfig
-from scene_pe.data.labels import TRAIN_TO_NYU40
+from scene_pe.data.labels import LabelSet
 from scene_pe.method.clustering import Clusters, cluster_margin, cluster_probabilistic
 from scene_pe.method.uncertainty import probabilistic_uncertainty
-from scene_pe.model.outputs import HeadOutput, MarginOutput, ProbabilisticOutput, as_float32
+from scene_pe.model.outputs import HeadOutput, MarginOutput, ProbabilisticOutput, as_float32, select_rows
 from scene_pe.sparse.voxelize import VoxelBatch, majority_label
 from scene_pe.superpoints import pooling as SP
 
@@ -35,9 +35,9 @@ class VertexPrediction:
 
     scene: str
     instance: np.ndarray     # (N,) int64 instance index 0..K-1, -1 none
-    labels: np.ndarray       # (K,) NYU40 ids
+    labels: np.ndarray       # (K,) benchmark class ids of the label set (NYU40 ids for scannet20)
     confidence: np.ndarray   # (K,) float
-    semantic: np.ndarray     # (N,) NYU40 id per vertex
+    semantic: np.ndarray     # (N,) benchmark class id per vertex
     uncertainty: np.ndarray  # (N,) float (see module docstring)
 
 
@@ -49,8 +49,7 @@ def cluster(out: HeadOutput, cfg: InferenceConfig) -> list[Clusters]:
 
 def scene_rows(out: HeadOutput, rows: slice) -> HeadOutput:
     """The rows (voxels) of one scene of a batch's output."""
-    return type(out)(**{f.name: None if getattr(out, f.name) is None else getattr(out, f.name)[rows]
-                        for f in dataclasses.fields(out)})
+    return select_rows(out, rows)
 
 
 def voxel_uncertainty(out: HeadOutput, instance: np.ndarray, cfg: InferenceConfig) -> np.ndarray:
@@ -58,7 +57,8 @@ def voxel_uncertainty(out: HeadOutput, instance: np.ndarray, cfg: InferenceConfi
     if isinstance(out, MarginOutput):
         return (1.0 - out.seed).cpu().numpy()
     p = cfg.probabilistic
-    return probabilistic_uncertainty(out.mu, out.sigma, out.scores, instance, p.uncertainty, p.rbf_sigma)
+    return probabilistic_uncertainty(out.mu, out.sigma, out.scores, instance, p.uncertainty, p.rbf_sigma,
+                                     instance_classes=out.instance_classes)
 
 
 def uncertainty_name(cfg) -> str:
@@ -98,10 +98,10 @@ def network_outputs(model: torch.nn.Module, voxels: VoxelBatch, amp: bool = Fals
     return as_float32(out)  # kernels and clustering run in float32
 
 
-def predict_batch(model: torch.nn.Module, voxels: VoxelBatch, cfg: InferenceConfig, amp: bool = False
-                  ) -> list[VertexPrediction]:
+def predict_batch(model: torch.nn.Module, voxels: VoxelBatch, cfg: InferenceConfig, amp: bool = False, *,
+                  label_set: LabelSet) -> list[VertexPrediction]:
     """Run the model on one batch and return per-vertex predictions for each scene."""
-    return predictions_from_outputs(network_outputs(model, voxels, amp), voxels, cfg)
+    return predictions_from_outputs(network_outputs(model, voxels, amp), voxels, cfg, label_set=label_set)
 
 
 def superpoint_clusters(out: HeadOutput, segment: np.ndarray, local: np.ndarray, cfg: InferenceConfig
@@ -129,12 +129,13 @@ def scene_clusters(out: HeadOutput, local: np.ndarray, segment: np.ndarray | Non
 
 
 def scene_prediction(out: HeadOutput, scene: str, local: np.ndarray, semantic: np.ndarray,
-                     clustered: Clustered | None, segment: np.ndarray | None, cfg: InferenceConfig
-                     ) -> VertexPrediction:
+                     clustered: Clustered | None, segment: np.ndarray | None, cfg: InferenceConfig,
+                     label_set: LabelSet) -> VertexPrediction:
     """One scene's per-vertex prediction from its voxels' outputs (``out``: that scene's rows).
 
     ``clustered``: ``scene_clusters``' result (computed here when None);
-    ``segment``: per-vertex superpoint ids, used as ``cfg.superpoints`` says.
+    ``segment``: per-vertex superpoint ids, used as ``cfg.superpoints`` says;
+    ``semantic``: per-vertex benchmark ids; instance classes map to ``label_set``'s ids.
     """
     mode = cfg.superpoints if segment is not None else "none"
     clusters, sp_of_vertex = clustered if clustered is not None else scene_clusters(out, local, segment, cfg)
@@ -149,15 +150,16 @@ def scene_prediction(out: HeadOutput, scene: str, local: np.ndarray, semantic: n
     inst_vox = remap[clusters.instance.cpu().numpy()] if mode == "none" else \
         majority_label(instance, local, out.batch.shape[0])
     uncert = voxel_uncertainty(out, inst_vox, cfg)
-    return VertexPrediction(scene, instance, TRAIN_TO_NYU40[classes], conf, semantic, uncert[local])
+    return VertexPrediction(scene, instance, label_set.train_to_id[classes], conf, semantic, uncert[local])
 
 
 def predictions_from_outputs(out: HeadOutput, voxels: VoxelBatch, cfg: InferenceConfig,
-                             clustered: list[Clustered] | None = None) -> list[VertexPrediction]:
+                             clustered: list[Clustered] | None = None, *, label_set: LabelSet
+                             ) -> list[VertexPrediction]:
     """Clustering (unless ``clustered`` gives each scene's ``scene_clusters``) and devoxelization of a
     batch's outputs (tools/tune_inference.py re-runs only this; tools/predict.py times the two apart)."""
     segments = voxels.segments or [None] * len(voxels.scenes)
-    semantic_vox = TRAIN_TO_NYU40[out.logits.argmax(dim=1).cpu().numpy()]
+    semantic_vox = label_set.train_to_id[out.logits.argmax(dim=1).cpu().numpy()]
     batch = voxels.batch.cpu().numpy()
     bounds = np.searchsorted(batch, np.arange(len(voxels.scenes) + 1))  # scenes are contiguous
     preds = []
@@ -165,5 +167,6 @@ def predictions_from_outputs(out: HeadOutput, voxels: VoxelBatch, cfg: Inference
         p2v = p2v.cpu().numpy()
         rows = scene_rows(out, slice(bounds[b], bounds[b + 1]))
         preds.append(scene_prediction(rows, scene, p2v - bounds[b], semantic_vox[p2v],
-                                      None if clustered is None else clustered[b], segments[b], cfg))
+                                      None if clustered is None else clustered[b], segments[b], cfg,
+                                      label_set))
     return preds

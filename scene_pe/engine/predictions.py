@@ -11,6 +11,7 @@ from typing import Iterable
 
 import numpy as np
 
+from scene_pe.data.labels import LabelSet
 from scene_pe.engine.evaluate import add_scene
 from scene_pe.engine.infer import VertexPrediction
 from scene_pe.evaluation.instance import InstanceEvaluator
@@ -43,9 +44,10 @@ def load_prediction(out_dir: Path, scene: str) -> VertexPrediction:
         raise SceneError(scene, path, f"cannot read prediction: {e}") from e
 
 
-def evaluate_saved(out_dir: Path, gt_dir: Path, scenes: Iterable[str]):
+def evaluate_saved(out_dir: Path, gt_dir: Path, scenes: Iterable[str], label_set: LabelSet):
     """Instance, semantic and uncertainty results over the scenes that have GT (Nones if none has)."""
-    inst_ev, sem_ev, unc_ev = InstanceEvaluator(), SemanticEvaluator(), UncertaintyEvaluator()
+    inst_ev, sem_ev, unc_ev = InstanceEvaluator(label_set=label_set), SemanticEvaluator(label_set), \
+        UncertaintyEvaluator(label_set)
     for scene in scenes:
         gt_path = Path(gt_dir) / f"{scene}.txt"
         if not gt_path.exists():

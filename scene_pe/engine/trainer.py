@@ -13,6 +13,7 @@ continues the same ``train.max_minutes`` budget.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -37,6 +38,7 @@ from scene_pe.model.network import InstanceSegmentationNet
 from scene_pe.model.outputs import HeadOutput, ProbabilisticOutput
 from scene_pe.sparse.voxelize import VoxelBatch
 from scene_pe.superpoints.pooling import consistency_loss
+from scene_pe.util.typed_config import ConfigError
 
 log = logging.getLogger("scene_pe.train")
 
@@ -57,7 +59,16 @@ class ResumableSampler(DistributedSampler):
 
 
 def build_model(cfg: Config) -> InstanceSegmentationNet:
-    return InstanceSegmentationNet(cfg.data.voxel.in_channels, cfg.model.backbone, cfg.model.head)
+    """The network for ``cfg``; its class count and stuff classes come from ``data.label_set``."""
+    labels = cfg.data.labels
+    head = cfg.model.head
+    if head.num_classes == 0:
+        head = dataclasses.replace(head, num_classes=labels.num_classes)
+    elif head.num_classes != labels.num_classes:
+        raise ConfigError(f"model.head.num_classes={head.num_classes} but data.label_set={labels.name} "
+                          f"has {labels.num_classes} classes (leave num_classes at 0)")
+    return InstanceSegmentationNet(cfg.data.voxel.in_channels, cfg.model.backbone, head,
+                                   labels.instance_classes())
 
 
 def compute_loss(out: HeadOutput, voxels: VoxelBatch, cfg: Config):
@@ -106,7 +117,7 @@ class Trainer:
         t = cfg.train
         self.train_set = SceneDataset(cfg.data.root, preprocessed_split(Path(cfg.data.root), cfg.data.train_split),
                                       build_transforms(cfg.data.train_transforms), seed=t.seed,
-                                      repeat=cfg.data.repeat)
+                                      repeat=cfg.data.repeat, label_set=cfg.data.label_set)
         self.sampler = ResumableSampler(self.train_set, self.world, self.rank, t.seed, cfg.data.batch_size)
         self.collate = VoxelCollate(cfg.data.voxel)
         model = build_model(cfg).to(self.device)

@@ -112,7 +112,7 @@ def score_point(config_path: Path, point: tuple[str, ...], cache: list[CachedSce
     seconds = 0.0
     for c in cache:
         t0 = time.perf_counter()
-        preds = predictions_from_outputs(c.out, c.voxels, cfg.inference)
+        preds = predictions_from_outputs(c.out, c.voxels, cfg.inference, label_set=cfg.data.labels)
         seconds += time.perf_counter() - t0
         for pred in preds:
             for part in (where[pred.scene], "all"):

@@ -4,11 +4,12 @@ Gives the numbers of ScanNet's official
 ``BenchmarkScripts/3d_evaluation/evaluate_semantic_instance.py`` (re-derived
 from its algorithm, vectorised). Its rules, as implemented here:
 
-* GT instances are the distinct non-zero values ``v = nyu40 * 1000 + id`` of
-  the GT array whose class ``v // 1000`` is one of the 18 instance classes.
-  Vertices of any other class (0 unannotated, wall, floor, non-benchmark
-  objects) are *void*.
-* A prediction whose label is not one of the 18 classes, or whose mask has
+* GT instances are the distinct non-zero values ``v = class * 1000 + id`` of
+  the GT array whose class ``v // 1000`` is one of the label set's instance
+  classes (``class``: NYU40 id for ScanNet v2's 18, the tsv ``id`` for
+  ScanNet200's 198). Vertices of any other class (0 unannotated, wall, floor,
+  non-benchmark objects) are *void*.
+* A prediction whose label is not one of the instance classes, or whose mask has
   fewer than 100 vertices, is dropped: neither TP nor FP.
 * A GT instance under 100 vertices ("small") is not scored (no TP, no FN).
 * For IoU threshold ``t``, per class and scene, GT instances in increasing id
@@ -27,6 +28,9 @@ from its algorithm, vectorised). Its rules, as implemented here:
   r_{-1} = r_0 and 0 past the artificial point (the official convolution).
 * A class without scored GT is NaN; with GT but no prediction, 0. Per class AP
   is the mean over the 9 thresholds; means over classes ignore NaN.
+* ScanNet200 is scored by the same script with its class list; its head /
+  common / tail figures are the same NaN-ignoring means over the instance
+  classes of each split.
 
 Where the official script crashes or depends on dict order:
 
@@ -46,36 +50,28 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from scene_pe.data.labels import (INSTANCE_NAMES, INSTANCE_NYU40_IDS, NUM_SEMANTIC, index_table, map_nyu40,
-                                  TRAIN_TO_NYU40)
+from scene_pe.data.labels import SCANNET20, LabelSet
 from scene_pe.util.errors import SceneError
 
 AP_THRESHOLDS = np.arange(0.5, 0.95, 0.05)  # 0.50 ... 0.90, exactly as the official script
 AP25_THRESHOLD = 0.25
 MIN_REGION_SIZE = 100
-NUM_INSTANCE_CLASSES = len(INSTANCE_NYU40_IDS)
-
-_NYU40_TO_CLASS = index_table(INSTANCE_NYU40_IDS, -1)
 
 
-def instance_class_index(nyu40) -> np.ndarray:
-    """Index 0..17 into ``INSTANCE_NYU40_IDS`` for each NYU40 id, -1 for any other value."""
-    return map_nyu40(_NYU40_TO_CLASS, nyu40, -1)
-
-
-def gt_from_training_labels(semantic, instance) -> np.ndarray:
+def gt_from_training_labels(semantic, instance, label_set: LabelSet = SCANNET20) -> np.ndarray:
     """Evaluator GT from a preprocessed scene's ``semantic`` / ``instance`` arrays.
 
-    Instance vertices get ``nyu40 * 1000 + instance + 1``, the others their NYU40
-    id (0 when ignored). Scores as the GT txt for both metrics: any vertex
-    outside the 18 classes is void for AP, and ``semantic.gt_labels`` reads ids < 1000 as labels.
+    Instance vertices get ``class * 1000 + instance + 1``, the others their class
+    id (0 when ignored). Scores as the GT txt for both metrics: any vertex outside
+    the instance classes is void for AP, and ``semantic.gt_labels`` reads ids < 1000
+    as labels (the stuff classes' ids are < 1000 in both label sets).
     """
     semantic = np.asarray(semantic, dtype=np.int64)
     instance = np.asarray(instance, dtype=np.int64)
-    nyu = np.where(semantic >= 0, TRAIN_TO_NYU40[np.clip(semantic, 0, NUM_SEMANTIC - 1)], 0)
-    if ((instance >= 0) & (instance_class_index(nyu) < 0)).any():
+    cls = np.where(semantic >= 0, label_set.train_to_id[np.clip(semantic, 0, label_set.num_classes - 1)], 0)
+    if ((instance >= 0) & (label_set.instance_index(cls) < 0)).any():
         raise ValueError("instance vertices must have an instance-class semantic label")
-    return np.where(instance >= 0, nyu * 1000 + instance + 1, nyu)
+    return np.where(instance >= 0, cls * 1000 + instance + 1, cls)
 
 
 @dataclass(frozen=True)
@@ -125,8 +121,8 @@ def _intersections(gt_ids: np.ndarray, masks: np.ndarray, num_pred: int, scene: 
 
 
 def match_scene(gt_ids, masks, labels, scores, *, scene: str = "scene",
-                min_region_size: int = MIN_REGION_SIZE) -> SceneMatches:
-    """Overlaps of one scene's predictions with its GT (``nyu40*1000+id`` per vertex)."""
+                min_region_size: int = MIN_REGION_SIZE, label_set: LabelSet = SCANNET20) -> SceneMatches:
+    """Overlaps of one scene's predictions with its GT (``class*1000+id`` per vertex)."""
     gt_ids = np.asarray(gt_ids).astype(np.int64, copy=False).ravel()
     masks = np.asarray(masks)
     labels = np.asarray(labels, dtype=np.int64).ravel()
@@ -148,10 +144,10 @@ def match_scene(gt_ids, masks, labels, scores, *, scene: str = "scene",
         masks = masks != 0  # official: any non-zero value is inside
 
     inter, uniq, counts = _intersections(gt_ids, masks, k, scene)
-    uniq_class = instance_class_index(uniq // 1000)  # 0 // 1000 = 0 -> -1: unannotated is void
+    uniq_class = label_set.instance_index(uniq // 1000)  # 0 // 1000 = 0 -> -1: unannotated is void
     size = inter.sum(axis=1)
     void = inter[:, uniq_class < 0].sum(axis=1)
-    pred_class = instance_class_index(labels)
+    pred_class = label_set.instance_index(labels)
     keep = (pred_class >= 0) & (size >= min_region_size)
 
     gt_cols = np.flatnonzero(uniq_class >= 0)
@@ -180,16 +176,31 @@ def _nanmean(a: np.ndarray, axis=None):
 
 @dataclass
 class InstanceResult:
-    """AP per class (index order of ``INSTANCE_NYU40_IDS``) and means; NaN: class without GT."""
+    """AP per instance class (label set order) and means; NaN: class without GT."""
 
-    ap_per_threshold: np.ndarray  # (18, 9): AP at each of AP_THRESHOLDS
-    ap25: np.ndarray  # (18,)
-    num_gt: np.ndarray  # (18,) scored GT instances (>= min_region_size vertices)
-    num_pred: np.ndarray  # (18,) predictions taking part (valid label, >= min_region_size)
+    ap_per_threshold: np.ndarray  # (K, 9): AP at each of AP_THRESHOLDS, K instance classes
+    ap25: np.ndarray  # (K,)
+    num_gt: np.ndarray  # (K,) scored GT instances (>= min_region_size vertices)
+    num_pred: np.ndarray  # (K,) predictions taking part (valid label, >= min_region_size)
     num_scenes: int
-    class_names: tuple = INSTANCE_NAMES
-    class_ids: tuple = INSTANCE_NYU40_IDS
+    label_set: LabelSet = SCANNET20
     thresholds: np.ndarray = field(default_factory=lambda: AP_THRESHOLDS.copy())
+
+    @property
+    def class_names(self) -> tuple:
+        return self.label_set.instance_names
+
+    @property
+    def class_ids(self) -> tuple:
+        return self.label_set.instance_ids
+
+    def split_means(self) -> dict[str, dict[str, float]]:
+        """Per split of the label set (ScanNet200: head / common / tail): mean AP, AP50, AP25."""
+        out = {}
+        for name, idx in self.label_set.split_of_instance_classes().items():
+            out[name] = {"ap": float(_nanmean(self.ap_per_threshold[idx])),
+                         "ap50": float(_nanmean(self.ap50[idx])), "ap25": float(_nanmean(self.ap25[idx]))}
+        return out
 
     @property
     def ap(self) -> np.ndarray:
@@ -216,26 +227,30 @@ class InstanceResult:
         def num(x):
             return None if np.isnan(x) else float(x)
         classes = {
-            name: {"nyu40_id": int(cid), "ap": num(a), "ap50": num(a50), "ap25": num(a25),
+            name: {"id": int(cid), "ap": num(a), "ap50": num(a50), "ap25": num(a25),
                    "num_gt": int(ng), "num_pred": int(npred)}
             for name, cid, a, a50, a25, ng, npred in zip(
                 self.class_names, self.class_ids, self.ap, self.ap50, self.ap25,
                 self.num_gt, self.num_pred)
         }
-        return {"num_scenes": self.num_scenes,
+        return {"num_scenes": self.num_scenes, "label_set": self.label_set.name,
                 "mean": {"ap": num(self.mean_ap), "ap50": num(self.mean_ap50),
                          "ap25": num(self.mean_ap25)},
+                "splits": {s: {k: num(v) for k, v in m.items()} for s, m in self.split_means().items()},
                 "classes": classes}
 
     def format_table(self) -> str:
         """Per-class table and means, as the official script prints them."""
-        head = f"{'class':<16}{'AP':>9}{'AP50':>9}{'AP25':>9}{'#GT':>7}"
+        w = max(16, max(len(n) for n in self.class_names) + 2)
+        head = f"{'class':<{w}}{'AP':>9}{'AP50':>9}{'AP25':>9}{'#GT':>7}"
         rows = [head, "-" * len(head)]
         for name, a, a50, a25, ng in zip(self.class_names, self.ap, self.ap50, self.ap25,
                                          self.num_gt):
-            rows.append(f"{name:<16}{a:>9.3f}{a50:>9.3f}{a25:>9.3f}{ng:>7d}")
+            rows.append(f"{name:<{w}}{a:>9.3f}{a50:>9.3f}{a25:>9.3f}{ng:>7d}")
         rows.append("-" * len(head))
-        rows.append(f"{'average':<16}{self.mean_ap:>9.3f}{self.mean_ap50:>9.3f}"
+        for name, m in self.split_means().items():
+            rows.append(f"{name:<{w}}{m['ap']:>9.3f}{m['ap50']:>9.3f}{m['ap25']:>9.3f}")
+        rows.append(f"{'average':<{w}}{self.mean_ap:>9.3f}{self.mean_ap50:>9.3f}"
                     f"{self.mean_ap25:>9.3f}{int(self.num_gt.sum()):>7d}")
         return "\n".join(rows)
 
@@ -315,8 +330,8 @@ def _greedy(lg: np.ndarray, lp: np.ndarray, score: np.ndarray, num_gt: int):
     return matched, gt_score, np.asarray(dup_gt, np.int64), np.asarray(dup_score, np.float64)
 
 
-def _threshold_aps(pool: _Pooled, t: float, min_region_size: int) -> np.ndarray:
-    """(18,) AP of every class at IoU threshold ``t``."""
+def _threshold_aps(pool: _Pooled, t: float, min_region_size: int, num_classes: int) -> np.ndarray:
+    """(K,) AP of every instance class at IoU threshold ``t``."""
     n_pred, n_gt = len(pool.pred_class), len(pool.gt_class)
     gt_scored = pool.gt_size >= min_region_size
     cand = pool.pair_iou > t
@@ -349,14 +364,14 @@ def _threshold_aps(pool: _Pooled, t: float, min_region_size: int) -> np.ndarray:
     entry_score = np.concatenate([gt_score[matched], dup_score, score[counted]])
     entry_true = np.concatenate([np.ones(matched.sum(), bool), np.zeros(len(dup_gt), bool),
                                  np.zeros(counted.sum(), bool)])
-    missed = np.bincount(pool.gt_class[gt_scored & ~matched], minlength=NUM_INSTANCE_CLASSES)
-    has_gt = np.bincount(pool.gt_class[gt_scored], minlength=NUM_INSTANCE_CLASSES) > 0
-    has_pred = np.bincount(pool.pred_class, minlength=NUM_INSTANCE_CLASSES) > 0
+    missed = np.bincount(pool.gt_class[gt_scored & ~matched], minlength=num_classes)
+    has_gt = np.bincount(pool.gt_class[gt_scored], minlength=num_classes) > 0
+    has_pred = np.bincount(pool.pred_class, minlength=num_classes) > 0
 
     order = np.argsort(entry_class, kind="stable")
-    bounds = np.searchsorted(entry_class[order], np.arange(NUM_INSTANCE_CLASSES + 1))
-    aps = np.full(NUM_INSTANCE_CLASSES, np.nan)
-    for c in range(NUM_INSTANCE_CLASSES):
+    bounds = np.searchsorted(entry_class[order], np.arange(num_classes + 1))
+    aps = np.full(num_classes, np.nan)
+    for c in np.flatnonzero(has_gt).tolist():  # classes with GT; the others stay NaN
         if has_gt[c] and has_pred[c]:
             idx = order[bounds[c]:bounds[c + 1]]
             aps[c] = average_precision(entry_score[idx], entry_true[idx], int(missed[c]))
@@ -365,23 +380,24 @@ def _threshold_aps(pool: _Pooled, t: float, min_region_size: int) -> np.ndarray:
     return aps
 
 
-def compute_ap(scenes: Sequence[SceneMatches], *, min_region_size: int = MIN_REGION_SIZE
-               ) -> InstanceResult:
+def compute_ap(scenes: Sequence[SceneMatches], *, min_region_size: int = MIN_REGION_SIZE,
+               label_set: LabelSet = SCANNET20) -> InstanceResult:
     """AP per class and threshold from the matches of all scenes."""
     pool = _Pooled.of(scenes)
-    per_t = np.stack([_threshold_aps(pool, t, min_region_size) for t in AP_THRESHOLDS], axis=1)
-    ap25 = _threshold_aps(pool, AP25_THRESHOLD, min_region_size)
-    num_gt = np.bincount(pool.gt_class[pool.gt_size >= min_region_size],
-                         minlength=NUM_INSTANCE_CLASSES)
-    num_pred = np.bincount(pool.pred_class, minlength=NUM_INSTANCE_CLASSES)
-    return InstanceResult(per_t, ap25, num_gt, num_pred, len(scenes))
+    k = len(label_set.instance_ids)
+    per_t = np.stack([_threshold_aps(pool, t, min_region_size, k) for t in AP_THRESHOLDS], axis=1)
+    ap25 = _threshold_aps(pool, AP25_THRESHOLD, min_region_size, k)
+    num_gt = np.bincount(pool.gt_class[pool.gt_size >= min_region_size], minlength=k)
+    num_pred = np.bincount(pool.pred_class, minlength=k)
+    return InstanceResult(per_t, ap25, num_gt, num_pred, len(scenes), label_set)
 
 
 class InstanceEvaluator:
     """Accumulates scenes one at a time (keeps only small per-scene summaries)."""
 
-    def __init__(self, min_region_size: int = MIN_REGION_SIZE):
+    def __init__(self, min_region_size: int = MIN_REGION_SIZE, label_set: LabelSet = SCANNET20):
         self.min_region_size = min_region_size
+        self.label_set = label_set
         self._scenes: dict[str, SceneMatches] = {}
 
     def add(self, scene: str, gt_ids, masks, labels, scores) -> None:
@@ -389,7 +405,7 @@ class InstanceEvaluator:
         if scene in self._scenes:
             raise SceneError(scene, "predictions", "scene added twice")
         self._scenes[scene] = match_scene(gt_ids, masks, labels, scores, scene=scene,
-                                          min_region_size=self.min_region_size)
+                                          min_region_size=self.min_region_size, label_set=self.label_set)
 
     @property
     def num_scenes(self) -> int:
@@ -397,24 +413,27 @@ class InstanceEvaluator:
 
     def merge(self, other: "InstanceEvaluator") -> None:
         """Add the scenes another evaluator saw (e.g. another DDP rank's)."""
+        if other.label_set != self.label_set:
+            raise ValueError(f"cannot merge {other.label_set.name} scores into {self.label_set.name}")
         for scene, matches in other._scenes.items():
             if scene in self._scenes:
                 raise SceneError(scene, "predictions", "scene added twice")
             self._scenes[scene] = matches
 
     def result(self) -> InstanceResult:
-        return compute_ap(list(self._scenes.values()), min_region_size=self.min_region_size)
+        return compute_ap(list(self._scenes.values()), min_region_size=self.min_region_size,
+                          label_set=self.label_set)
 
 
 def evaluate_instances(preds: Mapping[str, ScenePrediction | tuple],
                        gts: Mapping[str, np.ndarray], *,
-                       min_region_size: int = MIN_REGION_SIZE) -> InstanceResult:
+                       min_region_size: int = MIN_REGION_SIZE, label_set: LabelSet = SCANNET20) -> InstanceResult:
     """Benchmark AP of ``preds`` (scene -> ScenePrediction or (masks, labels, scores)).
 
     Scenes are those of ``preds`` (as the official script: GT scenes without
-    predictions are not scored); each needs GT in ``gts`` (``nyu40*1000+id``).
+    predictions are not scored); each needs GT in ``gts`` (``class*1000+id``).
     """
-    ev = InstanceEvaluator(min_region_size)
+    ev = InstanceEvaluator(min_region_size, label_set)
     for scene, pred in preds.items():
         if scene not in gts:
             raise SceneError(scene, "ground truth", "no ground truth for this scene")

@@ -5,7 +5,7 @@ Every problem raises ``SceneError`` naming the scene, the file and the line.
 The readers accept what the official scripts accept (any integer per mask
 line, non-zero = inside; ``int(float(label))``); ``export.validate`` is the
 strict checker of the exact format. Unlike the official script, a label
-outside the 18 classes is an error here unless ``skip_invalid_labels`` (the
+outside the label set's instance classes is an error here unless ``skip_invalid_labels`` (the
 official script silently skips such lines), and two lines naming the same mask
 file are an error (the official script silently keeps one of them).
 """
@@ -18,8 +18,9 @@ import zipfile
 from pathlib import Path
 import numpy as np
 
+from scene_pe.data.labels import SCANNET20, LabelSet
 from scene_pe.evaluation.instance import (MIN_REGION_SIZE, InstanceEvaluator, InstanceResult,
-                                          ScenePrediction, instance_class_index)
+                                          ScenePrediction)
 from scene_pe.evaluation.semantic import SemanticEvaluator, SemanticResult
 from scene_pe.util.errors import SceneError
 
@@ -170,7 +171,7 @@ def _decode(data: bytes, scene: str, path: str) -> str:
 
 
 def read_instance_scene(source: SubmissionSource, scene: str, num_vertices: int, *,
-                        skip_invalid_labels: bool = False) -> ScenePrediction:
+                        skip_invalid_labels: bool = False, label_set: LabelSet = SCANNET20) -> ScenePrediction:
     """Predictions of one scene of an instance submission: masks (K, N) bool, labels, scores."""
     name = f"{scene}.txt"
     path = source.display(name)
@@ -195,11 +196,11 @@ def read_instance_scene(source: SubmissionSource, scene: str, num_vertices: int,
                              f"{parts[2]!r} is not a number") from None
         if np.isnan(conf):
             raise SceneError(scene, path, f"line {i}: confidence is NaN")
-        if instance_class_index(label) < 0:
+        if label_set.instance_index(label) < 0:
             if skip_invalid_labels:
                 continue
-            raise SceneError(scene, path, f"line {i}: label {label} is not one of the 18 "
-                             "instance classes' NYU40 ids")
+            raise SceneError(scene, path, f"line {i}: label {label} is not one of the "
+                             f"{len(label_set.instance_ids)} instance class ids of {label_set.name}")
         if member in seen:
             raise SceneError(scene, path, f"line {i}: mask file {parts[0]} named twice")
         seen.add(member)
@@ -217,7 +218,7 @@ def read_instance_scene(source: SubmissionSource, scene: str, num_vertices: int,
 
 
 def read_semantic_scene(source: SubmissionSource, scene: str, num_vertices: int) -> np.ndarray:
-    """NYU40 id per vertex of one scene of a semantic submission."""
+    """Class id per vertex of one scene of a semantic submission."""
     name = f"{scene}.txt"
     path = source.display(name)
     if not source.exists(name):
@@ -247,27 +248,27 @@ def _scenes_to_score(source: SubmissionSource, gt: dict[str, Path], require_all:
 
 def evaluate_instance_submission(pred: str | Path, gt_dir: str | Path, *,
                                  require_all: bool = False, skip_invalid_labels: bool = False,
-                                 min_region_size: int = MIN_REGION_SIZE
+                                 min_region_size: int = MIN_REGION_SIZE, label_set: LabelSet = SCANNET20
                                  ) -> tuple[InstanceResult, list[str]]:
     """AP of an instance submission; also the GT scenes it has no predictions for."""
     gt = gt_files(gt_dir)
-    ev = InstanceEvaluator(min_region_size)
+    ev = InstanceEvaluator(min_region_size, label_set)
     with SubmissionSource(pred) as source:
         todo, missing = _scenes_to_score(source, gt, require_all)
         for scene in todo:
             gt_ids = read_gt_file(gt[scene], scene)
             p = read_instance_scene(source, scene, len(gt_ids),
-                                    skip_invalid_labels=skip_invalid_labels)
+                                    skip_invalid_labels=skip_invalid_labels, label_set=label_set)
             ev.add(scene, gt_ids, p.masks, p.labels, p.scores)
     return ev.result(), missing
 
 
 def evaluate_semantic_submission(pred: str | Path, gt_dir: str | Path, *,
-                                 require_all: bool = False
+                                 require_all: bool = False, label_set: LabelSet = SCANNET20
                                  ) -> tuple[SemanticResult, list[str]]:
     """mIoU of a semantic submission; also the GT scenes it has no predictions for."""
     gt = gt_files(gt_dir)
-    ev = SemanticEvaluator()
+    ev = SemanticEvaluator(label_set)
     with SubmissionSource(pred) as source:
         todo, missing = _scenes_to_score(source, gt, require_all)
         for scene in todo:

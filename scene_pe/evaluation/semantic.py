@@ -1,18 +1,21 @@
-"""ScanNet v2 semantic segmentation metric: per-class IoU and mIoU over the 20 classes.
+"""ScanNet semantic segmentation metric: per-class IoU and mIoU over a label set's classes.
 
-Follows ScanNet's ``BenchmarkScripts/3d_evaluation/evaluate_semantic_label.py``:
+Follows ScanNet's ``BenchmarkScripts/3d_evaluation/evaluate_semantic_label.py``
+(ScanNet200: the same with its 200 classes):
 
-* Only vertices whose GT NYU40 id is one of the 20 benchmark classes count;
+* Only vertices whose GT class id is one of the label set's classes count;
   all others (0 unannotated, non-benchmark classes) are ignored.
-* A prediction that is not one of the 20 ids counts as an extra "unknown"
+* A prediction that is not one of the ids counts as an extra "unknown"
   class: it is a false negative of the GT class and a false positive of none.
-* IoU_c = TP / (TP + FP + FN) with FP counted over GT rows of the 20 classes;
+* IoU_c = TP / (TP + FP + FN) with FP counted over GT rows of the classes;
   NaN where the denominator is 0. mIoU (the benchmark's number; the script
   itself prints only the class IoUs) is the mean over classes, ignoring NaN.
 
-GT may be given as NYU40 ids or in the instance GT format ``nyu40*1000+id``:
-values >= 1000 are divided by 1000 (a NYU40 id is at most 40, so the two
-cannot be confused).
+GT may be given as class ids or in the instance GT format ``class*1000+id``:
+values >= 1000 are divided by 1000. For ScanNet v2 (NYU40 ids <= 40) the two
+cannot be confused; ScanNet200's ids reach 1191, so its GT must be in the
+instance format (as tools/preprocess.py writes it: stuff ids 1 and 3 plain,
+every object encoded).
 """
 
 from __future__ import annotations
@@ -22,45 +25,36 @@ from typing import Mapping
 
 import numpy as np
 
-from scene_pe.data.labels import (NUM_SEMANTIC, SEMANTIC_NAMES, SEMANTIC_NYU40_IDS, index_table,
-                                  map_nyu40)
+from scene_pe.data.labels import SCANNET20, LabelSet
 from scene_pe.util.errors import SceneError
-
-UNKNOWN = NUM_SEMANTIC  # column of predictions outside the 20 classes
-
-_NYU40_TO_SEM = index_table(SEMANTIC_NYU40_IDS, -1)
-
-
-def semantic_index(nyu40) -> np.ndarray:
-    """Index 0..19 into ``SEMANTIC_NYU40_IDS`` per NYU40 id, -1 for any other value."""
-    return map_nyu40(_NYU40_TO_SEM, nyu40, -1)
 
 
 def gt_labels(gt) -> np.ndarray:
-    """NYU40 id per vertex from NYU40 ids or instance-format GT (``nyu40*1000+id``)."""
+    """Class id per vertex from class ids or instance-format GT (``class*1000+id``)."""
     gt = np.asarray(gt, dtype=np.int64)
     return np.where(gt >= 1000, gt // 1000, gt)
 
 
-def semantic_confusion(gt, pred) -> np.ndarray:
-    """(20, 21) int64 counts: rows GT class, columns predicted class (last: unknown)."""
-    gt_idx = semantic_index(gt_labels(gt)).ravel()
-    pred_idx = semantic_index(pred).ravel()
+def semantic_confusion(gt, pred, label_set: LabelSet = SCANNET20) -> np.ndarray:
+    """(C, C+1) int64 counts: rows GT class, columns predicted class (last: unknown)."""
+    c = label_set.num_classes
+    gt_idx = label_set.semantic_index(gt_labels(gt)).ravel()
+    pred_idx = label_set.semantic_index(pred).ravel()
     if gt_idx.shape != pred_idx.shape:
         raise ValueError(f"{pred_idx.size} predictions for {gt_idx.size} GT vertices")
-    pred_idx[pred_idx < 0] = UNKNOWN
+    pred_idx[pred_idx < 0] = c  # the "unknown" column
     sel = gt_idx >= 0
-    flat = gt_idx[sel] * (NUM_SEMANTIC + 1) + pred_idx[sel]
-    return np.bincount(flat, minlength=NUM_SEMANTIC * (NUM_SEMANTIC + 1)).reshape(
-        NUM_SEMANTIC, NUM_SEMANTIC + 1)
+    flat = gt_idx[sel] * (c + 1) + pred_idx[sel]
+    return np.bincount(flat, minlength=c * (c + 1)).reshape(c, c + 1)
 
 
 def iou_from_confusion(confusion: np.ndarray) -> np.ndarray:
-    """(20,) IoU per class, NaN where the class has neither GT nor predictions."""
+    """(C,) IoU per class, NaN where the class has neither GT nor predictions."""
     conf = np.asarray(confusion, dtype=np.int64)
-    tp = np.diag(conf[:, :NUM_SEMANTIC])
+    c = conf.shape[0]
+    tp = np.diag(conf[:, :c])
     fn = conf.sum(axis=1) - tp  # includes predictions outside the classes
-    fp = conf[:, :NUM_SEMANTIC].sum(axis=0) - tp
+    fp = conf[:, :c].sum(axis=0) - tp
     denom = tp + fp + fn
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denom > 0, tp / denom, np.nan)
@@ -68,12 +62,19 @@ def iou_from_confusion(confusion: np.ndarray) -> np.ndarray:
 
 @dataclass
 class SemanticResult:
-    """Confusion matrix, IoU per class (order of ``SEMANTIC_NYU40_IDS``) and mIoU."""
+    """Confusion matrix, IoU per class (the label set's order) and mIoU."""
 
-    confusion: np.ndarray  # (20, 21)
+    confusion: np.ndarray  # (C, C+1)
     num_scenes: int
-    class_names: tuple = SEMANTIC_NAMES
-    class_ids: tuple = SEMANTIC_NYU40_IDS
+    label_set: LabelSet = SCANNET20
+
+    @property
+    def class_names(self) -> tuple:
+        return self.label_set.names
+
+    @property
+    def class_ids(self) -> tuple:
+        return self.label_set.ids
 
     @property
     def iou(self) -> np.ndarray:
@@ -88,44 +89,48 @@ class SemanticResult:
     def accuracy(self) -> float:
         """Overall vertex accuracy over the counted vertices."""
         total = self.confusion.sum()
-        return float(np.trace(self.confusion[:, :NUM_SEMANTIC]) / total) if total else float("nan")
+        return float(np.trace(self.confusion[:, :-1]) / total) if total else float("nan")
 
     def to_dict(self) -> dict:
         def num(x):
             return None if np.isnan(x) else float(x)
-        return {"num_scenes": self.num_scenes, "miou": num(self.miou),
+        return {"num_scenes": self.num_scenes, "label_set": self.label_set.name, "miou": num(self.miou),
                 "accuracy": num(self.accuracy),
-                "classes": {n: {"nyu40_id": int(c), "iou": num(i)}
+                "classes": {n: {"id": int(c), "iou": num(i)}
                             for n, c, i in zip(self.class_names, self.class_ids, self.iou)},
                 "confusion": self.confusion.tolist()}
 
     def format_table(self) -> str:
-        rows = [f"{'class':<16}{'IoU':>9}", "-" * 25]
-        rows += [f"{n:<16}{i:>9.3f}" for n, i in zip(self.class_names, self.iou)]
-        rows += ["-" * 25, f"{'mean':<16}{self.miou:>9.3f}"]
+        w = max(16, max(len(n) for n in self.class_names) + 2)
+        rows = [f"{'class':<{w}}{'IoU':>9}", "-" * (w + 9)]
+        rows += [f"{n:<{w}}{i:>9.3f}" for n, i in zip(self.class_names, self.iou)]
+        rows += ["-" * (w + 9), f"{'mean':<{w}}{self.miou:>9.3f}"]
         return "\n".join(rows)
 
 
 class SemanticEvaluator:
     """Accumulates the confusion matrix scene by scene."""
 
-    def __init__(self):
-        self.confusion = np.zeros((NUM_SEMANTIC, NUM_SEMANTIC + 1), dtype=np.int64)
+    def __init__(self, label_set: LabelSet = SCANNET20):
+        self.label_set = label_set
+        self.confusion = np.zeros((label_set.num_classes, label_set.num_classes + 1), dtype=np.int64)
         self._scenes: set[str] = set()
 
     def add(self, scene: str, gt, pred) -> None:
-        """``gt``: NYU40 ids or instance-format GT; ``pred``: NYU40 id per vertex."""
+        """``gt``: class ids or instance-format GT; ``pred``: class id per vertex."""
         if scene in self._scenes:
             raise SceneError(scene, "predictions", "scene added twice")
         gt, pred = np.asarray(gt), np.asarray(pred)
         if gt.shape != pred.shape:
             raise SceneError(scene, "predictions",
                              f"{pred.size} predicted labels for {gt.size} GT vertices")
-        self.confusion += semantic_confusion(gt, pred)
+        self.confusion += semantic_confusion(gt, pred, self.label_set)
         self._scenes.add(scene)
 
     def merge(self, other: "SemanticEvaluator") -> None:
         """Add the scenes another evaluator saw (e.g. another DDP rank's)."""
+        if other.label_set != self.label_set:
+            raise ValueError(f"cannot merge {other.label_set.name} scores into {self.label_set.name}")
         overlap = self._scenes & other._scenes
         if overlap:
             raise SceneError(sorted(overlap)[0], "predictions", "scene added twice")
@@ -133,13 +138,13 @@ class SemanticEvaluator:
         self._scenes |= other._scenes
 
     def result(self) -> SemanticResult:
-        return SemanticResult(self.confusion.copy(), len(self._scenes))
+        return SemanticResult(self.confusion.copy(), len(self._scenes), self.label_set)
 
 
-def evaluate_semantic(preds: Mapping[str, np.ndarray], gts: Mapping[str, np.ndarray]
-                      ) -> SemanticResult:
-    """mIoU of ``preds`` (scene -> NYU40 id per vertex) against ``gts`` (scene -> GT)."""
-    ev = SemanticEvaluator()
+def evaluate_semantic(preds: Mapping[str, np.ndarray], gts: Mapping[str, np.ndarray],
+                      label_set: LabelSet = SCANNET20) -> SemanticResult:
+    """mIoU of ``preds`` (scene -> class id per vertex) against ``gts`` (scene -> GT)."""
+    ev = SemanticEvaluator(label_set)
     for scene, pred in preds.items():
         if scene not in gts:
             raise SceneError(scene, "ground truth", "no ground truth for this scene")

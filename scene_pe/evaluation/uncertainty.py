@@ -46,8 +46,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scene_pe.data.labels import INSTANCE_NYU40_IDS
-from scene_pe.evaluation.semantic import gt_labels, semantic_index
+from scene_pe.data.labels import SCANNET20, LabelSet
+from scene_pe.evaluation.semantic import gt_labels
 from scene_pe.util.errors import SceneError
 
 NUM_BINS = 10
@@ -55,18 +55,18 @@ NO_INSTANCE = 0  # own GT instance of wall / floor vertices (GT instance values 
 _WRONG, _ASSIGNED, _INSTANCE = 1, 2, 4  # bits of the accumulator's per-vertex code
 
 
-def own_instances(gt) -> tuple[np.ndarray, np.ndarray]:
+def own_instances(gt, label_set: LabelSet = SCANNET20) -> tuple[np.ndarray, np.ndarray]:
     """(population mask, own GT instance per vertex: the GT value, or NO_INSTANCE)."""
     gt = np.asarray(gt, dtype=np.int64).ravel()
-    nyu = gt_labels(gt)
-    population = semantic_index(nyu) >= 0
-    own = np.where(population & (gt >= 1000) & np.isin(nyu, INSTANCE_NYU40_IDS), gt, NO_INSTANCE)
+    cls = gt_labels(gt)
+    population = label_set.semantic_index(cls) >= 0
+    own = np.where(population & (gt >= 1000) & (label_set.instance_index(cls) >= 0), gt, NO_INSTANCE)
     return population, own
 
 
-def wrong_assignments(gt, instance) -> tuple[np.ndarray, np.ndarray]:
+def wrong_assignments(gt, instance, label_set: LabelSet = SCANNET20) -> tuple[np.ndarray, np.ndarray]:
     """(population mask, wrong mask) over all vertices; ``wrong`` is False outside the population."""
-    population, own = own_instances(gt)
+    population, own = own_instances(gt, label_set)
     inst = np.asarray(instance, dtype=np.int64).ravel()
     if inst.shape != own.shape:
         raise ValueError(f"{inst.size} predicted ids for {own.size} GT vertices")
@@ -209,7 +209,8 @@ class UncertaintyResult:
 class UncertaintyEvaluator:
     """Pools (uncertainty, wrong, assigned) of every population vertex over scenes."""
 
-    def __init__(self):
+    def __init__(self, label_set: LabelSet = SCANNET20):
+        self.label_set = label_set
         self._values: dict[str, np.ndarray] = {}
         self._codes: dict[str, np.ndarray] = {}
 
@@ -225,9 +226,9 @@ class UncertaintyEvaluator:
             raise SceneError(scene, "predictions", f"{unc.size} uncertainties for {np.asarray(gt).size} vertices")
         if not np.isfinite(unc).all():
             raise SceneError(scene, "predictions", "non-finite uncertainty")
-        population, wrong = wrong_assignments(gt, instance)
+        population, wrong = wrong_assignments(gt, instance, self.label_set)
         assigned = np.asarray(instance).ravel() >= 0
-        has_own = own_instances(gt)[1] != NO_INSTANCE
+        has_own = own_instances(gt, self.label_set)[1] != NO_INSTANCE
         self._values[scene] = unc[population].astype(np.float32)
         self._codes[scene] = (wrong * _WRONG + assigned * _ASSIGNED + has_own * _INSTANCE
                               )[population].astype(np.uint8)

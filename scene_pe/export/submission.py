@@ -3,11 +3,12 @@
 Instance submission (one folder)::
 
     <scene>.txt                      one line per instance:
-                                     predicted_masks/<scene>_<k>.txt <nyu40 id> <confidence>
+                                     predicted_masks/<scene>_<k>.txt <class id> <confidence>
     predicted_masks/<scene>_<k>.txt  one line per mesh vertex: 1 inside, 0 outside
 
-Semantic submission (another folder): ``<scene>.txt`` with one NYU40 id per
-vertex. The two kinds both use ``<scene>.txt``, so they need separate folders.
+Semantic submission (another folder): ``<scene>.txt`` with one class id per
+vertex. Class ids are the label set's (NYU40 ids for ScanNet v2, the tsv ``id``
+for ScanNet200: the same formats, other ids). The two kinds both use ``<scene>.txt``, so they need separate folders.
 The zip holds the folder's content without a root folder.
 
 Every file is written atomically (temporary file + rename; no fsync, see
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scene_pe.data.labels import INSTANCE_NYU40_IDS, SEMANTIC_NYU40_IDS
+from scene_pe.data.labels import SCANNET20, LabelSet
 from scene_pe.util.io import atomic_open, int_lines_bytes
 
 MASK_DIR = "predicted_masks"
@@ -70,11 +71,11 @@ def _remove_stale_masks(mask_dir: Path, scene: str) -> None:
 def write_instance_submission(out_dir: str | Path, scene: str, masks, labels, confidences, *,
                               score_threshold: float | None = None,
                               max_instances: int | None = None,
-                              min_vertices: int = 1) -> int:
+                              min_vertices: int = 1, label_set: LabelSet = SCANNET20) -> int:
     """Write one scene of an instance submission; returns the number of instances written.
 
     ``masks``: (K, N) bool, or (N,) int instance index per vertex (-1: none);
-    ``labels``: (K,) NYU40 ids of the 18 instance classes; ``confidences``: (K,).
+    ``labels``: (K,) ids of the label set's instance classes; ``confidences``: (K,).
     Keeps instances with at least ``min_vertices`` vertices and a confidence
     >= ``score_threshold``, then the ``max_instances`` most confident.
     """
@@ -86,10 +87,10 @@ def write_instance_submission(out_dir: str | Path, scene: str, masks, labels, co
     k = len(labels)
     if len(scores) != k:
         raise ValueError(f"{scene}: {k} labels but {len(scores)} confidences")
-    if not np.isin(labels, INSTANCE_NYU40_IDS).all():
-        bad = labels[~np.isin(labels, INSTANCE_NYU40_IDS)]
+    bad = labels[label_set.instance_index(labels) < 0]
+    if bad.size:
         raise ValueError(f"{scene}: labels {sorted(set(bad.tolist()))} are not instance-class "
-                         "NYU40 ids")
+                         f"ids of {label_set.name}")
     if not np.isfinite(scores).all():
         raise ValueError(f"{scene}: confidences must be finite")
     if masks.ndim == 2:
@@ -117,13 +118,14 @@ def write_instance_submission(out_dir: str | Path, scene: str, masks, labels, co
     return len(chosen)
 
 
-def write_semantic_submission(out_dir: str | Path, scene: str, labels) -> None:
-    """Write one scene of a semantic submission: one NYU40 id (of the 20 classes) per vertex."""
+def write_semantic_submission(out_dir: str | Path, scene: str, labels,
+                              label_set: LabelSet = SCANNET20) -> None:
+    """Write one scene of a semantic submission: one class id of the label set per vertex."""
     labels = np.asarray(labels, dtype=np.int64).ravel()
-    valid = np.isin(labels, SEMANTIC_NYU40_IDS)
+    valid = label_set.semantic_index(labels) >= 0
     if not valid.all():
         raise ValueError(f"{scene}: labels {sorted(set(labels[~valid].tolist()))[:10]} are not "
-                         "benchmark NYU40 ids (map training ids with labels.TRAIN_TO_NYU40)")
+                         f"class ids of {label_set.name} (map training ids with LabelSet.train_to_id)")
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     _write_bytes(Path(out_dir) / f"{scene}.txt", int_lines_bytes(labels))
 

@@ -4,11 +4,12 @@ Collects every problem (not just the first) as ``"<file>: [line N: ]message"``:
 expected scenes present (and no others), archive without a root folder, scene
 files with exactly ``<mask path> <label id> <confidence>`` per line (single
 spaces, no leading/trailing whitespace, no empty line, no CR), mask paths
-relative, in a subfolder, existing and named once, label ids of the 18
-instance classes, finite float confidences, and mask files with one ``0`` or
-``1`` per vertex of the scene's ``_vh_clean_2.ply``. A scene file without lines
-(no instance found) is valid. Semantic submissions: one NYU40 id of the 20
-classes per vertex.
+relative, in a subfolder, existing and named once, label ids of the label
+set's instance classes (ScanNet v2: the 18 NYU40 ids; ScanNet200: the 198 tsv
+ids), finite float confidences, and mask files with one ``0`` or ``1`` per
+vertex of the scene's ``_vh_clean_2.ply``. A scene file without lines (no
+instance found) is valid. Semantic submissions: one class id of the label set
+per vertex.
 """
 
 from __future__ import annotations
@@ -22,10 +23,8 @@ from typing import Iterable, Mapping
 import numpy as np
 from plyfile import PlyData
 
-from scene_pe.data.labels import INSTANCE_NYU40_IDS, SEMANTIC_NYU40_IDS
+from scene_pe.data.labels import SCANNET20, LabelSet
 from scene_pe.evaluation.io import SubmissionSource, gt_files, resolve_mask_path
-
-_VALID_SEMANTIC = np.array([str(i).encode() for i in SEMANTIC_NYU40_IDS])
 
 
 def ply_vertex_count(path: str | Path) -> int:
@@ -102,7 +101,7 @@ def _line_format_problems(line: str) -> list[str]:
 
 
 def _check_instance_scene(source: SubmissionSource, name: str, n: int | None,
-                          referenced: dict[str, str], problems: list[str]) -> None:
+                          referenced: dict[str, str], problems: list[str], label_set: LabelSet) -> None:
     where = source.display(name)
     try:
         text = source.read(name).decode("utf-8")
@@ -139,9 +138,11 @@ def _check_instance_scene(source: SubmissionSource, name: str, n: int | None,
                 if n is not None:
                     problems.extend(f"{source.display(member)}: {m}"
                                     for m in _mask_problems(source.read(member), n))
-            if not re.fullmatch(r"[0-9]+", label) or int(label) not in INSTANCE_NYU40_IDS:
-                msgs.append(f"label {label!r} is not one of the 18 instance-class NYU40 ids "
-                            f"{INSTANCE_NYU40_IDS}")
+            if not re.fullmatch(r"[0-9]+", label) or int(label) not in label_set.instance_ids:
+                ids = label_set.instance_ids
+                shown = f"{ids}" if len(ids) <= 20 else f"({ids[0]}, {ids[1]}, ..., {ids[-1]})"
+                msgs.append(f"label {label!r} is not one of the {len(ids)} instance-class ids of "
+                            f"{label_set.name} {shown}")
             try:
                 ok = math.isfinite(float(conf))
             except ValueError:
@@ -152,7 +153,7 @@ def _check_instance_scene(source: SubmissionSource, name: str, n: int | None,
 
 
 def _check_semantic_scene(source: SubmissionSource, name: str, n: int | None,
-                          problems: list[str]) -> None:
+                          problems: list[str], label_set: LabelSet) -> None:
     where = source.display(name)
     data = source.read(name)
     if not data:
@@ -161,10 +162,11 @@ def _check_semantic_scene(source: SubmissionSource, name: str, n: int | None,
     lines = np.array(_split_lines(data), dtype=bytes)
     if n is not None and len(lines) != n:
         problems.append(f"{where}: {len(lines)} lines, expected {n} (one per mesh vertex)")
-    bad = np.flatnonzero(~np.isin(lines, _VALID_SEMANTIC))
+    valid = np.array([str(i).encode() for i in label_set.ids])
+    bad = np.flatnonzero(~np.isin(lines, valid))
     if len(bad):
-        problems.append(f"{where}: line {bad[0] + 1}: {lines[bad[0]][:40]!r} is not one of the 20 "
-                        f"benchmark NYU40 ids ({len(bad)} such lines)")
+        problems.append(f"{where}: line {bad[0] + 1}: {lines[bad[0]][:40]!r} is not one of the "
+                        f"{label_set.num_classes} class ids of {label_set.name} ({len(bad)} such lines)")
 
 
 def _root_folder_problem(source: SubmissionSource) -> str:
@@ -179,11 +181,11 @@ def _root_folder_problem(source: SubmissionSource) -> str:
 
 def validate_submission(submission: str | Path, vertex_counts: Mapping[str, int],
                         expected_scenes: Iterable[str] | None = None, *,
-                        task: str = "instance") -> list[str]:
+                        task: str = "instance", label_set: LabelSet = SCANNET20) -> list[str]:
     """Every problem of a submission folder or zip; empty list if it is valid.
 
     ``vertex_counts``: scene -> mesh vertices; ``expected_scenes`` defaults to
-    its keys. ``task``: ``"instance"`` or ``"semantic"``.
+    its keys. ``task``: ``"instance"`` or ``"semantic"``; ``label_set``: whose class ids.
     """
     if task not in ("instance", "semantic"):
         raise ValueError(f"task must be 'instance' or 'semantic', not {task!r}")
@@ -210,7 +212,7 @@ def validate_submission(submission: str | Path, vertex_counts: Mapping[str, int]
                 problems.append(f"{source.display(name)}: vertex count of {scene} unknown "
                                 "(mesh or GT not found)")
             if task == "instance":
-                _check_instance_scene(source, name, n, referenced, problems)
+                _check_instance_scene(source, name, n, referenced, problems, label_set)
             else:
-                _check_semantic_scene(source, name, n, problems)
+                _check_semantic_scene(source, name, n, problems, label_set)
     return problems

@@ -47,7 +47,6 @@ from typing import Callable, Literal
 import numpy as np
 import torch
 
-from scene_pe.data.labels import INSTANCE_TRAIN_IDS, TRAIN_IS_INSTANCE
 from scene_pe.method.uncertainty import Uncertainty
 from scene_pe.model.outputs import MarginOutput, ProbabilisticOutput
 
@@ -155,10 +154,19 @@ def _greedy(
     return instance, np.asarray(anchors, dtype=np.int64)
 
 
-def _candidates(scores: np.ndarray, exclude_stuff: bool) -> np.ndarray:
+def _candidates(scores: np.ndarray, exclude_stuff: bool, instance_classes: np.ndarray) -> np.ndarray:
     if not exclude_stuff:
         return np.ones(scores.shape[0], dtype=bool)
-    return TRAIN_IS_INSTANCE[scores.argmax(1)]
+    return instance_classes[scores.argmax(1)]
+
+
+def _as_mask(instance_classes, num_columns: int) -> np.ndarray:
+    """(C,) bool numpy mask of the instance classes; C must match the score columns."""
+    m = instance_classes.detach().cpu().numpy() if isinstance(instance_classes, torch.Tensor) \
+        else np.asarray(instance_classes)
+    if m.dtype != bool or m.shape != (num_columns,):
+        raise ValueError(f"instance_classes must be ({num_columns},) bool, got {m.shape} {m.dtype}")
+    return m
 
 
 def _member_mean(scores: np.ndarray, instance: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -187,11 +195,15 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 def cluster_probabilistic_scene(
-    mu: torch.Tensor, sigma: torch.Tensor | None, scores: torch.Tensor, cfg: ClusteringConfig = ClusteringConfig()
+    mu: torch.Tensor, sigma: torch.Tensor | None, scores: torch.Tensor, cfg: ClusteringConfig = ClusteringConfig(),
+    *, instance_classes,
 ) -> Clusters:
-    """One scene: mu (N, E) (E = 3, or 6: ExtDim), sigma (N, D) or None (RBF), scores P (N, 20)."""
+    """One scene: mu (N, E) (E = 3, or 6: ExtDim), sigma (N, D) or None (RBF), scores P (N, C);
+    ``instance_classes`` (C,) bool: the classes with instances (a head output's)."""
     # float64: the row is cheap, and tiny variances neither underflow nor round.
     mu_n, p = _np(mu).astype(np.float64), _np(scores)
+    is_inst = _as_mask(instance_classes, p.shape[1])
+    inst_ids = np.flatnonzero(is_inst)
     if sigma is None:
         log_var = np.full((mu_n.shape[0], 1), 2.0 * math.log(cfg.rbf_sigma))
     else:
@@ -200,9 +212,9 @@ def cluster_probabilistic_scene(
     reps = mu_n.shape[1] if var.shape[1] == 1 else 1  # isotropic: the term counts on every axis
     half_lv = 0.25 * reps * log_var.sum(1)  # per-voxel term of log kappa (kernels.py)
     neg_log_tau = -math.log(cfg.tau)
-    inst_scores = p[:, INSTANCE_TRAIN_IDS]
-    best, best_cls = inst_scores.max(1), INSTANCE_TRAIN_IDS[inst_scores.argmax(1)]
-    cand = _candidates(p, cfg.exclude_stuff)
+    inst_scores = p[:, inst_ids]
+    best, best_cls = inst_scores.max(1), inst_ids[inst_scores.argmax(1)]
+    cand = _candidates(p, cfg.exclude_stuff, is_inst)
     vmax_x = float(var[cand, 0].max()) if cand.any() else 0.0
 
     def radius_of(a: int) -> float:
@@ -221,19 +233,21 @@ def cluster_probabilistic_scene(
         classes = best_cls[anchors]
         conf = best[anchors] * _member_mean(p, instance, classes)
     else:
-        means = _member_means(p[:, INSTANCE_TRAIN_IDS], instance, anchors.size)  # (K, 18)
-        classes = INSTANCE_TRAIN_IDS[means.argmax(1)] if anchors.size else anchors
+        means = _member_means(p[:, inst_ids], instance, anchors.size)  # (K, instance classes)
+        classes = inst_ids[means.argmax(1)] if anchors.size else anchors
         conf = means.max(1) if anchors.size else np.zeros(0)
     return _result(instance, classes, conf.astype(p.dtype), anchors)
 
 
 def cluster_margin_scene(
     embedding: torch.Tensor, sigma: torch.Tensor, seed: torch.Tensor, scores: torch.Tensor,
-    cfg: MarginClusteringConfig = MarginClusteringConfig(),
+    cfg: MarginClusteringConfig = MarginClusteringConfig(), *, instance_classes,
 ) -> Clusters:
-    """One scene: embedding (N, 3), sigma (N, D), seed (N,), scores P (N, 20)."""
+    """One scene: embedding (N, 3), sigma (N, D), seed (N,), scores P (N, C), instance_classes (C,) bool."""
     emb, sig = _np(embedding).astype(np.float64), _np(sigma).astype(np.float64)
     sd, p = _np(seed), _np(scores)
+    is_inst = _as_mask(instance_classes, p.shape[1])
+    inst_ids = np.flatnonzero(is_inst)
     neg_log_t = -math.log(cfg.phi_threshold)
 
     def radius_of(a: int) -> float:
@@ -242,15 +256,15 @@ def cluster_margin_scene(
     def members_of(idx: np.ndarray, a: int) -> np.ndarray:
         return ((emb[idx] - emb[a]) ** 2 / (2.0 * sig[a] ** 2)).sum(1) <= neg_log_t
 
-    instance, anchors = _greedy(sd, _candidates(p, cfg.exclude_stuff), emb[:, 0], radius_of, members_of,
+    instance, anchors = _greedy(sd, _candidates(p, cfg.exclude_stuff, is_inst), emb[:, 0], radius_of, members_of,
                                 cfg.seed_threshold, cfg.min_size, cfg.max_steps)
     m = instance >= 0
     k = instance[m]
-    sums = np.zeros((anchors.size, INSTANCE_TRAIN_IDS.size))
-    np.add.at(sums, k, p[m][:, INSTANCE_TRAIN_IDS])
+    sums = np.zeros((anchors.size, inst_ids.size))
+    np.add.at(sums, k, p[m][:, inst_ids])
     mean_scores = sums / np.maximum(np.bincount(k, minlength=anchors.size), 1)[:, None]
     cls_col = mean_scores.argmax(1) if anchors.size else np.zeros(0, dtype=np.int64)
-    classes = INSTANCE_TRAIN_IDS[cls_col]
+    classes = inst_ids[cls_col]
     conf = sd[anchors] * mean_scores[np.arange(anchors.size), cls_col]
     return _result(instance, classes, conf.astype(p.dtype), anchors)
 
@@ -261,7 +275,8 @@ def cluster_probabilistic(out: ProbabilisticOutput, cfg: ClusteringConfig = Clus
     for s in torch.unique_consecutive(out.batch).tolist():  # scenes are contiguous
         m = out.batch == s
         sig = out.sigma[m] if out.sigma is not None else None
-        res.append(cluster_probabilistic_scene(out.mu[m], sig, out.scores[m], cfg))
+        res.append(cluster_probabilistic_scene(out.mu[m], sig, out.scores[m], cfg,
+                                               instance_classes=out.instance_classes))
     return res
 
 
@@ -270,5 +285,6 @@ def cluster_margin(out: MarginOutput, cfg: MarginClusteringConfig = MarginCluste
     res = []
     for s in torch.unique_consecutive(out.batch).tolist():  # scenes are contiguous
         m = out.batch == s
-        res.append(cluster_margin_scene(out.embedding[m], out.sigma[m], out.seed[m], out.scores[m], cfg))
+        res.append(cluster_margin_scene(out.embedding[m], out.sigma[m], out.seed[m], out.scores[m], cfg,
+                                        instance_classes=out.instance_classes))
     return res

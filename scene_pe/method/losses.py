@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from scene_pe.data.labels import IGNORE_LABEL, NUM_SEMANTIC, TRAIN_IS_INSTANCE
+from scene_pe.data.labels import IGNORE_LABEL
 
 
 @dataclass
@@ -57,33 +57,38 @@ class SceneTargets:
         return int(self.inst_cls.numel())
 
 
-def check_targets(n: int, semantic: torch.Tensor, instance: torch.Tensor) -> None:
+def check_targets(n: int, semantic: torch.Tensor, instance: torch.Tensor, num_classes: int) -> None:
     """Shapes and value ranges of the targets; raises ValueError."""
     if semantic.shape != (n,) or instance.shape != (n,):
         raise ValueError(
             f"targets must have shape ({n},): semantic {tuple(semantic.shape)}, "
             f"instance {tuple(instance.shape)}"
         )
-    bad = (semantic != IGNORE_LABEL) & ((semantic < 0) | (semantic >= NUM_SEMANTIC))
+    bad = (semantic != IGNORE_LABEL) & ((semantic < 0) | (semantic >= num_classes))
     if bool(bad.any()):
-        raise ValueError(f"semantic ids outside 0..{NUM_SEMANTIC - 1} and {IGNORE_LABEL}")
+        raise ValueError(f"semantic ids outside 0..{num_classes - 1} and {IGNORE_LABEL}")
     if bool((instance < -1).any()):
         raise ValueError("instance ids must be >= -1")
 
 
-def split_scenes(batch: torch.Tensor, semantic: torch.Tensor, instance: torch.Tensor) -> list[SceneTargets]:
-    """Per-scene targets for every scene index present in ``batch`` (vectorised remap)."""
-    check_targets(batch.shape[0], semantic, instance)
+def split_scenes(batch: torch.Tensor, semantic: torch.Tensor, instance: torch.Tensor,
+                 instance_classes: torch.Tensor) -> list[SceneTargets]:
+    """Per-scene targets for every scene index present in ``batch`` (vectorised remap).
+
+    ``instance_classes``: (C,) bool, the classes with instances (a head output's).
+    """
+    num_classes = instance_classes.numel()
+    check_targets(batch.shape[0], semantic, instance, num_classes)
     dev = semantic.device
     labelled = semantic != IGNORE_LABEL
-    is_inst_cls = torch.as_tensor(TRAIN_IS_INSTANCE, device=dev)
+    is_inst_cls = instance_classes.to(dev)
     valid = labelled & (instance >= 0)
     sem_safe = semantic.clamp(min=0)
     # Global instance index over the batch, class by majority vote of its voxels.
     uniq, ginv = torch.unique(instance[valid], return_inverse=True)
     num_g = uniq.numel()
-    votes = torch.bincount(ginv * NUM_SEMANTIC + sem_safe[valid], minlength=num_g * NUM_SEMANTIC)
-    g_cls = votes.view(num_g, NUM_SEMANTIC).argmax(1)
+    votes = torch.bincount(ginv * num_classes + sem_safe[valid], minlength=num_g * num_classes)
+    g_cls = votes.view(num_g, num_classes).argmax(1)
     g_batch = batch[valid]
     g_scene_min = torch.full((num_g,), torch.iinfo(torch.long).max, device=dev).scatter_reduce(
         0, ginv, g_batch, reduce="amin"

@@ -114,7 +114,7 @@ def margin_loss(
     emb, sigma, seed, logits, coords = out.embedding, out.sigma, out.seed, out.logits, out.coords
     anchor = emb.sum() + sigma.sum() + seed.sum() + logits.sum()
     lov_l, smooth_l, seed_l, sem_l = [], [], [], []
-    for t in split_scenes(out.batch, semantic, instance):
+    for t in split_scenes(out.batch, semantic, instance, out.instance_classes):
         if t.points.numel() == 0:
             continue
         p = t.points

@@ -52,7 +52,6 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from scene_pe.data.labels import NUM_SEMANTIC, TRAIN_IS_INSTANCE
 from scene_pe.method.kernels import (
     instance_centres,
     log_bhattacharyya,
@@ -146,14 +145,15 @@ def _instance_terms(mu, logvar, t: SceneTargets, cfg: ProbabilisticLossConfig):
     return ce, dice, own.exp()
 
 
-def _score_target(t: SceneTargets, own_kappa: torch.Tensor | None, cfg, like) -> torch.Tensor:
-    """Q (n, 20), eq. 11: a voxel belongs to one instance, so the max is its own kappa."""
-    q = torch.zeros(t.inst.numel(), NUM_SEMANTIC, dtype=like.dtype, device=like.device)
+def _score_target(t: SceneTargets, own_kappa: torch.Tensor | None, cfg, like: torch.Tensor,
+                  instance_classes: torch.Tensor) -> torch.Tensor:
+    """Q (n, C), eq. 11: a voxel belongs to one instance, so the max is its own kappa."""
+    q = torch.zeros(t.inst.numel(), instance_classes.numel(), dtype=like.dtype, device=like.device)
     if own_kappa is not None:
         m = torch.nonzero(t.inst >= 0).squeeze(1)
         q[m, t.inst_cls[t.inst[m]]] = own_kappa.detach().to(like.dtype)
     if cfg.stuff_target == "onehot":
-        stuff = torch.nonzero(~torch.as_tensor(TRAIN_IS_INSTANCE, device=like.device)[t.semantic]).squeeze(1)
+        stuff = torch.nonzero(~instance_classes.to(like.device)[t.semantic]).squeeze(1)
         q[stuff, t.semantic[stuff]] = 1.0
     return q
 
@@ -195,7 +195,7 @@ def probabilistic_loss(
         logvar = rbf_logvar(mu.shape[0], cfg.rbf_sigma, mu)
     else:
         logvar = logvar_from_sigma(sigma)
-    scenes = split_scenes(out.batch, semantic, instance)
+    scenes = split_scenes(out.batch, semantic, instance, out.instance_classes)
     ce_l, dice_l, score_l, sem_l = [], [], [], []
     for t in scenes:
         if t.points.numel() == 0:
@@ -205,7 +205,7 @@ def probabilistic_loss(
             ce, dice, own = _instance_terms(mu[t.points], logvar[t.points], t, cfg)
             ce_l.append(ce), dice_l.append(dice)
         lg = logits[t.points]
-        q = _score_target(t, own, cfg, lg)
+        q = _score_target(t, own, cfg, lg, out.instance_classes)
         score_l.append(score_loss(lg, q, cfg.score_loss))
         if cfg.w_sem:
             sem_l.append(F.cross_entropy(lg, t.semantic))

@@ -34,7 +34,6 @@ from typing import Literal
 import numpy as np
 import torch
 
-from scene_pe.data.labels import TRAIN_IS_INSTANCE
 from scene_pe.method.kernels import instance_centres, log_bhattacharyya, logvar_from_sigma, rbf_logvar
 
 Uncertainty = Literal["sigma", "membership", "margin"]
@@ -99,11 +98,12 @@ def centre_kernels(mu: torch.Tensor, logvar: torch.Tensor, instance: torch.Tenso
 
 def probabilistic_uncertainty(mu: torch.Tensor, sigma: torch.Tensor | None, scores: torch.Tensor,
                               instance: np.ndarray | torch.Tensor, kind: Uncertainty,
-                              rbf_sigma: float = 0.1) -> np.ndarray:
+                              rbf_sigma: float = 0.1, *, instance_classes: torch.Tensor) -> np.ndarray:
     """(N,) float32 uncertainty of one scene's voxels under ``kind`` (module docstring).
 
     mu (N, E), sigma (N, D) or None (deterministic: RBF kernel with ``rbf_sigma``),
-    scores P (N, 20) softmax, instance (N,) final cluster per voxel (-1 none).
+    scores P (N, C) softmax, instance (N,) final cluster per voxel (-1 none),
+    instance_classes (C,) bool (stuff classes: False).
     """
     if kind == "sigma":
         if sigma is None:  # deterministic embedding: no sigma, no uncertainty
@@ -118,7 +118,7 @@ def probabilistic_uncertainty(mu: torch.Tensor, sigma: torch.Tensor | None, scor
     inst = torch.as_tensor(instance, device=mu.device).long()
     # membership needs the other centres only where nothing is assigned (the max over all)
     own, other, best = centre_kernels(mu64, logvar, inst, rows_needed=inst < 0 if kind == "membership" else None)
-    stuff_cols = torch.from_numpy(~TRAIN_IS_INSTANCE).to(scores.device)
+    stuff_cols = ~torch.as_tensor(instance_classes, dtype=torch.bool).to(scores.device)
     p_stuff = scores.detach().double()[:, stuff_cols].sum(1).clamp(0.0, 1.0)
     member = own if kind == "membership" else (own - other).clamp_min(0.0)
     right = torch.where(inst >= 0, (1.0 - p_stuff) * member, p_stuff * (1.0 - best))

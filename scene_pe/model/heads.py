@@ -32,7 +32,6 @@ from typing import Literal
 import torch
 import torch.nn as nn
 
-from scene_pe.data.labels import NUM_SEMANTIC
 from scene_pe.model.outputs import MarginOutput, ProbabilisticOutput
 
 Embedding = Literal[
@@ -55,7 +54,7 @@ class HeadConfig:
     centre_scale: float = 2.0        # metres; bound of |mu - x| per axis
     sigma_init: float = 0.2          # metres; initial sigma (bias of the log-sigma branch)
     hidden: int = 96                 # width of each branch's hidden layer
-    num_classes: int = NUM_SEMANTIC
+    num_classes: int = 0  # 0: the label set's class count (data.label_set); else must equal it
 
     def validate(self) -> None:
         if self.centre_scale <= 0 or self.sigma_init <= 0:
@@ -74,10 +73,21 @@ def scene_mean(values: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
     return (sums / counts[:, None])[batch]
 
 
-class ProbabilisticHead(nn.Module):
-    def __init__(self, in_channels: int, cfg: HeadConfig):
+class _Head(nn.Module):
+    """A head knows which of its class columns have instances (the label set's stuff mask)."""
+
+    def __init__(self, cfg: HeadConfig, instance_classes: torch.Tensor):
         super().__init__()
+        if cfg.num_classes != instance_classes.numel():
+            raise ValueError(f"head has {cfg.num_classes} classes but the label set {instance_classes.numel()}")
         self.cfg = cfg
+        # not in the state dict: it comes from the config's label set, not from training
+        self.register_buffer("instance_classes", instance_classes.to(torch.bool).clone(), persistent=False)
+
+
+class ProbabilisticHead(_Head):
+    def __init__(self, in_channels: int, cfg: HeadConfig, instance_classes: torch.Tensor):
+        super().__init__(cfg, instance_classes)
         self.extra_dims = EXTRA_DIMS.get(cfg.embedding, 0)
         self.offset = branch(in_channels, cfg.hidden, 3 + self.extra_dims)
         self.logits = branch(in_channels, cfg.hidden, cfg.num_classes)
@@ -97,15 +107,15 @@ class ProbabilisticHead(nn.Module):
             if self.cfg.embedding.endswith("homoscedastic"):
                 s = scene_mean(s, batch)
             sigma = torch.exp(s)
-        return ProbabilisticOutput(mu=mu, sigma=sigma, logits=self.logits(feats), coords=coords, batch=batch)
+        return ProbabilisticOutput(mu=mu, sigma=sigma, logits=self.logits(feats), coords=coords, batch=batch,
+                                   instance_classes=self.instance_classes)
 
 
-class MarginHead(nn.Module):
+class MarginHead(_Head):
     """Learnable margin (Neven et al. 2019): embedding, bandwidth, seediness, semantics."""
 
-    def __init__(self, in_channels: int, cfg: HeadConfig):
-        super().__init__()
-        self.cfg = cfg
+    def __init__(self, in_channels: int, cfg: HeadConfig, instance_classes: torch.Tensor):
+        super().__init__(cfg, instance_classes)
         self.offset = branch(in_channels, cfg.hidden, 3)
         self.log_sigma = branch(in_channels, cfg.hidden, 3 if cfg.margin_anisotropic else 1)
         nn.init.constant_(self.log_sigma[-1].bias, math.log(cfg.sigma_init))
@@ -120,11 +130,13 @@ class MarginHead(nn.Module):
             logits=self.logits(feats),
             coords=coords,
             batch=batch,
+            instance_classes=self.instance_classes,
         )
 
 
 HEADS = {"probabilistic": ProbabilisticHead, "margin": MarginHead}
 
 
-def build_head(in_channels: int, cfg: HeadConfig) -> nn.Module:
-    return HEADS[cfg.type](in_channels, cfg)
+def build_head(in_channels: int, cfg: HeadConfig, instance_classes: torch.Tensor) -> nn.Module:
+    """``instance_classes``: (C,) bool of the label set (``LabelSet.instance_classes()``)."""
+    return HEADS[cfg.type](in_channels, cfg, instance_classes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 
 from scene_pe.model.heads import HeadConfig, build_head
@@ -11,10 +12,11 @@ from scene_pe.sparse.voxelize import VoxelBatch
 
 
 class InstanceSegmentationNet(nn.Module):
-    def __init__(self, in_channels: int, backbone: BackboneConfig, head: HeadConfig):
+    def __init__(self, in_channels: int, backbone: BackboneConfig, head: HeadConfig,
+                 instance_classes: torch.Tensor):
         super().__init__()
         self.backbone = Res16UNet(in_channels, backbone)
-        self.head = build_head(self.backbone.out_channels, head)
+        self.head = build_head(self.backbone.out_channels, head, instance_classes)
 
     def forward(self, voxels: VoxelBatch) -> HeadOutput:
         device = next(self.parameters()).device

@@ -24,10 +24,12 @@ class ProbabilisticOutput:
              broadcast over the 3 axes). Homoscedastic variants give every
              voxel of a scene the same value. ``None`` for the deterministic
              embedding (RBF kernel).
-    logits:  (N, C) class logits over the 20 semantic classes; the scores P of
-             the paper are ``logits.softmax(-1)``.
+    logits:  (N, C) class logits over the label set's C semantic classes; the
+             scores P of the paper are ``logits.softmax(-1)``.
     coords:  (N, 3) voxel centres x in metres (what mu is offset from).
     batch:   (N,) long, scene index of each voxel.
+    instance_classes: (C,) bool, per class (not per voxel): whether the class has
+             instances (the label set's; stuff classes such as wall and floor do not).
     """
 
     mu: torch.Tensor
@@ -35,6 +37,7 @@ class ProbabilisticOutput:
     logits: torch.Tensor
     coords: torch.Tensor
     batch: torch.Tensor
+    instance_classes: torch.Tensor
 
     @property
     def scores(self) -> torch.Tensor:
@@ -51,6 +54,7 @@ class MarginOutput:
     logits:    (N, C) semantic class logits.
     coords:    (N, 3) voxel centres x in metres.
     batch:     (N,) long, scene index of each voxel.
+    instance_classes: (C,) bool per class, as in ProbabilisticOutput.
     """
 
     embedding: torch.Tensor
@@ -59,6 +63,7 @@ class MarginOutput:
     logits: torch.Tensor
     coords: torch.Tensor
     batch: torch.Tensor
+    instance_classes: torch.Tensor
 
     @property
     def scores(self) -> torch.Tensor:
@@ -66,6 +71,13 @@ class MarginOutput:
 
 
 HeadOutput = ProbabilisticOutput | MarginOutput
+PER_CLASS_FIELDS = ("instance_classes",)  # not per voxel: kept whole when rows are selected
+
+
+def select_rows(out: HeadOutput, rows) -> HeadOutput:
+    """The output restricted to some voxels (``rows``: a slice or an index tensor)."""
+    return type(out)(**{f.name: v if v is None or f.name in PER_CLASS_FIELDS else v[rows]
+                        for f in dataclasses.fields(out) for v in (getattr(out, f.name),)})
 
 
 def as_float32(out: HeadOutput) -> HeadOutput:

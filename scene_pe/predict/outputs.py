@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scene_pe.data.labels import NYU40_CLASS_NAME
+from scene_pe.data.labels import LabelSet
 from scene_pe.engine.infer import VertexPrediction
 from scene_pe.util.io import save_npz_atomic, write_text_atomic
 
@@ -41,8 +41,8 @@ def output_paths(out_dir: Path, name: str) -> dict[str, Path]:
     return paths
 
 
-def instance_records(pred: VertexPrediction, coords: np.ndarray) -> list[dict]:
-    """One dict per instance, with geometry in the frame of ``coords``."""
+def instance_records(pred: VertexPrediction, coords: np.ndarray, label_set: LabelSet) -> list[dict]:
+    """One dict per instance, with geometry in the frame of ``coords``; class names of ``label_set``."""
     k = len(pred.labels)
     if k == 0:
         return []
@@ -63,7 +63,8 @@ def instance_records(pred: VertexPrediction, coords: np.ndarray) -> list[dict]:
     unc = np.bincount(ids, weights=pred.uncertainty[on][order].astype(np.float64), minlength=k) \
         / np.maximum(count, 1)
     r = lambda a: [round(float(v), 6) if np.isfinite(v) else None for v in a]  # noqa: E731
-    return [{"id": i, "class": NYU40_CLASS_NAME.get(int(pred.labels[i]), "unknown"), "nyu40_id": int(pred.labels[i]),
+    id_key = "nyu40_id" if label_set.tsv_column == "nyu40id" else f"{label_set.name}_id"
+    return [{"id": i, "class": label_set.class_name.get(int(pred.labels[i]), "unknown"), id_key: int(pred.labels[i]),
              "confidence": round(float(pred.confidence[i]), 6), "num_vertices": int(count[i]),
              "bbox_min": r(lo[i]), "bbox_max": r(hi[i]), "centroid": r(centroid[i]),
              "mean_uncertainty": r([unc[i]])[0]} for i in range(k)]
@@ -76,12 +77,13 @@ def class_counts(records: list[dict]) -> dict[str, int]:
 
 
 def write_vertex_files(paths: dict[str, Path], scan, pred: VertexPrediction, model_from_input: np.ndarray,
-                       scannet_format: bool, score_threshold: float, max_instances: int) -> None:
+                       scannet_format: bool, score_threshold: float, max_instances: int,
+                       label_set: LabelSet) -> None:
     """The PLYs, the npz and (optionally) the benchmark txt + masks of one input."""
     from scene_pe.viz import write_prediction_plys
 
     write_prediction_plys(paths["npz"].parent, scan.coords.astype(np.float32), scan.faces if scan.is_mesh else None,
-                          pred, {k: paths[k] for k in PLY_KINDS})
+                          pred, {k: paths[k] for k in PLY_KINDS}, label_set)
     conf = np.where(pred.instance >= 0, pred.confidence[np.maximum(pred.instance, 0)] if len(pred.labels)
                     else 0.0, 0.0)
     save_npz_atomic(paths["npz"], instance=pred.instance.astype(np.int64), **{"class": pred.semantic.astype(np.int16)},
@@ -93,7 +95,8 @@ def write_vertex_files(paths: dict[str, Path], scan, pred: VertexPrediction, mod
         from scene_pe.export.submission import write_instance_submission
 
         write_instance_submission(paths["scannet"].parent, paths["scannet"].stem, pred.instance, pred.labels,
-                                  pred.confidence, score_threshold=score_threshold, max_instances=max_instances)
+                                  pred.confidence, score_threshold=score_threshold, max_instances=max_instances,
+                                  label_set=label_set)
 
 
 def versions() -> dict[str, str]:

@@ -132,7 +132,8 @@ class Predictor:
             clustered = scene_clusters(out, voxels.point_to_voxel[0].cpu().numpy(), voxels.segments[0],
                                        self.cfg.inference)
         with t.stage("devoxelize", sync):
-            (pred,) = predictions_from_outputs(out, voxels, self.cfg.inference, [clustered])
+            (pred,) = predictions_from_outputs(out, voxels, self.cfg.inference, [clustered],
+                                               label_set=self.cfg.data.labels)
         return pred
 
     def superpoints(self, scan: Scan, xyz: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray | None, str | None]:

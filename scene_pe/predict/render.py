@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scene_pe.data.labels import NYU40_CLASS_NAME, SEMANTIC_NYU40_IDS
-from scene_pe.data.scannet_files import NYU40_PALETTE
-from scene_pe.viz import instance_colors, semantic_colors
+from scene_pe.data.labels import SCANNET20, LabelSet
+from scene_pe.viz import class_palette, instance_colors, semantic_colors
 
 TOP_CUT = 2.0        # metres above the lowest point shown in the top views
 MAX_POINTS = 200_000  # per panel: a deterministic subsample above this
@@ -97,7 +96,8 @@ def open3d_views(xyz: np.ndarray, colors: np.ndarray) -> list[np.ndarray] | None
 
 
 def render_png(path: str | Path, xyz: np.ndarray, normals: np.ndarray, instance: np.ndarray,
-               labels: np.ndarray, semantic: np.ndarray, title: str, renderer: str = "auto") -> str:
+               labels: np.ndarray, semantic: np.ndarray, title: str, renderer: str = "auto",
+               label_set: LabelSet = SCANNET20) -> str:
     """Write the three-panel PNG; returns the renderer used (``open3d`` or ``matplotlib``)."""
     import matplotlib
 
@@ -109,7 +109,7 @@ def render_png(path: str | Path, xyz: np.ndarray, normals: np.ndarray, instance:
 
     keep = _subsample(len(xyz))
     xyz, normals, instance, semantic = xyz[keep], normals[keep], instance[keep], semantic[keep]
-    inst_rgb, sem_rgb = instance_colors(instance), semantic_colors(semantic)
+    inst_rgb, sem_rgb = instance_colors(instance), semantic_colors(semantic, label_set)
     top = xyz[:, 2] <= xyz[:, 2].min() + TOP_CUT
     by_height = np.flatnonzero(top)[np.argsort(xyz[top, 2], kind="stable")]
 
@@ -137,11 +137,13 @@ def render_png(path: str | Path, xyz: np.ndarray, normals: np.ndarray, instance:
         cx = np.bincount(inst, weights=xyz[instance >= 0, 0], minlength=len(labels))
         cy = np.bincount(inst, weights=xyz[instance >= 0, 1], minlength=len(labels))
         for k in np.flatnonzero(count):  # one label per instance
-            axes[0].text(cx[k] / count[k], cy[k] / count[k], NYU40_CLASS_NAME.get(int(labels[k]), str(labels[k])),
+            axes[0].text(cx[k] / count[k], cy[k] / count[k], label_set.class_name.get(int(labels[k]), str(labels[k])),
                          fontsize=6, ha="center", va="center",
                          bbox={"fc": "white", "alpha": 0.6, "lw": 0, "pad": 0.5})
-    present = [i for i in SEMANTIC_NYU40_IDS if np.any(semantic == i)]
-    axes[2].legend(handles=[Patch(color=NYU40_PALETTE[i] / 255.0, label=NYU40_CLASS_NAME[i]) for i in present],
+    palette = class_palette(label_set)
+    present = np.flatnonzero(np.bincount(np.maximum(label_set.semantic_index(semantic), 0) + 1,
+                                         minlength=label_set.num_classes + 1)[1:])[:30]  # legend: <= 30
+    axes[2].legend(handles=[Patch(color=palette[c] / 255.0, label=label_set.names[c]) for c in present],
                    loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
     n_inst = int(len(labels))
     axes[0].set_title(f"{n_inst} instances (top)", fontsize=9)

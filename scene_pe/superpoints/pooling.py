@@ -55,7 +55,7 @@ def pool_output(out: HeadOutput, weights: scipy.sparse.csr_matrix) -> HeadOutput
     s = weights.shape[0]
     scores = pool(weights, out.scores).clamp_min(1e-12)
     common = dict(logits=scores.log().float(), coords=pool(weights, out.coords).float(),
-                  batch=torch.zeros(s, dtype=torch.long))
+                  batch=torch.zeros(s, dtype=torch.long), instance_classes=out.instance_classes.cpu())
     if isinstance(out, ProbabilisticOutput):
         sigma = None if out.sigma is None else pool(weights, out.sigma.double() ** 2).sqrt().float()
         return ProbabilisticOutput(mu=pool(weights, out.mu).float(), sigma=sigma, **common)

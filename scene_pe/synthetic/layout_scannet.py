@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from scene_pe.data.labels import INSTANCE_NYU40_IDS
+from scene_pe.data.labels import SCANNET20
 from scene_pe.synthetic import objects as obj
 from scene_pe.synthetic.catalog import LABEL_ROWS, RAW_TO_NYU40
 from scene_pe.synthetic.layout import ROOM_TYPES, Layout, Placer, finish_layout, place_mandatory
@@ -31,7 +31,7 @@ TOP_CATEGORIES = ("table", "dining table", "coffee table", "desk", "kitchen coun
 
 def class_weights() -> dict[int, float]:
     """NYU40 instance class -> relative frequency, from the label rows' annotation counts."""
-    w: dict[int, float] = {c: 0.0 for c in INSTANCE_NYU40_IDS}
+    w: dict[int, float] = {c: 0.0 for c in SCANNET20.instance_ids}
     for row in LABEL_ROWS:
         nyu = int(row["nyu40id"])
         if nyu in w:
@@ -88,7 +88,7 @@ def _builders(rng: np.random.Generator, height: float) -> dict[int, Callable[[],
 
 def count_instances(items: list[Item]) -> int:
     """Annotated items of a benchmark instance class."""
-    return sum(1 for it in items if it.annotated and RAW_TO_NYU40.get(it.category, 0) in INSTANCE_NYU40_IDS)
+    return sum(1 for it in items if it.annotated and RAW_TO_NYU40.get(it.category, 0) in SCANNET20.instance_ids)
 
 
 def item_bounds(item: Item) -> np.ndarray:
