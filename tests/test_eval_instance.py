@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scene_pe.data.labels import SCANNET20
+from scene_pe.data.labels import SCANNET20, SCANNET200
 from scene_pe.evaluation.instance import (AP_THRESHOLDS, ScenePrediction, evaluate_instances, gt_from_training_labels)
 from scene_pe.evaluation.io import evaluate_instance_submission, read_gt_file
 from scene_pe.util.errors import SceneError
@@ -220,19 +220,19 @@ def _reference_pr_ap(y_true, y_score, hard_fn):
     return float(np.dot(precision, np.convolve(r, [-0.5, 0, 0.5], "valid")))
 
 
-def reference_aps(scenes, min_size):
-    """(18, 10) AP per class and overlap (9 thresholds, then 0.25)."""
+def reference_aps(scenes, min_size, label_set=SCANNET20):
+    """(K, 10) AP per instance class and overlap (9 thresholds, then 0.25)."""
     matches = []
     for si, (gt, masks, labels, scores) in enumerate(scenes):
-        gts = {c: [] for c in SCANNET20.instance_ids}
+        gts = {c: [] for c in label_set.instance_ids}
         for v in np.unique(gt):
-            if v != 0 and v // 1000 in SCANNET20.instance_ids:
+            if v != 0 and v // 1000 in label_set.instance_ids:
                 gts[v // 1000].append({"id": v, "size": int((gt == v).sum()), "preds": []})
-        void = ~np.isin(gt // 1000, SCANNET20.instance_ids)
-        preds = {c: [] for c in SCANNET20.instance_ids}
+        void = ~np.isin(gt // 1000, label_set.instance_ids)
+        preds = {c: [] for c in label_set.instance_ids}
         for k in range(len(labels)):
             mask, label = masks[k] != 0, int(labels[k])
-            if label not in SCANNET20.instance_ids or mask.sum() < min_size:
+            if label not in label_set.instance_ids or mask.sum() < min_size:
                 continue
             p = {"key": (si, k), "size": int(mask.sum()), "conf": float(scores[k]),
                  "void": int((void & mask).sum()), "gts": []}
@@ -245,10 +245,10 @@ def reference_aps(scenes, min_size):
             preds[label].append(p)
         matches.append((gts, preds))
 
-    aps = np.zeros((len(SCANNET20.instance_ids), len(OVERLAPS)))
+    aps = np.zeros((len(label_set.instance_ids), len(OVERLAPS)))
     for oi, th in enumerate(OVERLAPS):
         visited = {}
-        for ci, c in enumerate(SCANNET20.instance_ids):
+        for ci, c in enumerate(label_set.instance_ids):
             y_true, y_score, hard_fn, has_gt, has_pred = [], [], 0, False, False
             for gts, preds in matches:
                 big = [g for g in gts[c] if g["size"] >= min_size]
@@ -286,7 +286,9 @@ def reference_aps(scenes, min_size):
     return aps
 
 
-def random_scene(rng, classes=(3, 5, 7)):
+def random_scene(rng, classes=(3, 5, 7), others=(1, 2, 40)):
+    """GT of random segments (``classes``: instance classes, ``others``: stuff / outside the set)
+    and predictions that overlap them in the ways the matching rules care about."""
     n = int(rng.integers(300, 900))
     n_seg = int(rng.integers(1, 9))
     segs = np.split(rng.permutation(n), np.sort(rng.choice(np.arange(1, n), n_seg, replace=False)))
@@ -295,7 +297,7 @@ def random_scene(rng, classes=(3, 5, 7)):
         u = rng.random()
         if u < 0.15:
             continue  # unannotated
-        label = int(rng.choice([1, 2, 40])) if u < 0.3 else int(rng.choice(classes))
+        label = int(rng.choice(others)) if u < 0.3 else int(rng.choice(classes))
         gt[seg] = label * 1000 + j + 1
     masks, labels = [], []
     for _ in range(int(rng.integers(0, 12))):
@@ -315,24 +317,31 @@ def random_scene(rng, classes=(3, 5, 7)):
         else:
             mask[rng.random(n) < rng.uniform(0, 0.4)] = True
         first = gt[a[0]] // 1000
-        label = first if first in classes and rng.random() < 0.8 else int(rng.choice([*classes, 1, 40]))
+        label = first if first in classes and rng.random() < 0.8 else int(rng.choice([*classes, *others]))
         masks.append(mask)
         labels.append(label)
     scores = np.round(rng.random(len(masks)), 1)  # ties on purpose
     return gt, masks, np.array(labels, np.int64), scores
 
 
+# ScanNet200: ids above 1000 (encoded GT above 10^6), head / common / tail classes; 12 is a
+# raw id outside the set, 1 and 3 its stuff (wall, floor)
+LABEL_SET_CASES = {"scannet20": (SCANNET20, (3, 5, 7), (1, 2, 40)),
+                   "scannet200": (SCANNET200, (2, 67, 102, 1174, 1191), (1, 3, 12))}
+
+
 @settings(max_examples=150, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n_scenes=st.integers(1, 4),
-       min_size=st.sampled_from([100, 30]))
-def test_matches_loop_reference(seed, n_scenes, min_size):
+       min_size=st.sampled_from([100, 30]), case=st.sampled_from(sorted(LABEL_SET_CASES)))
+def test_matches_loop_reference(seed, n_scenes, min_size, case):
+    label_set, classes, others = LABEL_SET_CASES[case]
     rng = np.random.default_rng(seed)
-    scenes = [random_scene(rng) for _ in range(n_scenes)]
+    scenes = [random_scene(rng, classes, others) for _ in range(n_scenes)]
     preds = {f"s{i}": ScenePrediction(np.array(m, bool).reshape(len(m), len(g)), lab, sc)
              for i, (g, m, lab, sc) in enumerate(scenes)}
     gts = {f"s{i}": s[0] for i, s in enumerate(scenes)}
-    r = evaluate_instances(preds, gts, min_region_size=min_size)
-    ref = reference_aps(scenes, min_size)
+    r = evaluate_instances(preds, gts, min_region_size=min_size, label_set=label_set)
+    ref = reference_aps(scenes, min_size, label_set)
     np.testing.assert_allclose(r.ap_per_threshold, ref[:, :9], rtol=0, atol=1e-12)
     np.testing.assert_allclose(r.ap25, ref[:, 9], rtol=0, atol=1e-12)
     np.testing.assert_allclose(r.mean_ap, np.nanmean(ref[:, :9]) if np.isfinite(ref).any()

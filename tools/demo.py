@@ -13,7 +13,9 @@
 Each step is the command a user would run (printed before it runs) and each
 is resumable: generated scenes, preprocessed files, a finished training run
 and saved predictions are reused. --config configs/synthetic_margin.yaml
-trains the learnable-margin baseline instead.
+trains the learnable-margin baseline instead; --config
+configs/synthetic200_probabilistic.yaml runs it all with the ScanNet200 label set
+(rooms with extra ScanNet200 categories, in <out>/scannet200 and <out>/preprocessed200).
 """
 
 import argparse
@@ -65,18 +67,22 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     py = sys.executable
     out = args.out if args.out.is_absolute() else ROOT / args.out
-    raw, pre = out / "scannet", out / "preprocessed"
+    sys.path.insert(0, str(ROOT))
+    from scene_pe.config import load_config
+
+    # the label set decides the generated rooms and the folders (one label set per folder)
+    label_set = load_config(ROOT / args.config, args.overrides).data.label_set
+    scannet20 = label_set == "scannet20"
+    suffix, profile = ("", "basic") if scannet20 else ("200", "basic200")
+    raw, pre = out / f"scannet{suffix}", out / f"preprocessed{suffix}"
     start = time.time()
 
     if not (raw / "scannetv2_test.txt").exists():
         run([py, "tools/make_synthetic.py", "--out", str(raw), "--train", str(args.train_scenes),
              "--val", str(args.val_scenes), "--test", str(args.test_scenes), "--seed", str(args.seed),
-             "--min-vertices", "20000", "--max-vertices", "60000"])
+             "--min-vertices", "20000", "--max-vertices", "60000", "--profile", profile])
     run([py, "tools/preprocess.py", "--scannet-root", str(raw), "--out", str(pre), "--split", "all",
-         "--workers", str(args.workers)])
-
-    sys.path.insert(0, str(ROOT))
-    from scene_pe.config import load_config
+         "--workers", str(args.workers), "--label-set", label_set])
 
     overrides = [f"data.root={pre}", f"run_dir={out / 'runs'}", *args.overrides]
     cfg = load_config(ROOT / args.config, overrides)
@@ -102,7 +108,10 @@ def main(argv=None) -> int:
     print("\n=== scene_pe demo finished in %.1f min ===" % ((time.time() - start) / 60))
     print(f"head: {cfg.model.head.type}   held-out val scenes: {metrics['instance']['num_scenes']}")
     print(f"AP {m['ap']:.3f}  AP50 {m['ap50']:.3f}  AP25 {m['ap25']:.3f}  "
-          f"mIoU {metrics['semantic']['miou']:.3f}")
+          f"mIoU {metrics['semantic']['miou']:.3f}   (label set {label_set})")
+    for split, s in metrics["instance"].get("splits", {}).items():
+        fmt3 = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731  (None: no GT in the split)
+        print(f"  {split:<7} AP {fmt3(s['ap'])}  AP50 {fmt3(s['ap50'])}  AP25 {fmt3(s['ap25'])}")
     u = metrics["uncertainty"]
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731  (None: no wrong or no right vertex)
     print(f"uncertainty ({u['definition']}) flags wrongly assigned vertices: AUROC {fmt(u['auroc'])} "

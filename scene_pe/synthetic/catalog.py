@@ -80,7 +80,17 @@ _ROWS = (
      "sofa.n.01", "sofa", 10),
 )
 LABEL_ROWS: tuple[dict[str, object], ...] = tuple(dict(zip(TSV_COLUMNS, row)) for row in _ROWS)
-RAW_TO_NYU40: dict[str, int] = {str(r["raw_category"]): int(r["nyu40id"]) for r in LABEL_ROWS}
+
+# The ``basic200`` profile's extra categories: two of ScanNet200's common split, two of its
+# tail. ``id`` and ``raw_category`` are ScanNet200's (its id is the tsv's ``id``); no release
+# tsv is at hand here for the other columns, so they carry NYU40 "otherprop" (40, outside the
+# ScanNet v2 benchmark: ignored by the 20-class label set) and are otherwise left empty.
+SCANNET200_EXTRA = {"ottoman": 67, "basket": 73, "bucket": 102, "crate": 233}
+EXTRA_LABEL_ROWS: tuple[dict[str, object], ...] = tuple(
+    {c: "" for c in TSV_COLUMNS} | {"id": i, "raw_category": name, "category": name, "nyu40id": 40,
+                                    "nyu40class": "otherprop", "mpcat40": "objects", "mpcat40index": 39}
+    for name, i in SCANNET200_EXTRA.items())
+RAW_TO_NYU40: dict[str, int] = {str(r["raw_category"]): int(r["nyu40id"]) for r in LABEL_ROWS + EXTRA_LABEL_ROWS}
 
 # Colours (RGB) per raw category: (main, secondary, tertiary) for the object's parts.
 # Classes differ in colour as well as in shape so both cues are learnable.
@@ -116,6 +126,10 @@ COLORS: dict[str, tuple[tuple[int, int, int], ...]] = {
     "nightstand": ((132, 92, 60), (90, 90, 95), (132, 92, 60)),
     "box": ((182, 142, 92), (182, 142, 92), (182, 142, 92)),
     "monitor": ((22, 22, 26), (60, 60, 65), (22, 22, 26)),
+    "ottoman": ((176, 84, 150), (120, 60, 105), (176, 84, 150)),
+    "basket": ((196, 160, 96), (150, 118, 66), (196, 160, 96)),
+    "bucket": ((230, 120, 30), (200, 200, 205), (230, 120, 30)),
+    "crate": ((92, 150, 176), (60, 110, 130), (92, 150, 176)),
 }
 
 # Scene types written to the .txt (names used by ScanNet's scene_types list).
@@ -125,9 +139,11 @@ SCENE_TYPES = {
 }
 
 
-def used_label_rows(categories: set[str] | None = None) -> list[dict[str, object]]:
-    """The label-map rows (all, or those of ``categories``), in the release's row order."""
-    return [r for r in LABEL_ROWS if categories is None or r["raw_category"] in categories]
+def used_label_rows(categories: set[str] | None = None, extra: bool = False) -> list[dict[str, object]]:
+    """The label-map rows (all, or those of ``categories``), in the release's row order;
+    ``extra``: with the ``basic200`` profile's rows."""
+    rows = LABEL_ROWS + (EXTRA_LABEL_ROWS if extra else ())
+    return [r for r in rows if categories is None or r["raw_category"] in categories]
 
 
 def instance_color(category: str, rng: np.random.Generator) -> np.ndarray:

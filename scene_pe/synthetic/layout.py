@@ -14,6 +14,7 @@ the room is enlarged and the layout redone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -254,8 +255,22 @@ def _optional(p: Placer, room_type: str) -> None:
         p.window_with_curtains()
 
 
-def make_layout(rng: np.random.Generator, room_type: str | None = None) -> Layout:
-    """A furnished room of ``room_type`` (random when None)."""
+def place_scannet200_extras(p: Placer) -> None:
+    """1-3 objects of ScanNet200 categories outside the 20-class benchmark (common and tail
+    splits: ottoman, basket, bucket, crate), against a wall or in the middle where they fit."""
+    rng = p.rng
+    for _ in range(int(rng.integers(1, 4))):
+        g = obj.SCANNET200_EXTRAS[int(rng.integers(len(obj.SCANNET200_EXTRAS)))](rng)
+        if rng.random() < 0.5:
+            p.in_middle(g)
+        else:
+            p.on_wall(g)
+
+
+def make_layout(rng: np.random.Generator, room_type: str | None = None,
+                extras: Callable[[Placer], None] | None = None) -> Layout:
+    """A furnished room of ``room_type`` (random when None); ``extras`` places more objects last
+    (the random draws of a room without extras are unchanged)."""
     room_type = room_type or ROOM_TYPES[int(rng.integers(len(ROOM_TYPES)))]
     (w0, w1), (d0, d1) = ROOM_SIZES[room_type]
     width, depth, height = rng.uniform(w0, w1), rng.uniform(d0, d1), rng.uniform(2.3, 2.8)
@@ -267,6 +282,8 @@ def make_layout(rng: np.random.Generator, room_type: str | None = None) -> Layou
     else:
         raise RuntimeError(f"could not lay out a {room_type} room")
     _optional(p, room_type)
+    if extras is not None:
+        extras(p)
     return finish_layout(p, room_type)
 
 

@@ -345,6 +345,46 @@ def clutter_box(rng: np.random.Generator, annotated: bool) -> Group:
     return Group([Item("box", box((-w / 2, 0, 0), (w, d, h), 0, skip=("-z",)), annotated)], w, d, h)
 
 
+# ---------------------------------------------------------------- ScanNet200 extras (basic200 profile)
+def ottoman(rng: np.random.Generator) -> Group:
+    """An upholstered box on short legs' height: a padded top a little wider than the body."""
+    w, d, h = rng.uniform(0.45, 0.7), rng.uniform(0.4, 0.6), rng.uniform(0.38, 0.46)
+    s = box((-w / 2 + 0.02, 0.02, 0), (w - 0.04, d - 0.04, h - 0.08), 1, skip=("-z",))
+    s += box((-w / 2, 0, h - 0.08 + GAP), (w, d, 0.08 - GAP), 0)
+    return Group([Item("ottoman", s)], w, d, h)
+
+
+def basket(rng: np.random.Generator) -> Group:
+    """A wide, low open basket (shorter and wider than a trash can)."""
+    r, h = rng.uniform(0.18, 0.26), rng.uniform(0.16, 0.26)
+    s = cylinder((0, r), 0.0, r, h, 0, top=False)
+    s += cylinder((0, r), 0.015, r - 0.012, h - 0.015, 1, top=False, inward=True)
+    s.append(disk((0, r, 0.015), r - 0.012, 1))
+    return Group([Item("basket", s)], 2 * r, 2 * r, h)
+
+
+def bucket(rng: np.random.Generator) -> Group:
+    """A small open bucket with a rim."""
+    r, h = rng.uniform(0.11, 0.15), rng.uniform(0.24, 0.32)
+    s = cylinder((0, r), 0.0, r, h, 0, top=False)
+    s += cylinder((0, r), 0.01, r - 0.008, h - 0.01, 0, top=False, inward=True)
+    s.append(disk((0, r, 0.01), r - 0.008, 0))
+    s += cylinder((0, r), h - 0.025, r + 0.01, 0.025, 1, top=False)
+    return Group([Item("bucket", s)], 2 * r + 0.02, 2 * r + 0.02, h)
+
+
+def crate(rng: np.random.Generator) -> Group:
+    """An open-topped crate: a box with an inner floor, slats as a second colour band."""
+    w, d, h = rng.uniform(0.35, 0.55), rng.uniform(0.3, 0.45), rng.uniform(0.25, 0.35)
+    s = box((-w / 2, 0, 0), (w, d, h * 0.5), 0, skip=("-z", "+z"))
+    s += box((-w / 2, 0, h * 0.5 + GAP), (w, d, h * 0.5 - GAP), 1, skip=("-z", "+z"))
+    s.append(rect((-w / 2 + 0.02, 0.02, 0.03), (w - 0.04, 0, 0), (0, d - 0.04, 0), 2))
+    return Group([Item("crate", s)], w, d, h)
+
+
+SCANNET200_EXTRAS = (ottoman, basket, bucket, crate)
+
+
 def vanity(rng: np.random.Generator) -> Group:
     """Bathroom vanity: two cabinets side by side (touching) with a sink standing on one."""
     g = cabinet_row(rng, "cabinet", 2)

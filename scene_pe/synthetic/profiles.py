@@ -3,6 +3,9 @@
 - ``basic`` (the demo and the tests): the five room types with their
   mandatory furniture and a few extras, meshed completely (every surface of
   every object), light noise. Easy: a small model gets AP50 ~0.8 in minutes.
+- ``basic200`` (the ScanNet200 demo and tests): ``basic`` plus 1-3 objects per room of
+  ScanNet200 categories from its common and tail splits (ottoman, basket, bucket, crate),
+  written with their tsv rows; for the 20-class label set they are ignored (otherprop).
 - ``scannet`` (the learning-quality benchmark): ScanNet-sized, often L-shaped
   rooms holding 10-40 benchmark instances with ScanNet's class mix, tabletop
   clutter, and a simulated scan (``scanning``): holes where no camera looked,
@@ -14,10 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
-from scene_pe.synthetic.layout import Layout, make_layout
+from scene_pe.synthetic.layout import Layout, make_layout, place_scannet200_extras
 from scene_pe.synthetic.layout_scannet import make_scannet_layout
 
 
@@ -30,10 +34,13 @@ class Profile:
     color_noise: float  # per channel
     lighting: float  # amplitude of a smooth brightness variation across the room (0: none)
     num_vertices: tuple[int, int]  # default vertex range of tools/make_synthetic.py
+    extra_categories: bool = False  # rooms hold the ScanNet200 extras (catalog.EXTRA_LABEL_ROWS)
 
 
 PROFILES = {
     "basic": Profile("basic", make_layout, False, 0.002, 5.0, 0.0, (20000, 120000)),
+    "basic200": Profile("basic200", partial(make_layout, extras=place_scannet200_extras), False, 0.002, 5.0, 0.0,
+                        (20000, 120000), extra_categories=True),
     "scannet": Profile("scannet", make_scannet_layout, True, 0.004, 9.0, 0.25, (100000, 300000)),
 }
 

@@ -343,7 +343,7 @@ def generate_dataset(root: str | Path, num_train: int, num_val: int, num_test: i
             name = _write_one(job)
             if on_scene is not None:
                 on_scene(name)
-    sf.write_labels_tsv(root / "scannetv2-labels.combined.tsv", used_label_rows())
+    sf.write_labels_tsv(root / "scannetv2-labels.combined.tsv", used_label_rows(extra=prof.extra_categories))
     for split, names in splits.items():
         sf.write_split_list(root / f"scannetv2_{split}.txt", names)
     return splits
