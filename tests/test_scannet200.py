@@ -175,3 +175,22 @@ def test_tools_use_the_folder_label_set(pre200, tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "tools/preprocess.py"), "--scannet-root", str(tmp_path),
                         "--out", str(pre200), "--scenes", scene, "--no-progress"], capture_output=True, text=True)
     assert r.returncode == 2 and "preprocessed with label set scannet200, not scannet20" in r.stderr
+
+
+def test_semantic_gt_formats():
+    """ScanNet200's ids reach 1191: plain semantic GT files need gt_format="semantic"."""
+    from scene_pe.evaluation.semantic import evaluate_semantic
+
+    gt_plain = np.array([1174, 1174, 2, 2, 0, 12])  # 0 and 12 (not a ScanNet200 id) are ignored
+    gt_inst = np.array([1174 * 1000 + 5, 1174 * 1000 + 5, 2 * 1000 + 7, 2 * 1000 + 7, 0, 12])
+    pred = np.array([1174, 2, 2, 2, 1174, 1174])
+    idx = {c: SCANNET200.semantic_index(c) for c in (1174, 2)}
+    for gt, fmt in ((gt_plain, "semantic"), (gt_inst, "instance")):
+        r = evaluate_semantic({"s": pred}, {"s": gt}, SCANNET200, gt_format=fmt)
+        assert r.iou[idx[1174]] == 0.5 and r.iou[idx[2]] == 2 / 3  # TP 1 of 2; 2: TP 2, FP 1
+        assert np.isnan(np.delete(r.iou, [idx[1174], idx[2]])).all()
+    # read as the instance format, plain 1174 would be class 1 (wall): the formats differ
+    r = evaluate_semantic({"s": pred}, {"s": gt_plain}, SCANNET200, gt_format="instance")
+    assert r.iou[idx[1174]] != 0.5
+    with pytest.raises(ValueError, match="gt_format must be one of"):
+        evaluate_semantic({"s": pred}, {"s": gt_plain}, SCANNET200, gt_format="plain")

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scene_pe.data.labels import LABEL_SET_NAMES  # noqa: E402
 from scene_pe.data.preprocess import label_set_of_gt  # noqa: E402
+from scene_pe.evaluation.semantic import GT_FORMATS  # noqa: E402
 from scene_pe.evaluation.io import (evaluate_instance_submission,  # noqa: E402
                                     evaluate_semantic_submission)
 from scene_pe.util.errors import SceneError  # noqa: E402
@@ -39,6 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--semantic", action="store_true", help="score a semantic submission")
     p.add_argument("--label-set", choices=LABEL_SET_NAMES, default=None,
                    help="classes to score (default: <gt>/../label_set.txt, else scannet20)")
+    p.add_argument("--gt-format", choices=GT_FORMATS, default="instance",
+                   help="semantic scoring: GT as class*1000+id (tools/preprocess.py's; default) or plain "
+                        "class ids (the official semantic GT files; needed for ScanNet200's ids >= 1000)")
     p.add_argument("--require-all", action="store_true",
                    help="fail when a GT scene has no prediction file")
     p.add_argument("--skip-invalid-labels", action="store_true",
@@ -55,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"label set: {label_set.name}")
         if args.semantic:
             result, missing = evaluate_semantic_submission(args.pred, args.gt,
-                                                           require_all=args.require_all, label_set=label_set)
+                                                           require_all=args.require_all, label_set=label_set,
+                                                           gt_format=args.gt_format)
         else:
             result, missing = evaluate_instance_submission(
                 args.pred, args.gt, require_all=args.require_all,

@@ -21,7 +21,7 @@ import numpy as np
 from scene_pe.data.labels import SCANNET20, LabelSet
 from scene_pe.evaluation.instance import (MIN_REGION_SIZE, InstanceEvaluator, InstanceResult,
                                           ScenePrediction)
-from scene_pe.evaluation.semantic import SemanticEvaluator, SemanticResult
+from scene_pe.evaluation.semantic import GtFormat, SemanticEvaluator, SemanticResult
 from scene_pe.util.errors import SceneError
 
 # Result files the official scripts write into the prediction folder: not scenes.
@@ -264,11 +264,11 @@ def evaluate_instance_submission(pred: str | Path, gt_dir: str | Path, *,
 
 
 def evaluate_semantic_submission(pred: str | Path, gt_dir: str | Path, *,
-                                 require_all: bool = False, label_set: LabelSet = SCANNET20
-                                 ) -> tuple[SemanticResult, list[str]]:
+                                 require_all: bool = False, label_set: LabelSet = SCANNET20,
+                                 gt_format: GtFormat = "instance") -> tuple[SemanticResult, list[str]]:
     """mIoU of a semantic submission; also the GT scenes it has no predictions for."""
     gt = gt_files(gt_dir)
-    ev = SemanticEvaluator(label_set)
+    ev = SemanticEvaluator(label_set, gt_format)
     with SubmissionSource(pred) as source:
         todo, missing = _scenes_to_score(source, gt, require_all)
         for scene in todo:

@@ -11,17 +11,18 @@ Follows ScanNet's ``BenchmarkScripts/3d_evaluation/evaluate_semantic_label.py``
   NaN where the denominator is 0. mIoU (the benchmark's number; the script
   itself prints only the class IoUs) is the mean over classes, ignoring NaN.
 
-GT may be given as class ids or in the instance GT format ``class*1000+id``:
-values >= 1000 are divided by 1000. For ScanNet v2 (NYU40 ids <= 40) the two
-cannot be confused; ScanNet200's ids reach 1191, so its GT must be in the
-instance format (as tools/preprocess.py writes it: stuff ids 1 and 3 plain,
-every object encoded).
+GT comes in one of two formats (``gt_format``): ``instance`` (default), the
+instance GT format ``class*1000+id`` that tools/preprocess.py writes (values
+>= 1000 are divided by 1000, smaller ones are class ids), or ``semantic``, one
+class id per vertex as the official semantic GT files. For ScanNet v2 (NYU40
+ids <= 40) ``instance`` reads both; ScanNet200's ids reach 1191, so its plain
+semantic GT files need ``gt_format="semantic"``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Literal, Mapping
 
 import numpy as np
 
@@ -29,16 +30,24 @@ from scene_pe.data.labels import SCANNET20, LabelSet
 from scene_pe.util.errors import SceneError
 
 
-def gt_labels(gt) -> np.ndarray:
-    """Class id per vertex from class ids or instance-format GT (``class*1000+id``)."""
+GtFormat = Literal["instance", "semantic"]
+GT_FORMATS = ("instance", "semantic")
+
+
+def gt_labels(gt, gt_format: GtFormat = "instance") -> np.ndarray:
+    """Class id per vertex from instance-format GT (``class*1000+id``) or plain class ids."""
     gt = np.asarray(gt, dtype=np.int64)
+    if gt_format == "semantic":
+        return gt
+    if gt_format != "instance":
+        raise ValueError(f"gt_format must be one of {GT_FORMATS}, not {gt_format!r}")
     return np.where(gt >= 1000, gt // 1000, gt)
 
 
-def semantic_confusion(gt, pred, label_set: LabelSet = SCANNET20) -> np.ndarray:
+def semantic_confusion(gt, pred, label_set: LabelSet = SCANNET20, gt_format: GtFormat = "instance") -> np.ndarray:
     """(C, C+1) int64 counts: rows GT class, columns predicted class (last: unknown)."""
     c = label_set.num_classes
-    gt_idx = label_set.semantic_index(gt_labels(gt)).ravel()
+    gt_idx = label_set.semantic_index(gt_labels(gt, gt_format)).ravel()
     pred_idx = label_set.semantic_index(pred).ravel()
     if gt_idx.shape != pred_idx.shape:
         raise ValueError(f"{pred_idx.size} predictions for {gt_idx.size} GT vertices")
@@ -111,8 +120,9 @@ class SemanticResult:
 class SemanticEvaluator:
     """Accumulates the confusion matrix scene by scene."""
 
-    def __init__(self, label_set: LabelSet = SCANNET20):
-        self.label_set = label_set
+    def __init__(self, label_set: LabelSet = SCANNET20, gt_format: GtFormat = "instance"):
+        gt_labels(np.zeros(0, np.int64), gt_format)  # an unknown format fails here
+        self.label_set, self.gt_format = label_set, gt_format
         self.confusion = np.zeros((label_set.num_classes, label_set.num_classes + 1), dtype=np.int64)
         self._scenes: set[str] = set()
 
@@ -124,7 +134,7 @@ class SemanticEvaluator:
         if gt.shape != pred.shape:
             raise SceneError(scene, "predictions",
                              f"{pred.size} predicted labels for {gt.size} GT vertices")
-        self.confusion += semantic_confusion(gt, pred, self.label_set)
+        self.confusion += semantic_confusion(gt, pred, self.label_set, self.gt_format)
         self._scenes.add(scene)
 
     def merge(self, other: "SemanticEvaluator") -> None:
@@ -142,9 +152,9 @@ class SemanticEvaluator:
 
 
 def evaluate_semantic(preds: Mapping[str, np.ndarray], gts: Mapping[str, np.ndarray],
-                      label_set: LabelSet = SCANNET20) -> SemanticResult:
+                      label_set: LabelSet = SCANNET20, gt_format: GtFormat = "instance") -> SemanticResult:
     """mIoU of ``preds`` (scene -> class id per vertex) against ``gts`` (scene -> GT)."""
-    ev = SemanticEvaluator(label_set)
+    ev = SemanticEvaluator(label_set, gt_format)
     for scene, pred in preds.items():
         if scene not in gts:
             raise SceneError(scene, "ground truth", "no ground truth for this scene")
