@@ -1,13 +1,14 @@
 """How well a per-vertex uncertainty flags wrong instance assignments.
 
-Population: the vertices whose GT NYU40 class is one of the 20 benchmark
-classes (the vertices both benchmark metrics score). Unannotated vertices and
+Population: the vertices whose GT class is one of the label set's classes
+(the 20 of ScanNet v2, the 200 of ScanNet200: the vertices both benchmark
+metrics score). Unannotated vertices and
 objects of other classes are left out: the benchmark has no right answer for
 them (void for AP, ignored for mIoU), so neither "assigned" nor "unassigned"
 is wrong there.
 
-Own GT instance: the GT value (``nyu40 * 1000 + id``) of a vertex of the 18
-instance classes; wall and floor vertices have none (they are never part of a
+Own GT instance: the GT value (``class * 1000 + id``) of a vertex of the label
+set's instance classes; wall and floor vertices have none (they are never part of a
 benchmark instance, whatever id the GT file gives them).
 
 Wrong (per population vertex, prediction = instance id per vertex, -1 none):

@@ -20,7 +20,8 @@ The result is the same as evaluating the full row (tested against a plain
 full-row implementation on torch's ``kernels.log_bhattacharyya``). The row
 itself is numpy float64 in the form of ``kernels.log_kappa_to_instances``.
 
-Probabilistic head: score = max over the 18 instance classes of P (softmax);
+Probabilistic head: score = max over the instance classes of P (softmax; the
+label set's, carried by the head output as ``instance_classes``);
 anchor class l0 = that argmax; members: kappa(e_i, e_i0) >= tau. Class and
 confidence (``class_from``): "anchor" (the paper): class l0, confidence =
 P[i0, l0] * mean over members of P[i, l0] (anchor certainty times how much the
@@ -34,7 +35,7 @@ instance classes of the members' mean scores; confidence = seed[i0] * mean
 over members of P[i, class].
 
 ``exclude_stuff`` (default True, a ScanNet choice; the paper clusters every
-point): voxels whose argmax over the 20 classes is wall or floor are never
+point): voxels whose argmax over all classes is a stuff class (wall, floor) are never
 anchors nor members, so instances do not swallow adjacent wall/floor.
 """
 

@@ -9,7 +9,7 @@ Conventions used by both heads (documented decisions):
   semantic loss: they are unknown, not background. Only regularisers that
   need no label (the entropy term) see them.
 - An instance is the set of labelled voxels sharing an id >= 0 whose class
-  (majority of their training ids) is one of the 18 instance classes; voxels
+  (majority of their training ids) is one of the label set's instance classes; voxels
   with an id on a stuff class are treated as having no instance.
 - Every term is computed per scene (pairs only within a scene), then averaged
   over the scenes where it is defined (the instance terms over scenes with at

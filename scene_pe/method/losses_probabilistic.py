@@ -20,11 +20,11 @@ Decisions (config values, see :class:`ProbabilisticLossConfig`):
   Per-voxel gradient ratio reg : instance terms is w_reg with 'mean'; the
   paper's (sum over 1e4 PartNet points, weight 1e-3) corresponds to
   w_reg = 10 with 'mean'. Deterministic embeddings have no L_Reg.
-- L_Score (eq. 11, 12): target Q (detached) on the 20 classes:
+- L_Score (eq. 11, 12): target Q (detached) on the label set's C classes:
   Q[i, class(k)] = kappa(e_i, c_k) for the voxel's own instance k; voxels of
   wall/floor get ``stuff_target='onehot'`` (Q[i, y_i] = 1, the cross entropy
   of eq. 9 restricted to stuff) or ``'none'`` (no target). Mean over the
-  scene's labelled voxels and the L = 20 classes (the paper's 1/(N L)).
+  scene's labelled voxels and the L = C classes (the paper's 1/(N L)).
   ``score_loss='centre_aware'`` (default) is eq. 12, -Q log P;
   ``'mse'`` is the seed loss of Neven et al. that the paper's Table 4 "Loss"
   row puts in its place: (P - Q)^2 with the same Q, i.e. each class channel

@@ -3,13 +3,15 @@
   NAME.instances.ply / .semantic.ply / .uncertainty.ply
         coloured copies of the input (its vertices, and triangles for a mesh)
   NAME.npz
-        per vertex: ``instance`` (int64, -1 none), ``class`` (NYU40 id),
+        per vertex: ``instance`` (int64, -1 none), ``class`` (the label set's class id:
+        NYU40 id for ScanNet v2, ScanNet200 id),
         ``confidence`` (the vertex's instance's, 0 without one),
         ``uncertainty`` (float, see ``uncertainty_definition`` in the JSON);
         per instance: ``instance_class``, ``instance_confidence``;
         ``model_from_input`` (4, 4)
   NAME.json
-        one record per instance (id, class, NYU40 id, confidence, vertex count,
+        one record per instance (id, class, class id: ``nyu40_id`` or ``scannet200_id``,
+        confidence, vertex count,
         axis-aligned box and centroid in the input frame, mean uncertainty),
         classes found, the frame transform, seconds per stage, versions;
         written last, so its presence marks the input done (resume)
