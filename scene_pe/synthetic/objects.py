@@ -323,12 +323,18 @@ def curtain(rng: np.random.Generator, height: float) -> Group:
 
 
 # ---------------------------------------------------------------- small things
+def open_cylinder(r: float, h: float, floor: float, wall: float, inner_role: int, floor_role: int
+                  ) -> list[Surface]:
+    """An open-topped round container standing at (0, r): outside, inside and inner floor."""
+    s = cylinder((0, r), 0.0, r, h, 0, top=False)
+    s += cylinder((0, r), floor, r - wall, h - floor, inner_role, top=False, inward=True)
+    s.append(disk((0, r, floor), r - wall, floor_role))
+    return s
+
+
 def trash_can(rng: np.random.Generator) -> Group:
     r, h = rng.uniform(0.12, 0.18), rng.uniform(0.3, 0.45)
-    s = cylinder((0, r), 0.0, r, h, 0, top=False)
-    s += cylinder((0, r), 0.02, r - 0.01, h - 0.02, 0, top=False, inward=True)
-    s.append(disk((0, r, 0.02), r - 0.01, 1))
-    return Group([Item("trash can", s)], 2 * r, 2 * r, h)
+    return Group([Item("trash can", open_cylinder(r, h, 0.02, 0.01, 0, 1))], 2 * r, 2 * r, h)
 
 
 def floor_lamp(rng: np.random.Generator) -> Group:
@@ -357,18 +363,13 @@ def ottoman(rng: np.random.Generator) -> Group:
 def basket(rng: np.random.Generator) -> Group:
     """A wide, low open basket (shorter and wider than a trash can)."""
     r, h = rng.uniform(0.18, 0.26), rng.uniform(0.16, 0.26)
-    s = cylinder((0, r), 0.0, r, h, 0, top=False)
-    s += cylinder((0, r), 0.015, r - 0.012, h - 0.015, 1, top=False, inward=True)
-    s.append(disk((0, r, 0.015), r - 0.012, 1))
-    return Group([Item("basket", s)], 2 * r, 2 * r, h)
+    return Group([Item("basket", open_cylinder(r, h, 0.015, 0.012, 1, 1))], 2 * r, 2 * r, h)
 
 
 def bucket(rng: np.random.Generator) -> Group:
     """A small open bucket with a rim."""
     r, h = rng.uniform(0.11, 0.15), rng.uniform(0.24, 0.32)
-    s = cylinder((0, r), 0.0, r, h, 0, top=False)
-    s += cylinder((0, r), 0.01, r - 0.008, h - 0.01, 0, top=False, inward=True)
-    s.append(disk((0, r, 0.01), r - 0.008, 0))
+    s = open_cylinder(r, h, 0.01, 0.008, 0, 0)
     s += cylinder((0, r), h - 0.025, r + 0.01, 0.025, 1, top=False)
     return Group([Item("bucket", s)], 2 * r + 0.02, 2 * r + 0.02, h)
 
