@@ -1,6 +1,7 @@
 """Training engine: exact resume, DDP with gloo on the CPU, inference output contract."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +55,10 @@ def test_two_gloo_processes_end_with_identical_parameters(small_dataset, tmp_pat
     out = tmp_path / "ddp"
     script = ROOT / "tests" / "ddp_worker.py"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29531",
+    with socket.socket() as s:  # a free port: another test run on the machine may hold a fixed one
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
            str(script), str(CONFIG), str(out), *tiny_overrides(small_dataset, out, "ddp", 2)]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
