@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-invalid-labels", action="store_true",
                    help="skip instance lines whose label is not an instance class "
                         "(the official script does; default: error)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes reading the scenes (default: every core)")
     return p.parse_args(argv)
 
 
@@ -47,11 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.semantic:
             result, missing = evaluate_semantic_submission(args.pred, args.gt,
-                                                           require_all=args.require_all)
+                                                           require_all=args.require_all,
+                                                           workers=args.workers)
         else:
             result, missing = evaluate_instance_submission(
                 args.pred, args.gt, require_all=args.require_all,
-                skip_invalid_labels=args.skip_invalid_labels)
+                skip_invalid_labels=args.skip_invalid_labels, workers=args.workers)
     except (SceneError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -92,6 +92,39 @@ class ScenePrediction:
     scores: np.ndarray
 
 
+@dataclass(frozen=True)
+class SparseMasks:
+    """K masks over N vertices as the vertex indices inside each (what a file reader finds).
+
+    ``indices``: the masks' sorted vertex indices, concatenated; ``offsets``:
+    (K + 1,), mask k is ``indices[offsets[k]:offsets[k + 1]]``. Matching on
+    these skips scanning K x N booleans.
+    """
+
+    indices: np.ndarray
+    offsets: np.ndarray
+    num_vertices: int
+
+    @classmethod
+    def of(cls, masks: Sequence[np.ndarray], num_vertices: int) -> "SparseMasks":
+        sizes = [len(m) for m in masks]
+        indices = np.concatenate(masks).astype(np.int64, copy=False) if masks else np.zeros(0, np.int64)
+        return cls(indices, np.concatenate(([0], np.cumsum(sizes, dtype=np.int64))), num_vertices)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.offsets) - 1, self.num_vertices
+
+    def rows(self) -> np.ndarray:
+        """Mask index of each entry of ``indices``."""
+        return np.repeat(np.arange(self.shape[0]), np.diff(self.offsets))
+
+    def dense(self) -> np.ndarray:
+        out = np.zeros(self.shape, dtype=bool)
+        out[self.rows(), self.indices] = True
+        return out
+
+
 @dataclass
 class SceneMatches:
     """What the metric needs from one scene (small: no per-vertex arrays)."""
@@ -107,11 +140,26 @@ class SceneMatches:
     pair_inter: np.ndarray  # (M,) intersection in vertices
 
 
-def _intersections(gt_ids: np.ndarray, masks: np.ndarray, num_pred: int, scene: str):
+def _unique(gt_ids: np.ndarray):
+    """``np.unique(gt_ids, return_inverse=True, return_counts=True)``, by counting when the
+    values are small (GT ``nyu40 * 1000 + id`` is below ~41000): a third of sorting's time."""
+    top = int(gt_ids.max()) if gt_ids.size else 0
+    if top > 4 * gt_ids.size + (1 << 16):
+        return np.unique(gt_ids, return_inverse=True, return_counts=True)
+    counts = np.bincount(gt_ids, minlength=top + 1)
+    uniq = np.flatnonzero(counts)
+    position = np.zeros(len(counts), dtype=np.intp)
+    position[uniq] = np.arange(len(uniq))
+    return uniq.astype(gt_ids.dtype), position[gt_ids], counts[uniq]
+
+
+def _intersections(gt_ids: np.ndarray, masks, num_pred: int, scene: str):
     """(K, U) vertex counts of prediction k on GT value uniq[u]; and uniq, counts."""
-    uniq, inv, counts = np.unique(gt_ids, return_inverse=True, return_counts=True)
+    uniq, inv, counts = _unique(gt_ids)
     n_u = len(uniq)
-    if masks.ndim == 2:
+    if isinstance(masks, SparseMasks):
+        key = masks.rows() * n_u + inv[masks.indices]
+    elif masks.ndim == 2:
         rows, cols = np.nonzero(masks)
         key = rows * n_u + inv[cols]
     else:  # per-vertex instance index
@@ -128,15 +176,16 @@ def match_scene(gt_ids, masks, labels, scores, *, scene: str = "scene",
                 min_region_size: int = MIN_REGION_SIZE) -> SceneMatches:
     """Overlaps of one scene's predictions with its GT (``nyu40*1000+id`` per vertex)."""
     gt_ids = np.asarray(gt_ids).astype(np.int64, copy=False).ravel()
-    masks = np.asarray(masks)
+    if not isinstance(masks, SparseMasks):
+        masks = np.asarray(masks)
     labels = np.asarray(labels, dtype=np.int64).ravel()
     scores = np.asarray(scores, dtype=np.float64).ravel()
     n, k = len(gt_ids), len(labels)
     if len(scores) != k:
         raise SceneError(scene, "predictions", f"{k} labels but {len(scores)} scores")
-    if k == 0 and masks.size == 0:
+    if k == 0 and not isinstance(masks, SparseMasks) and masks.size == 0:
         masks = np.zeros((0, n), dtype=bool)
-    want = (k, n) if masks.ndim == 2 else (n,)
+    want = (k, n) if len(masks.shape) == 2 else (n,)
     if masks.shape != want:
         raise SceneError(scene, "predictions", f"masks of shape {masks.shape}, expected {want} "
                          f"({n} GT vertices, {k} instances)")
@@ -144,7 +193,10 @@ def match_scene(gt_ids, masks, labels, scores, *, scene: str = "scene",
         raise SceneError(scene, "predictions", "NaN confidence")
     if (gt_ids < 0).any():
         raise SceneError(scene, "ground truth", "negative GT value")
-    if masks.ndim == 2 and masks.dtype != bool:
+    if isinstance(masks, SparseMasks):
+        if len(masks.indices) and (masks.indices.min() < 0 or masks.indices.max() >= n):
+            raise SceneError(scene, "predictions", f"mask vertex index outside 0..{n - 1}")
+    elif masks.ndim == 2 and masks.dtype != bool:
         masks = masks != 0  # official: any non-zero value is inside
 
     inter, uniq, counts = _intersections(gt_ids, masks, k, scene)
