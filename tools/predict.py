@@ -61,13 +61,6 @@ def parse_args(argv):
     return args
 
 
-def set_threads(n: int) -> int:
-    """Threads for torch and MinkowskiEngine's OpenMP kernels (before they are imported)."""
-    n = n if n > 0 else len(os.sched_getaffinity(0))
-    os.environ["OMP_NUM_THREADS"] = str(n)
-    return n
-
-
 def summary_line(name: str, record: dict, png) -> str:
     counts = ", ".join(f"{c} {n}" for c, n in record["classes"].items()) or "none"
     where = f" -> {png}" if png else ""
@@ -120,7 +113,9 @@ def predict_one(predictor, opts, args, path, name, progress: bool) -> tuple[dict
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    threads = set_threads(args.threads)
+    from scene_pe.util.threads import set_inference_threads
+
+    threads = set_inference_threads(args.threads)  # before torch / MinkowskiEngine load
     import torch
 
     from scene_pe.engine.checkpoint import CheckpointError
