@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from scene_pe.engine import gpu_check as G
@@ -48,3 +49,18 @@ def test_tool_on_the_cpu_times_training_inference_and_ddp(tmp_path, capsys):
     assert np.isfinite(t["losses"]).all() and t["amp"] is False
     assert r["inference"]["vertices"] > 0 and r["inference"]["total"] >= r["inference"]["network"]
     assert r["ddp"]["same_weights"] is True and r["ddp"]["backend"] == "gloo"
+
+
+def test_saved_scene_round_trip_and_a_wrong_file_is_named(tmp_path):
+    rng = np.random.default_rng(0)
+    sample = {"coords": rng.random((50, 3), dtype=np.float32), "colors": rng.random((50, 3), dtype=np.float32),
+              "semantic": rng.integers(-100, 20, 50), "instance": rng.integers(-1, 5, 50), "extra": 1}
+    G.save_sample(tmp_path / "s.npz", sample)
+    back = G.load_sample(tmp_path / "s.npz")
+    assert set(back) == {"scene", *G.SAMPLE_KEYS}
+    for k in G.SAMPLE_KEYS:
+        np.testing.assert_array_equal(back[k], sample[k])
+        assert back[k].dtype == sample[k].dtype
+    np.savez(tmp_path / "bad.npz", coords=sample["coords"])
+    with pytest.raises(ValueError, match=r"bad\.npz: not a scene .*missing \['colors'"):
+        G.load_sample(tmp_path / "bad.npz")

@@ -42,6 +42,9 @@ def parse_args(argv):
     ap.add_argument("--cpu-timings", action="store_true", help="without CUDA, time on the CPU")
     ap.add_argument("--ddp-on-cpu", action="store_true", help="without 2 GPUs, the DDP step with gloo")
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--save-scene", type=Path, metavar="NPZ",
+                    help="only generate the scene and save it (for a machine without open3d)")
+    ap.add_argument("--scene", type=Path, metavar="NPZ", help="use a scene saved by --save-scene")
     return ap.parse_args(argv)
 
 
@@ -59,6 +62,14 @@ def main(argv=None) -> int:
         print(f"config error: {e}", file=sys.stderr)
         return 2
     report, failed = {}, []
+    if args.save_scene:
+        G.save_sample(args.save_scene, G.scannet_sample(args.vertices))
+        print(f"wrote {args.save_scene}")
+        return 0
+
+    def scene(seed: int) -> dict:
+        # generating needs open3d (scanning); a saved scene does not
+        return G.load_sample(args.scene) if args.scene else G.scannet_sample(args.vertices, seed)
 
     def check(name: str, ok: bool, detail: str) -> None:
         print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}", flush=True)
@@ -85,7 +96,7 @@ def main(argv=None) -> int:
         print("no CUDA device: the GPU checks are skipped (CPU part done)")
     if cuda or args.cpu_timings:
         device = torch.device("cuda" if cuda else "cpu")
-        sample = G.scannet_sample(args.vertices)
+        sample = scene(0)
         t = G.training_check(cfg, sample, device, steps=args.steps, batch=args.batch, amp=cfg.train.amp)
         report["training"] = t
         finite = all(abs(v) < float("inf") for v in t["losses"])
@@ -101,7 +112,7 @@ def main(argv=None) -> int:
     if (cuda and torch.cuda.device_count() >= 2) or args.ddp_on_cpu:
         backend = "nccl" if cuda and torch.cuda.device_count() >= 2 else "gloo"
         with tempfile.TemporaryDirectory() as tmp:
-            r = G.ddp_check(cfg, G.scannet_sample(args.vertices, seed=1), backend, f"{tmp}/ddp.pt")
+            r = G.ddp_check(cfg, scene(1), backend, f"{tmp}/ddp.pt")
         report["ddp"] = r
         check(f"2-process DDP step ({backend})", r["same_weights"],
               f"{r['step_seconds']:.3f} s per step; ranks hold the same weights: {r['same_weights']}")

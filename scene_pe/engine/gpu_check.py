@@ -145,6 +145,24 @@ def scannet_sample(vertices: int, seed: int = 0) -> dict:
             "instance": np.where(has_inst, scene.object_id, -1).astype(np.int64)}
 
 
+SAMPLE_KEYS = ("coords", "colors", "semantic", "instance")
+
+
+def save_sample(path, sample: dict) -> None:
+    from scene_pe.util.io import save_npz_atomic
+
+    save_npz_atomic(path, **{k: sample[k] for k in SAMPLE_KEYS})
+
+
+def load_sample(path) -> dict:
+    with np.load(path) as z:
+        missing = [k for k in SAMPLE_KEYS if k not in z.files]
+        if missing:
+            raise ValueError(f"{path}: not a scene saved by tools/gpu_check.py --save-scene "
+                             f"(missing {missing})")
+        return {"scene": "scene0999_00", **{k: z[k] for k in SAMPLE_KEYS}}
+
+
 def _batch(cfg, sample: dict, size: int, seed: int):
     from scene_pe.data.transforms import build_transforms
     from scene_pe.sparse.voxelize import voxelize
