@@ -91,3 +91,27 @@ def test_majority_label_same_as_before(seed):
     labels = np.where(pure[groups], groups % 7 - 1, rng.integers(-1, 4, n)).astype(np.int64)
     np.testing.assert_array_equal(majority_label(labels, groups, m),
                                   majority_reference(labels, groups, m))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bounds_equal_row_reductions(dtype):
+    pts = np.random.default_rng(2).normal(size=(1001, 3)).astype(dtype) * 5
+    lo, hi = T._bounds(pts)
+    np.testing.assert_array_equal(lo, pts.astype(np.float64).min(axis=0))
+    np.testing.assert_array_equal(hi, pts.astype(np.float64).max(axis=0))
+    assert lo.dtype == hi.dtype == np.float64
+
+
+def test_scannet_pipeline_same_as_before_for_the_same_seed():
+    """The whole training list, with the replaced elastic interpolation as reference."""
+    s = make_sample(4000, 5)
+    pipeline = T.build_transforms(T.SCANNET_TRAIN_SPECS)
+    got = pipeline(s, np.random.default_rng(11))
+    rng, want = np.random.default_rng(11), dict(s)
+    for t in pipeline.transforms:
+        if isinstance(t, T.ElasticDistortion):
+            want = {**want, "coords": elastic_reference(t, want, rng)}
+        else:
+            want = t(want, rng)
+    for key in ("coords", "colors", "normals"):
+        assert np.array_equal(got[key], want[key]), key
