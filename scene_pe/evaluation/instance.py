@@ -48,6 +48,7 @@ import numpy as np
 
 from scene_pe.data.labels import (INSTANCE_NAMES, INSTANCE_NYU40_IDS, NUM_SEMANTIC, index_table, map_nyu40,
                                   TRAIN_TO_NYU40)
+from scene_pe.evaluation.masks import SparseMasks
 from scene_pe.util.errors import SceneError
 
 AP_THRESHOLDS = np.arange(0.5, 0.95, 0.05)  # 0.50 ... 0.90, exactly as the official script
@@ -83,46 +84,14 @@ class ScenePrediction:
     """Predicted instances of one scene.
 
     ``masks``: (K, N) bool (or int, non-zero = inside), or (N,) int: the
-    instance index 0..K-1 of each vertex, -1 for none. ``labels``: (K,) NYU40
+    instance index 0..K-1 of each vertex, -1 for none, or ``SparseMasks``
+    (the vertex indices inside each mask, as the file readers give them). ``labels``: (K,) NYU40
     ids. ``scores``: (K,) confidences.
     """
 
     masks: np.ndarray
     labels: np.ndarray
     scores: np.ndarray
-
-
-@dataclass(frozen=True)
-class SparseMasks:
-    """K masks over N vertices as the vertex indices inside each (what a file reader finds).
-
-    ``indices``: the masks' sorted vertex indices, concatenated; ``offsets``:
-    (K + 1,), mask k is ``indices[offsets[k]:offsets[k + 1]]``. Matching on
-    these skips scanning K x N booleans.
-    """
-
-    indices: np.ndarray
-    offsets: np.ndarray
-    num_vertices: int
-
-    @classmethod
-    def of(cls, masks: Sequence[np.ndarray], num_vertices: int) -> "SparseMasks":
-        sizes = [len(m) for m in masks]
-        indices = np.concatenate(masks).astype(np.int64, copy=False) if masks else np.zeros(0, np.int64)
-        return cls(indices, np.concatenate(([0], np.cumsum(sizes, dtype=np.int64))), num_vertices)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return len(self.offsets) - 1, self.num_vertices
-
-    def rows(self) -> np.ndarray:
-        """Mask index of each entry of ``indices``."""
-        return np.repeat(np.arange(self.shape[0]), np.diff(self.offsets))
-
-    def dense(self) -> np.ndarray:
-        out = np.zeros(self.shape, dtype=bool)
-        out[self.rows(), self.indices] = True
-        return out
 
 
 @dataclass
