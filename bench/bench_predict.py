@@ -14,9 +14,11 @@ untrained head's clustering stops early, so pass a trained checkpoint to time
 clustering as it will be. Each run is a fresh ``tools/predict.py`` process
 (``--overwrite``); stage times come from its NAME.json, the process's peak
 resident memory from the OS. The table gives, per thread count, the fastest
-of ``--repeats`` runs. ``--sizes``: then one run per mesh size at the default
-thread count (every core), and the exponent b of a least-squares fit
-time ~ vertices^b, for the sum of the stages and for the network.
+of ``--repeats`` runs. ``--sizes``: then one run per scan size at the default
+thread count (every idle core), the scan being the room cropped or tiled to
+that many vertices at the same density, and the exponent b of a
+least-squares fit time ~ vertices^b, for the sum of the stages and for the
+network.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -45,6 +49,37 @@ def make_mesh(work: Path, vertices: int) -> Path:
         folder = write_scene(scene, work / "scans")
         (folder / "scene0999_00_vh_clean_2.ply").rename(mesh)
     return mesh
+
+
+def scaled_mesh(work: Path, base: Path, vertices: int) -> Path:
+    """The base room's mesh cropped or tiled to ``vertices`` vertices at the same density.
+
+    Copies of the room side by side along x (1 m apart), then the vertices of
+    lowest x kept, with the faces among them: voxels grow with vertices, as
+    in a larger scan (a denser mesh of one room would add vertices, not voxels).
+    """
+    from plyfile import PlyData, PlyElement
+
+    out = work / f"bench_scan_tiled_{vertices}.ply"
+    if out.exists():
+        return out
+    ply = PlyData.read(str(base))
+    vert, faces = ply["vertex"].data, np.stack(ply["face"].data["vertex_indices"])
+    n = len(vert)
+    copies = -(-vertices // n)
+    step = float(vert["x"].max() - vert["x"].min()) + 1.0
+    tiled = np.concatenate([vert] * copies)
+    tiled["x"] += np.repeat(np.arange(copies, dtype=np.float32) * step, n)
+    tri = np.concatenate([faces + k * n for k in range(copies)])
+    keep = np.sort(np.argsort(tiled["x"], kind="stable")[:vertices])
+    new_index = np.full(len(tiled), -1, np.int64)
+    new_index[keep] = np.arange(len(keep))
+    tri = new_index[tri]
+    tri = tri[(tri >= 0).all(axis=1)]
+    face = np.empty(len(tri), dtype=[("vertex_indices", "i4", (3,))])
+    face["vertex_indices"] = tri
+    PlyData([PlyElement.describe(tiled[keep], "vertex"), PlyElement.describe(face, "face")]).write(str(out))
+    return out
 
 
 def make_checkpoint(work: Path) -> Path:
@@ -115,20 +150,19 @@ def main(argv=None) -> int:
 
 
 def scaling(work: Path, ckpt: Path, sizes: list[int], align: str) -> None:
-    """Time per stage against mesh size (every core), and the fitted exponents."""
-    import numpy as np
-
+    """Time per stage against scan size (every idle core), and the fitted exponents."""
     from plyfile import PlyData
 
     rows = []
+    base = make_mesh(work, 150_000)
     for v in sizes:
-        mesh = make_mesh(work, v)
+        mesh = scaled_mesh(work, base, v)
         record, wall, peak = run_once(mesh, ckpt, work / "out", 0, align)
         xyz = np.stack([PlyData.read(str(mesh))["vertex"][a] for a in "xyz"], axis=1)
         voxels = len(np.unique(np.floor(xyz / record["voxel_size"]).astype(np.int64), axis=0))
         rows.append((record["num_vertices"], record["seconds"], peak, record["threads"], voxels))
-    print(f"growth with scene size ({rows[0][3]} threads, one run each; the generated room "
-          "keeps its size, so voxels grow slower than vertices):")
+    print(f"growth with scene size ({rows[0][3]} threads, one run each; the 150k-vertex room "
+          "cropped or tiled, same density):")
     print(f"{'vertices':>9} {'voxels':>8} " + " ".join(f"{s:>10}" for s in STAGES)
           + f" {'sum':>8} {'peak MiB':>9}")
     for n, sec, peak, _, voxels in rows:
