@@ -279,6 +279,9 @@ def ddp_worker(rank: int, world: int, port: int, backend: str, cfg, sample: dict
     if rank == 0:
         same = all(torch.equal(gathered[0], g) for g in gathered[1:])
         torch.save({"same_weights": same, "step_seconds": seconds, "backend": backend}, result_path)
+    # Both ranks leave together: a rank exiting while the other still talks to the
+    # store (hosted by rank 0) can abort the other one.
+    dist.barrier()
     dist.destroy_process_group()
 
 
