@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # one thread makes CPU runs bitwise repeatable.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup test demo clean-venv
+.PHONY: setup test demo gpu-check clean-venv
 
 setup:
 	VENV=$(VENV) ./tools/setup_env.sh
@@ -18,6 +18,11 @@ test: setup
 
 demo: setup
 	$(PY) tools/demo.py $(DEMO_ARGS)
+
+# MinkowskiEngine's CUDA build and convolution, training / inference timings on
+# the GPU (CPU part only without CUDA); docs/gpu.md. Build with ME_CUDA=1 there.
+gpu-check: setup
+	$(PY) tools/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

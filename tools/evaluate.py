@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-invalid-labels", action="store_true",
                    help="skip instance lines whose label is not an instance class "
                         "(the official script does; default: error)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes reading the scenes (default: every core)")
     return p.parse_args(argv)
 
 
@@ -60,11 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.semantic:
             result, missing = evaluate_semantic_submission(args.pred, args.gt,
                                                            require_all=args.require_all, label_set=label_set,
-                                                           gt_format=args.gt_format)
+                                                           gt_format=args.gt_format, workers=args.workers)
         else:
             result, missing = evaluate_instance_submission(
                 args.pred, args.gt, require_all=args.require_all,
-                skip_invalid_labels=args.skip_invalid_labels, label_set=label_set)
+                skip_invalid_labels=args.skip_invalid_labels, label_set=label_set, workers=args.workers)
     except (SceneError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -42,7 +42,7 @@ def parse_args(argv):
     ap.add_argument("--align", default="none", choices=("none", "floor"),
                     help="floor: level the floor at z = 0 and turn the walls onto the axes")
     ap.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
-    ap.add_argument("--threads", type=int, default=0, help="CPU threads for the network (default: every core)")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads for the network (default: every idle core)")
     ap.add_argument("--block-voxels", type=int, default=1_000_000,
                     help="cut larger scans into overlapping blocks of at most this many voxels")
     ap.add_argument("--block-overlap", type=float, default=2.0, help="metres of context around each block")
@@ -59,13 +59,6 @@ def parse_args(argv):
     if not args.inputs:
         ap.error("no INPUT given")
     return args
-
-
-def set_threads(n: int) -> int:
-    """Threads for torch and MinkowskiEngine's OpenMP kernels (before they are imported)."""
-    n = n if n > 0 else len(os.sched_getaffinity(0))
-    os.environ["OMP_NUM_THREADS"] = str(n)
-    return n
 
 
 def summary_line(name: str, record: dict, png) -> str:
@@ -121,7 +114,9 @@ def predict_one(predictor, opts, args, path, name, progress: bool) -> tuple[dict
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    threads = set_threads(args.threads)
+    from scene_pe.util.threads import set_inference_threads
+
+    threads = set_inference_threads(args.threads)  # before torch / MinkowskiEngine load
     import torch
 
     from scene_pe.engine.checkpoint import CheckpointError

@@ -23,8 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scene_pe.config import load_config  # noqa: E402
-from scene_pe.util.typed_config import ConfigError  # noqa: E402
+from scene_pe.util.threads import set_inference_threads  # noqa: E402
 
 
 def parse_args(argv):
@@ -39,6 +38,8 @@ def parse_args(argv):
     ap.add_argument("--ply", action="store_true", help="write coloured prediction PLYs")
     ap.add_argument("--overwrite", action="store_true", help="predict scenes again even if saved")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="CPU threads for the network (default: every idle core, shared among local ranks)")
     return ap.parse_args(argv)
 
 
@@ -86,6 +87,10 @@ def write_plys(out_dir: Path, scenes: list[str], data_root: Path, scannet_root: 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    set_inference_threads(args.threads)  # before torch / MinkowskiEngine (OpenBLAS) load
+    from scene_pe.config import load_config
+    from scene_pe.util.typed_config import ConfigError
+
     try:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as e:

@@ -107,7 +107,8 @@ def score_point(config_path: Path, point: tuple[str, ...], cache: list[CachedSce
 
     cfg = load_config(config_path, list(point))
     halves = split_halves([c.voxels.scenes[0] for c in cache])
-    evaluators = {h: (InstanceEvaluator(), UncertaintyEvaluator()) for h in PARTS}
+    evaluators = {h: (InstanceEvaluator(label_set=cfg.data.labels), UncertaintyEvaluator(cfg.data.labels))
+                  for h in PARTS}
     where = {s: h for h, names in halves.items() for s in names}
     seconds = 0.0
     for c in cache:

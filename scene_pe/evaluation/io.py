@@ -12,6 +12,7 @@ file are an error (the official script silently keeps one of them).
 
 from __future__ import annotations
 
+import os
 import posixpath
 import warnings
 import zipfile
@@ -20,7 +21,8 @@ import numpy as np
 
 from scene_pe.data.labels import SCANNET20, LabelSet
 from scene_pe.evaluation.instance import (MIN_REGION_SIZE, InstanceEvaluator, InstanceResult,
-                                          ScenePrediction)
+                                          ScenePrediction, SparseMasks)
+from scene_pe.evaluation.parallel import map_scenes
 from scene_pe.evaluation.semantic import GtFormat, SemanticEvaluator, SemanticResult
 from scene_pe.util.errors import SceneError
 
@@ -35,8 +37,7 @@ class SubmissionSource:
         self.path = Path(path)
         self._zip = None
         if self.path.is_dir():
-            self._names = {p.relative_to(self.path).as_posix()
-                           for p in self.path.rglob("*") if p.is_file()}
+            self._names = _folder_files(self.path)
         elif self.path.is_file() and zipfile.is_zipfile(self.path):
             self._zip = zipfile.ZipFile(self.path)
             self._names = {n for n in self._zip.namelist() if not n.endswith("/")}
@@ -44,6 +45,15 @@ class SubmissionSource:
             raise ValueError(f"{self.path}: not a folder or a zip archive")
         else:
             raise FileNotFoundError(f"{self.path}: no such submission")
+
+    @classmethod
+    def from_listing(cls, path: str | Path, names: set[str]) -> "SubmissionSource":
+        """The same submission opened again (in a worker process) without listing it again."""
+        source = cls.__new__(cls)
+        source.path, source._names, source._zip = Path(path), names, None
+        if not source.path.is_dir():
+            source._zip = zipfile.ZipFile(source.path)
+        return source
 
     def __enter__(self) -> "SubmissionSource":
         return self
@@ -64,16 +74,27 @@ class SubmissionSource:
     def read(self, name: str) -> bytes:
         if self._zip is not None:
             return self._zip.read(name)
-        return (self.path / name).read_bytes()
+        with open(os.path.join(self.path, name), "rb") as f:  # pathlib: 3x the time of the read
+            return f.read()
 
     def display(self, name: str) -> str:
         """How to name a member in messages."""
-        return f"{self.path}:{name}" if self._zip is not None else str(self.path / name)
+        return f"{self.path}:{name}" if self._zip is not None else os.path.join(self.path, name)
 
     def scene_files(self) -> dict[str, str]:
         """scene -> name of its root-level ``<scene>.txt``."""
         return {n[:-4]: n for n in sorted(self._names)
                 if "/" not in n and n.endswith(".txt") and n not in RESULT_FILES}
+
+
+def _folder_files(root: Path) -> set[str]:
+    """Relative POSIX names of the files under ``root`` (os.walk: a third of rglob's time)."""
+    names = set()
+    for folder, _, files in os.walk(root):
+        rel = Path(folder).relative_to(root).as_posix()
+        prefix = "" if rel == "." else rel + "/"
+        names.update(prefix + f for f in files if os.path.isfile(os.path.join(folder, f)))
+    return names
 
 
 def resolve_mask_path(rel: str) -> str | None:
@@ -84,10 +105,6 @@ def resolve_mask_path(rel: str) -> str | None:
     if norm == "." or norm.startswith("../") or norm == "..":
         return None
     return norm
-
-
-_PLAIN_CHARS = np.zeros(256, dtype=bool)
-_PLAIN_CHARS[list(b"0123456789\n")] = True
 
 
 def _first_non_integer(lines: np.ndarray) -> int:
@@ -104,15 +121,26 @@ def _first_non_integer(lines: np.ndarray) -> int:
     return int(bad[0]) if len(bad) else -1
 
 
+def _plain_line_count(data: bytes) -> int:
+    """Lines of ``data`` if it has only digits and single newlines and starts with a digit;
+    else -1. (Counts on a byte array: ``bytes.count`` and ``in`` take 5x longer.)"""
+    chars = np.frombuffer(data, dtype=np.uint8)
+    newline = chars == ord("\n")
+    n_newlines = np.count_nonzero(newline)
+    if (int(chars.max()) > ord("9") or np.count_nonzero(chars < ord("0")) != n_newlines
+            or newline[0] or (newline[1:] & newline[:-1]).any()):
+        return -1
+    return n_newlines + (0 if newline[-1] else 1)
+
+
 def parse_int_lines(data: bytes, scene: str, path: str) -> np.ndarray:
     """One integer per line (final newline optional) -> int64 array; errors name the line."""
     if not data.strip():
         raise SceneError(scene, path, "empty file")
-    n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     # Fast path (C parser) when the text has only digits and single newlines: then
     # each line is one token, and fromstring parses all of them or stops early.
-    if (_PLAIN_CHARS[np.frombuffer(data, dtype=np.uint8)].all() and b"\n\n" not in data
-            and not data.startswith(b"\n")):
+    n_lines = _plain_line_count(data)
+    if n_lines > 0:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # fromstring warns on unparsable text: counted below
             values = np.fromstring(data, dtype=np.int64, sep="\n")
@@ -132,14 +160,20 @@ def parse_int_lines(data: bytes, scene: str, path: str) -> np.ndarray:
                          f"line {i + 1}: {lines[i][:40]!r} is not an integer") from None
 
 
-def parse_mask(data: bytes, scene: str, path: str) -> np.ndarray:
-    """Mask file -> bool per vertex (non-zero = inside), fast for the usual one-digit lines."""
+def mask_indices(data: bytes, scene: str, path: str) -> tuple[np.ndarray, int]:
+    """Mask file -> (sorted indices of the non-zero lines, number of lines).
+
+    Fast path for the usual one-digit lines: read as little-endian 16-bit
+    words, each line is one word ``0x0A30 + digit``, so two reductions check
+    the layout and one comparison finds the vertices inside.
+    """
     body = data if data.endswith(b"\n") else data + b"\n"
     if len(body) % 2 == 0 and len(body):
-        chars = np.frombuffer(body, dtype=np.uint8).reshape(-1, 2)
-        if (chars[:, 1] == 10).all() and ((chars[:, 0] >= 48) & (chars[:, 0] <= 57)).all():
-            return chars[:, 0] != 48
-    return parse_int_lines(data, scene, path) != 0
+        words = np.frombuffer(body, dtype="<u2")
+        if int(words.min()) >= 0x0A30 and int(words.max()) <= 0x0A39:
+            return np.flatnonzero(words != 0x0A30), len(words)
+    mask = parse_int_lines(data, scene, path) != 0
+    return np.flatnonzero(mask), len(mask)
 
 
 def read_gt_file(path: str | Path, scene: str | None = None) -> np.ndarray:
@@ -172,7 +206,7 @@ def _decode(data: bytes, scene: str, path: str) -> str:
 
 def read_instance_scene(source: SubmissionSource, scene: str, num_vertices: int, *,
                         skip_invalid_labels: bool = False, label_set: LabelSet = SCANNET20) -> ScenePrediction:
-    """Predictions of one scene of an instance submission: masks (K, N) bool, labels, scores."""
+    """Predictions of one scene of an instance submission: masks (``SparseMasks``), labels, scores."""
     name = f"{scene}.txt"
     path = source.display(name)
     if not source.exists(name):
@@ -206,15 +240,15 @@ def read_instance_scene(source: SubmissionSource, scene: str, num_vertices: int,
         seen.add(member)
         if not source.exists(member):
             raise SceneError(scene, path, f"line {i}: mask file {source.display(member)} not found")
-        mask = parse_mask(source.read(member), scene, source.display(member))
-        if len(mask) != num_vertices:
-            raise SceneError(scene, source.display(member), f"{len(mask)} lines, but the scene has "
+        inside, n_lines = mask_indices(source.read(member), scene, source.display(member))
+        if n_lines != num_vertices:
+            raise SceneError(scene, source.display(member), f"{n_lines} lines, but the scene has "
                              f"{num_vertices} vertices")
-        masks.append(mask)
+        masks.append(inside)
         labels.append(label)
         scores.append(conf)
-    mask_arr = np.stack(masks) if masks else np.zeros((0, num_vertices), dtype=bool)
-    return ScenePrediction(mask_arr, np.asarray(labels, np.int64), np.asarray(scores, np.float64))
+    return ScenePrediction(SparseMasks.of(masks, num_vertices), np.asarray(labels, np.int64),
+                           np.asarray(scores, np.float64))
 
 
 def read_semantic_scene(source: SubmissionSource, scene: str, num_vertices: int) -> np.ndarray:
@@ -246,32 +280,57 @@ def _scenes_to_score(source: SubmissionSource, gt: dict[str, Path], require_all:
     return scenes, missing
 
 
+def _instance_scene(source: SubmissionSource, scene: str, gt_path: Path,
+                    skip_invalid_labels: bool, min_region_size: int, label_set: LabelSet) -> InstanceEvaluator:
+    """One scene read and matched (in a worker process): an evaluator holding just it."""
+    gt_ids = read_gt_file(gt_path, scene)
+    p = read_instance_scene(source, scene, len(gt_ids), skip_invalid_labels=skip_invalid_labels,
+                            label_set=label_set)
+    ev = InstanceEvaluator(min_region_size, label_set)
+    ev.add(scene, gt_ids, p.masks, p.labels, p.scores)
+    return ev
+
+
+def _semantic_scene(source: SubmissionSource, scene: str, gt_path: Path, label_set: LabelSet,
+                    gt_format: GtFormat) -> SemanticEvaluator:
+    gt_ids = read_gt_file(gt_path, scene)
+    ev = SemanticEvaluator(label_set, gt_format)
+    ev.add(scene, gt_ids, read_semantic_scene(source, scene, len(gt_ids)))
+    return ev
+
+
 def evaluate_instance_submission(pred: str | Path, gt_dir: str | Path, *,
                                  require_all: bool = False, skip_invalid_labels: bool = False,
-                                 min_region_size: int = MIN_REGION_SIZE, label_set: LabelSet = SCANNET20
+                                 min_region_size: int = MIN_REGION_SIZE, label_set: LabelSet = SCANNET20,
+                                 workers: int | None = None
                                  ) -> tuple[InstanceResult, list[str]]:
-    """AP of an instance submission; also the GT scenes it has no predictions for."""
+    """AP of an instance submission; also the GT scenes it has no predictions for.
+
+    ``workers``: processes reading the scenes (default: every core; 1: this process).
+    """
     gt = gt_files(gt_dir)
     ev = InstanceEvaluator(min_region_size, label_set)
     with SubmissionSource(pred) as source:
         todo, missing = _scenes_to_score(source, gt, require_all)
-        for scene in todo:
-            gt_ids = read_gt_file(gt[scene], scene)
-            p = read_instance_scene(source, scene, len(gt_ids),
-                                    skip_invalid_labels=skip_invalid_labels, label_set=label_set)
-            ev.add(scene, gt_ids, p.masks, p.labels, p.scores)
+        jobs = [(s, (gt[s], skip_invalid_labels, min_region_size, label_set)) for s in todo]
+        for scene_ev in map_scenes(_instance_scene, source, jobs, workers):
+            ev.merge(scene_ev)
     return ev.result(), missing
 
 
 def evaluate_semantic_submission(pred: str | Path, gt_dir: str | Path, *,
                                  require_all: bool = False, label_set: LabelSet = SCANNET20,
-                                 gt_format: GtFormat = "instance") -> tuple[SemanticResult, list[str]]:
-    """mIoU of a semantic submission; also the GT scenes it has no predictions for."""
+                                 gt_format: GtFormat = "instance", workers: int | None = None
+                                 ) -> tuple[SemanticResult, list[str]]:
+    """mIoU of a semantic submission; also the GT scenes it has no predictions for.
+
+    ``workers``: processes reading the scenes (default: every core; 1: this process).
+    """
     gt = gt_files(gt_dir)
     ev = SemanticEvaluator(label_set, gt_format)
     with SubmissionSource(pred) as source:
         todo, missing = _scenes_to_score(source, gt, require_all)
-        for scene in todo:
-            gt_ids = read_gt_file(gt[scene], scene)
-            ev.add(scene, gt_ids, read_semantic_scene(source, scene, len(gt_ids)))
+        for scene_ev in map_scenes(_semantic_scene, source, [(s, (gt[s], label_set, gt_format)) for s in todo],
+                                   workers):
+            ev.merge(scene_ev)
     return ev.result(), missing

@@ -80,13 +80,25 @@ class VoxelBatch:
 
 
 def majority_label(labels: np.ndarray, groups: np.ndarray, num_groups: int) -> np.ndarray:
-    """Most frequent value of ``labels`` within each group (ties -> smallest value)."""
-    pairs, counts = np.unique(np.stack([groups, labels]), axis=1, return_counts=True)
+    """Most frequent value of ``labels`` within each group (ties -> smallest value).
+
+    Almost every group (voxel) holds one label: those are read off with one
+    scatter and one comparison; only the vertices of mixed groups are sorted.
+    """
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    out = np.empty(num_groups, dtype=labels.dtype)
+    out[groups] = labels  # one of each group's labels (whichever write lands)
+    in_mixed = labels != out[groups]
+    if not in_mixed.any():
+        return out
+    mixed = np.zeros(num_groups, dtype=bool)
+    mixed[groups[in_mixed]] = True
+    sel = mixed[groups]
+    pairs, counts = np.unique(np.stack([groups[sel], labels[sel]]), axis=1, return_counts=True)
     # sort by group, then count descending, then label ascending; first of each group wins
     order = np.lexsort((pairs[1], -counts, pairs[0]))
     g, lab = pairs[0][order], pairs[1][order]
     first = np.r_[True, g[1:] != g[:-1]]
-    out = np.empty(num_groups, dtype=labels.dtype)
     out[g[first]] = lab[first]
     return out
 

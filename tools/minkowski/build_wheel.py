@@ -209,6 +209,25 @@ def check_prerequisites(cuda: bool) -> None:
         die("a C++ compiler is missing: apt-get install g++")
 
 
+def dry_run(args: argparse.Namespace, key: str) -> None:
+    """What a build would use: interpreter, torch, CUDA, flags, and the wheel's cache folder."""
+    import torch
+
+    wheel_dir = args.cache_dir / "wheels" / key
+    cached = sorted(wheel_dir.glob("*.whl")) if wheel_dir.is_dir() else []
+    say(f"python {sys.executable} ({sys.version.split()[0]}), torch {torch.__version__} "
+        f"(built for CUDA {torch.version.cuda})")
+    if args.cuda:
+        say(f"nvcc: CUDA {cuda_version()}; TORCH_CUDA_ARCH_LIST="
+            f"{os.environ.get('TORCH_CUDA_ARCH_LIST', '(unset: the GPUs of this machine, none here)')}")
+    say(f"MAX_JOBS={os.environ.get('MAX_JOBS', os.cpu_count() or 2)}; setup.py bdist_wheel --blas=openblas "
+        f"{'--force_cuda' if args.cuda else '--cpu_only'}; patches: "
+        f"{', '.join(p.name for p in patch_files())}")
+    say(f"wheel folder: {wheel_dir} ({'cached: ' + cached[0].name if cached else 'nothing cached yet'})")
+    sdist = args.cache_dir / SDIST_NAME
+    say(f"sdist: {sdist} ({'present' if sdist.exists() else 'would be downloaded'})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cuda", action="store_true", help="build the CUDA extension (needs nvcc)")
@@ -218,10 +237,15 @@ def main() -> None:
                                                 / "scene_pe")))
     ap.add_argument("--force", action="store_true", help="rebuild even if a cached wheel exists")
     ap.add_argument("--no-install", action="store_true", help="only build/cache the wheel")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="check the prerequisites and print what would be built where; build nothing")
     args = ap.parse_args()
 
     check_prerequisites(args.cuda)
     key = cache_key(args.cuda)
+    if args.dry_run:
+        dry_run(args, key)
+        return
     if not args.force and not args.no_install and installed_me_matches():
         say(f"MinkowskiEngine {ME_VERSION} already installed and importable; nothing to do")
         return

@@ -1,0 +1,126 @@
+#!/usr/bin/env python
+"""Check a machine for training: MinkowskiEngine's CUDA build and convolution, and GPU timings.
+
+    python tools/gpu_check.py [--config CONFIG] [--vertices 150000] [--batch 4] [--steps 3]
+                              [--json FILE] [key.sub=value ...]
+    make gpu-check [GPU_CHECK_ARGS="..."]
+
+Always (CPU): versions, whether MinkowskiEngine was built with CUDA, and a
+3x3x3 sparse convolution against torch's dense conv3d (forward, backward).
+With CUDA: the CUDA convolution against the CPU one; training steps with AMP
+of CONFIG's network (default configs/scannet_probabilistic.yaml: Res16UNet34C,
+2 cm) on a generated ScanNet-size scene (forward, backward, optimizer step,
+peak GPU memory) and inference per scene (network, + clustering); with 2+
+GPUs a 2-process NCCL DDP step. Without CUDA it says so and stops after the
+CPU part (--cpu-timings runs the timings on the CPU instead: slow at
+ScanNet size; for small sizes and tests). Exit status 0 when every check
+that ran passed, 1 when one failed, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RTOL = 1e-4  # float32 sums in another order: differences ~1e-6 of the largest value
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", type=Path, default=ROOT / "configs" / "scannet_probabilistic.yaml")
+    ap.add_argument("overrides", nargs="*", help="key.sub=value overrides of the config")
+    ap.add_argument("--vertices", type=int, default=150_000, help="vertices of the generated scene")
+    ap.add_argument("--batch", type=int, default=4, help="scenes per training step")
+    ap.add_argument("--steps", type=int, default=3, help="timed training steps (after a warm-up)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed inference runs (after a warm-up)")
+    ap.add_argument("--cpu-timings", action="store_true", help="without CUDA, time on the CPU")
+    ap.add_argument("--ddp-on-cpu", action="store_true", help="without 2 GPUs, the DDP step with gloo")
+    ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--save-scene", type=Path, metavar="NPZ",
+                    help="only generate the scene and save it (for a machine without open3d)")
+    ap.add_argument("--scene", type=Path, metavar="NPZ", help="use a scene saved by --save-scene")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    from scene_pe.config import load_config
+    from scene_pe.engine import gpu_check as G
+    from scene_pe.util.typed_config import ConfigError
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except (ConfigError, OSError) as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    report, failed = {}, []
+    if args.save_scene:
+        G.save_sample(args.save_scene, G.scannet_sample(args.vertices))
+        print(f"wrote {args.save_scene}")
+        return 0
+
+    def scene(seed: int) -> dict:
+        # generating needs open3d (scanning); a saved scene does not
+        return G.load_sample(args.scene) if args.scene else G.scannet_sample(args.vertices, seed)
+
+    def check(name: str, ok: bool, detail: str) -> None:
+        print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}", flush=True)
+        report.setdefault("checks", {})[name] = {"ok": ok, "detail": detail}
+        if not ok:
+            failed.append(name)
+
+    env = G.environment()
+    report["environment"] = env
+    print(f"torch {env['torch']} (CUDA {env['torch_cuda']}), MinkowskiEngine {env['minkowski']}; "
+          f"GPUs: {', '.join(env['gpus']) or 'none'}")
+    if env["cuda_available"]:
+        check("MinkowskiEngine built with CUDA", env["minkowski_cuda"],
+              "yes" if env["minkowski_cuda"] else "no: rebuild it (docs/gpu.md)")
+    data = G.random_points(seed=0)
+    cpu = G.sparse_conv(*data, "cpu")
+    d = G.compare(cpu, G.dense_conv(*data))
+    check("CPU sparse conv = dense conv3d", d.ok(RTOL), f"{d}")
+    cuda = env["cuda_available"] and env["minkowski_cuda"]
+    if cuda:
+        d = G.compare(cpu, G.sparse_conv(*data, "cuda"))
+        check("CUDA sparse conv = CPU sparse conv", d.ok(RTOL), f"{d}")
+    elif not env["cuda_available"]:
+        print("no CUDA device: the GPU checks are skipped (CPU part done)")
+    if cuda or args.cpu_timings:
+        device = torch.device("cuda" if cuda else "cpu")
+        sample = scene(0)
+        t = G.training_check(cfg, sample, device, steps=args.steps, batch=args.batch, amp=cfg.train.amp)
+        report["training"] = t
+        finite = all(abs(v) < float("inf") for v in t["losses"])
+        check("training steps", finite, f"{cfg.model.backbone.name}, batch {t['batch']} "
+              f"({t['voxels']:,} voxels), AMP {t['amp']}: forward {t['forward']:.3f} s, backward "
+              f"{t['backward']:.3f} s, step {t['step']:.3f} s, peak GPU memory "
+              f"{t['peak_gpu_gib']:.2f} GiB; losses {', '.join(f'{v:.3f}' for v in t['losses'])}")
+        i = G.inference_check(cfg, sample, device, repeats=args.repeats, amp=cfg.train.amp)
+        report["inference"] = i
+        check("inference", i["vertices"] == len(sample["coords"]),
+              f"{i['vertices']:,} vertices ({i['voxels']:,} voxels): network {i['network']:.3f} s, "
+              f"with clustering {i['total']:.3f} s per scene")
+    if (cuda and torch.cuda.device_count() >= 2) or args.ddp_on_cpu:
+        backend = "nccl" if cuda and torch.cuda.device_count() >= 2 else "gloo"
+        with tempfile.TemporaryDirectory() as tmp:
+            r = G.ddp_check(cfg, scene(1), backend, f"{tmp}/ddp.pt")
+        report["ddp"] = r
+        check(f"2-process DDP step ({backend})", r["same_weights"],
+              f"{r['step_seconds']:.3f} s per step; ranks hold the same weights: {r['same_weights']}")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=float) + "\n")
+    print(f"{len(failed)} checks failed: {', '.join(failed)}" if failed else "all checks passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
