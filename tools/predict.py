@@ -42,7 +42,7 @@ def parse_args(argv):
     ap.add_argument("--align", default="none", choices=("none", "floor"),
                     help="floor: level the floor at z = 0 and turn the walls onto the axes")
     ap.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
-    ap.add_argument("--threads", type=int, default=0, help="CPU threads for the network (default: every idle core)")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads for the network (default: every core)")
     ap.add_argument("--block-voxels", type=int, default=1_000_000,
                     help="cut larger scans into overlapping blocks of at most this many voxels")
     ap.add_argument("--block-overlap", type=float, default=2.0, help="metres of context around each block")

@@ -39,7 +39,7 @@ def parse_args(argv):
     ap.add_argument("--overwrite", action="store_true", help="predict scenes again even if saved")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--threads", type=int, default=0,
-                    help="CPU threads for the network (default: every idle core, shared among local ranks)")
+                    help="CPU threads for the network (default: every core, shared among local ranks)")
     return ap.parse_args(argv)
 
 
