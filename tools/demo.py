@@ -16,7 +16,6 @@ and saved predictions are reused. --config configs/synthetic_margin.yaml
 trains the learnable-margin baseline instead.
 """
 
-import argparse
 import json
 import os
 import shlex
@@ -26,6 +25,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scene_pe.util import cli  # noqa: E402
 
 
 def run(cmd: list[str]) -> None:
@@ -53,7 +55,7 @@ def own_scan(raw: Path, folder: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(description=__doc__)
     ap.add_argument("--config", default="configs/synthetic_probabilistic.yaml")
     ap.add_argument("--out", type=Path, default=Path("demo_output"))
     ap.add_argument("--train-scenes", type=int, default=16)
@@ -120,4 +122,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

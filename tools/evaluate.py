@@ -21,6 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scene_pe.util import cli  # noqa: E402
+
 from scene_pe.evaluation.io import (evaluate_instance_submission,  # noqa: E402
                                     evaluate_semantic_submission)
 from scene_pe.util.errors import SceneError  # noqa: E402
@@ -28,7 +30,7 @@ from scene_pe.util.io import write_text_atomic  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__)
     p.add_argument("--pred", type=Path, required=True, help="submission folder or zip")
     p.add_argument("--gt", type=Path, required=True, help="folder of <scene>.txt GT files")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
@@ -69,4 +71,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

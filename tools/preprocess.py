@@ -16,6 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scene_pe.util import cli  # noqa: E402
+
 from scene_pe.data.preprocess import (SPLITS, default_workers, run_preprocess,  # noqa: E402
                                       split_file_path, split_name)
 from scene_pe.data.scannet import LABEL_MAP_NAME, load_label_map  # noqa: E402
@@ -23,7 +25,7 @@ from scene_pe.util.io import read_lines  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__)
     p.add_argument("--scannet-root", type=Path, required=True,
                    help="folder holding scans/ (and scans_test/)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
@@ -78,4 +80,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

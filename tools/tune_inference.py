@@ -21,16 +21,17 @@ table; --out also writes tuning.json and tuning.md there. Examples:
 Exit status 2 on a bad grid or a missing run.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scene_pe.util import cli  # noqa: E402
+
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(description=__doc__)
     ap.add_argument("runs", nargs="+", type=Path, help="training run folders (config.yaml, last.pth)")
     ap.add_argument("--grid", nargs="+", default=[], help="inference.key=v1,v2,... (cartesian product)")
     ap.add_argument("--max-scenes", type=int, default=0, help="first N val scenes with GT (0: all)")
@@ -70,4 +71,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))
