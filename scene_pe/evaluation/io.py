@@ -21,6 +21,7 @@ import numpy as np
 from scene_pe.evaluation.instance import (MIN_REGION_SIZE, InstanceEvaluator, InstanceResult,
                                           ScenePrediction, instance_class_index)
 from scene_pe.evaluation.semantic import SemanticEvaluator, SemanticResult
+from scene_pe.util.archive import ArchiveError, open_zip, read_member, unsafe_folder_entries
 from scene_pe.util.errors import SceneError
 
 # Result files the official scripts write into the prediction folder: not scenes.
@@ -34,10 +35,13 @@ class SubmissionSource:
         self.path = Path(path)
         self._zip = None
         if self.path.is_dir():
+            links = unsafe_folder_entries(self.path)
+            if links:
+                raise ArchiveError(self.path, "refused: a symbolic link in the submission", links[0])
             self._names = {p.relative_to(self.path).as_posix()
                            for p in self.path.rglob("*") if p.is_file()}
         elif self.path.is_file() and zipfile.is_zipfile(self.path):
-            self._zip = zipfile.ZipFile(self.path)
+            self._zip = open_zip(self.path)  # names, links, sizes checked before any read
             self._names = {n for n in self._zip.namelist() if not n.endswith("/")}
         elif self.path.exists():
             raise ValueError(f"{self.path}: not a folder or a zip archive")
@@ -62,7 +66,7 @@ class SubmissionSource:
 
     def read(self, name: str) -> bytes:
         if self._zip is not None:
-            return self._zip.read(name)
+            return read_member(self._zip, name, self.path)
         return (self.path / name).read_bytes()
 
     def display(self, name: str) -> str:

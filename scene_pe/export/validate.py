@@ -24,6 +24,7 @@ from plyfile import PlyData
 
 from scene_pe.data.labels import INSTANCE_NYU40_IDS, SEMANTIC_NYU40_IDS
 from scene_pe.evaluation.io import SubmissionSource, gt_files, resolve_mask_path
+from scene_pe.util.archive import ArchiveError
 
 _VALID_SEMANTIC = np.array([str(i).encode() for i in SEMANTIC_NYU40_IDS])
 
@@ -209,8 +210,11 @@ def validate_submission(submission: str | Path, vertex_counts: Mapping[str, int]
             if n is None:
                 problems.append(f"{source.display(name)}: vertex count of {scene} unknown "
                                 "(mesh or GT not found)")
-            if task == "instance":
-                _check_instance_scene(source, name, n, referenced, problems)
-            else:
-                _check_semantic_scene(source, name, n, problems)
+            try:
+                if task == "instance":
+                    _check_instance_scene(source, name, n, referenced, problems)
+                else:
+                    _check_semantic_scene(source, name, n, problems)
+            except ArchiveError as e:  # a damaged member: a problem of the submission, go on
+                problems.append(str(e))
     return problems
