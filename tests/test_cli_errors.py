@@ -15,7 +15,10 @@ CONFIG = str(ROOT / "configs" / "synthetic_margin.yaml")
 
 
 def fake_root(tmp: Path) -> Path:
-    """A preprocessed-data root with split lists but no scene files (nothing gets that far)."""
+    """A preprocessed-data root with split lists but no scene files (nothing gets that far),
+    and a training run whose last.pth is damaged."""
+    (tmp / "run").mkdir()
+    (tmp / "run" / "last.pth").write_bytes(b"PK\x03\x04 truncated")  # a damaged checkpoint
     for split in ("train", "val"):
         (tmp / "data" / "splits").mkdir(parents=True, exist_ok=True)
         (tmp / "data" / "splits" / f"{split}.txt").write_text("".join(f"scene{i:04d}_00\n" for i in range(4)))
@@ -26,7 +29,8 @@ def fake_root(tmp: Path) -> Path:
 CASES = [
     ("train", ["{config}", "data.root={tmp}/nowhere", "run_dir={tmp}/runs"], "{tmp}/nowhere"),
     ("train", ["{tmp}/missing.yaml"], "missing.yaml"),
-    ("train", ["{config}", "data.root={data}", "run_dir={tmp}/runs", "--resume", "--no-progress"], "last.pth"),
+    ("train", ["{config}", "data.root={data}", "run_dir={tmp}", "name=run", "--resume", "--no-progress"],
+     "{tmp}/run/last.pth"),
     ("train", ["{config}", "--checkpoint-every", "soon"], "--checkpoint-every"),
     ("test", ["{config}", "data.root={data}", "--checkpoint", "{tmp}/none.pth"], "none.pth"),
     ("test", ["{config}", "data.root={data}", "--checkpoint", "{tmp}/none.pth", "--split", "holdout"],

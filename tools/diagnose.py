@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scene_pe.util import cli  # noqa: E402
+from scene_pe.util.io import write_text_atomic  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
               f"own<tau {r['own_below_tau']:.3f}  other>=tau {r['other_above_tau']:.3f} (tau {r['tau']})  "
               f"sigma q10/50/90 instance {sig}  other {rest or '-'}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
+        write_text_atomic(args.json, json.dumps(results, indent=1) + "\n")
     return 0
 
 

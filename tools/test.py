@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scene_pe.util import cli  # noqa: E402
+from scene_pe.util.io import write_text_atomic  # noqa: E402
 
 from scene_pe.config import load_config  # noqa: E402
 from scene_pe.util.typed_config import ConfigError  # noqa: E402
@@ -132,7 +133,7 @@ def main(argv=None) -> int:
                   f"mIoU {sem.miou:.3f}  uncertainty AUROC {unc.auroc:.3f}  ({inst.num_scenes} scenes)")
             metrics = {"instance": inst.to_dict(), "semantic": sem.to_dict(),
                        "uncertainty": {"definition": uncertainty_name(cfg), **unc.to_dict()}}
-            (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+            write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1))
             print(f"metrics: {out_dir / 'metrics.json'}")
         if args.export:
             problems = export(cfg, out_dir, args.export, scenes)

@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scene_pe.util import cli  # noqa: E402
+from scene_pe.util.io import write_text_atomic  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -65,8 +66,8 @@ def main(argv=None) -> int:
         print(f"\nall {result['rows'][0]['runs'][0]['all']['scenes']} val scenes:\n{all_table}")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "tuning.json").write_text(json.dumps(result, indent=1) + "\n")
-        (args.out / "tuning.md").write_text(table + "\n\n" + summary + "\n" + (f"\n{all_table}\n" if all_table else ""))
+        write_text_atomic(args.out / "tuning.json", json.dumps(result, indent=1) + "\n")
+        write_text_atomic(args.out / "tuning.md", table + "\n\n" + summary + "\n" + (f"\n{all_table}\n" if all_table else ""))
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from scene_pe.config import Config, dump_config
 from scene_pe.data.dataset import SceneDataset, VoxelCollate, preprocessed_split, worker_init
 from scene_pe.data.transforms import build_transforms
 from scene_pe.engine import distributed as D
-from scene_pe.engine.checkpoint import load_checkpoint, model_state, rng_state, save_checkpoint, set_rng_state
+from scene_pe.engine.checkpoint import load_latest, model_state, rng_state, save_checkpoint, set_rng_state
 from scene_pe.engine.evaluate import evaluate_loader
 from scene_pe.method.losses import LossResult
 from scene_pe.method.losses_margin import margin_loss
@@ -37,6 +38,7 @@ from scene_pe.model.network import InstanceSegmentationNet
 from scene_pe.model.outputs import HeadOutput, ProbabilisticOutput
 from scene_pe.sparse.voxelize import VoxelBatch
 from scene_pe.superpoints.pooling import consistency_loss
+from scene_pe.util.io import write_text_atomic
 
 log = logging.getLogger("scene_pe.train")
 
@@ -92,7 +94,7 @@ class Trainer:
         self.run_path = cfg.run_path
         if self.main:
             self.run_path.mkdir(parents=True, exist_ok=True)
-            (self.run_path / "config.yaml").write_text(dump_config(cfg))
+            write_text_atomic(self.run_path / "config.yaml", dump_config(cfg))
         setup_logging(self.run_path if self.main else None)
         self.checkpoint_every = checkpoint_every
         self.progress = progress and self.main
@@ -142,11 +144,19 @@ class Trainer:
 
     def save(self, name: str) -> None:
         if self.main:
-            save_checkpoint(self.run_path / name, self.state())
+            # last.pth: the one it replaces stays as last.prev.pth (resume falls back to it)
+            save_checkpoint(self.run_path / name, self.state(), keep_previous=name == "last.pth")
 
     def resume(self, path: Path) -> None:
         # CPU first: torch.set_rng_state needs a CPU tensor; load_state_dict moves the rest
-        ck = load_checkpoint(path, "cpu")
+        found = load_latest(path, "cpu")
+        if found is None:  # killed before its first checkpoint: the same command starts over
+            log.warning("%s: no checkpoint to resume from; starting from the beginning", path)
+            return
+        ck, used = found
+        if used != path and self.main and path.exists():
+            # set the damaged file aside, or the next save would keep it as the previous one
+            os.replace(path, path.with_name(path.name + ".damaged"))
         getattr(self.model, "module", self.model).load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
         self.scheduler.load_state_dict(ck["scheduler"])
@@ -154,7 +164,7 @@ class Trainer:
         self.epoch, self.step, self.best = ck["epoch"], ck["step"], ck["best"]
         self.elapsed = float(ck.get("elapsed_s", 0.0))  # checkpoints from before the budget: none spent
         set_rng_state(ck["rng"])
-        log.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.step)
+        log.info("resumed from %s at epoch %d, step %d", used, self.epoch, self.step)
 
     # -- loop ----------------------------------------------------------------
     def loader(self, start_batch: int) -> DataLoader:
