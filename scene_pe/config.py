@@ -96,10 +96,15 @@ class TrainConfig:
     # counted (configs validating more often must not train less), and the time
     # spent is saved in the checkpoint, so a resumed run continues the same budget.
     max_minutes: float = 0.0
+    # A step with a non-finite loss or gradient is skipped (engine/faults.py); this many
+    # in a row end the run with an error (it has diverged).
+    max_bad_steps: int = 20
 
     def validate(self) -> None:
         if self.max_steps < 0 or self.max_minutes < 0 or self.val_every < 0:
             raise ValueError("max_steps, max_minutes and val_every must be >= 0 (0 disables them)")
+        if self.max_bad_steps < 1:
+            raise ValueError("max_bad_steps must be >= 1")
 
 
 @dataclass(frozen=True)

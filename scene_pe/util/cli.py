@@ -4,7 +4,7 @@ A tool builds its parser with ``ArgumentParser`` and ends with
 ``sys.exit(cli.run(main))``. Then a usage mistake, a wrong path, a missing split
 list or checkpoint, or bad input reaches the user as one line on stderr
 (``<tool>: error: ...``) and a non-zero exit: 2 for bad input or usage (OSError,
-ValueError, which SceneError, ConfigError and CheckpointError are), 1 for
+ValueError, which SceneError, ConfigError and CheckpointError are; RunError), 1 for
 anything else (a bug: the line says so). The traceback is printed only with
 ``--debug`` (or SCENE_PE_DEBUG=1), and is written to the log files the tool set
 up (train.log), never to the terminal otherwise.
@@ -21,7 +21,9 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
 
-USER_ERRORS = (OSError, ValueError, zipfile.BadZipFile)
+from scene_pe.util.errors import RunError
+
+USER_ERRORS = (OSError, ValueError, zipfile.BadZipFile, RunError)
 MAX_MESSAGE = 600  # characters of one error line
 
 

@@ -3,3 +3,7 @@ class SceneError(ValueError):
     def __init__(self, scene: str, path, message: str):
         self.scene, self.path, self.message = scene, str(path), message
         super().__init__(f"{scene}: {path}: {message}")
+
+
+class RunError(RuntimeError):
+    """A run that cannot go on, for the reason its message states (not a bug in the code)."""
