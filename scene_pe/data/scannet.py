@@ -101,14 +101,17 @@ def load_label_map(tsv_path: str | Path) -> LabelMap:
     """Read ``scannetv2-labels.combined.tsv``: raw_category -> nyu40id (rows without one skipped)."""
     with open(tsv_path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f, delimiter="\t")
-        cols = set(reader.fieldnames or ())
-        if not {"raw_category", "nyu40id"} <= cols:
-            raise ValueError(f"{tsv_path}: needs columns raw_category and nyu40id, has {sorted(cols)}")
-        out: LabelMap = {}
-        for row in reader:
-            nyu = (row["nyu40id"] or "").strip()
-            if nyu:
-                out[row["raw_category"]] = int(nyu)
+        try:
+            cols = set(reader.fieldnames or ())
+            if not {"raw_category", "nyu40id"} <= cols:
+                raise ValueError(f"needs columns raw_category and nyu40id, has {sorted(cols)}")
+            out: LabelMap = {}
+            for row in reader:
+                nyu = (row["nyu40id"] or "").strip()
+                if nyu:
+                    out[row["raw_category"]] = int(nyu)
+        except (ValueError, csv.Error) as e:  # not UTF-8, a NUL byte, a nyu40id that is no integer
+            raise ValueError(f"{tsv_path}: line {reader.line_num}: {e}") from None
     return out
 
 
@@ -235,7 +238,7 @@ def read_aggregation(path: Path, scene: str) -> tuple[np.ndarray, list[str], lis
         ids = np.array([int(g["objectId"]) for g in groups], dtype=np.int64)
         labels = [str(g["label"]) for g in groups]
         segs = [np.asarray(g["segments"], dtype=np.int64).reshape(-1) for g in groups]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, OverflowError) as e:
         raise SceneError(scene, path, f"cannot read segGroups: {type(e).__name__}: {e}") from e
     if np.unique(ids).size != ids.size:
         raise SceneError(scene, path, "duplicate objectId in segGroups")
@@ -316,7 +319,7 @@ def _add_labels(out: RawScene, p: ScenePaths, label_map: LabelMap, source: Seman
     obj_nyu[(obj_nyu < 0) | (obj_nyu >= NUM_NYU40)] = 0
     vobj = _objects_to_vertices(out.segment.astype(np.int64), segs, scene, p.aggregation)
     has_obj = vobj >= 0
-    nyu40 = np.where(has_obj, obj_nyu[np.maximum(vobj, 0)], 0)
+    nyu40 = np.append(obj_nyu, 0)[vobj]  # vobj -1 (no object) takes the appended 0; works for 0 objects
 
     if p.labels.is_file():
         (ply_label,) = _vertex_fields(read_ply_file(p.labels, scene, "labels"), p.labels, scene, ("label",))
@@ -336,7 +339,7 @@ def _add_labels(out: RawScene, p: ScenePaths, label_map: LabelMap, source: Seman
     counts = np.bincount(vobj[has_obj], minlength=ids.shape[0])
     keep = np.isin(obj_nyu, INSTANCE_NYU40_IDS) & (counts > 0)
     obj_to_inst = np.where(keep, np.cumsum(keep) - 1, -1)
-    out.instance = np.where(has_obj, obj_to_inst[np.maximum(vobj, 0)], -1).astype(np.int32)
+    out.instance = np.append(obj_to_inst, -1)[vobj].astype(np.int32)
     out.nyu40 = nyu40.astype(np.int16)
     out.semantic = nyu40_to_train(nyu40).astype(np.int16)
     out.vertex_object = vobj.astype(np.int32)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import posixpath
 import stat
 import zipfile
+import zlib
 from pathlib import Path
 
 # A real ScanNet instance submission: 100 scenes x <=100 masks x ~300 kB each, ~3 GB in all.
@@ -108,7 +109,7 @@ def read_member(zf: zipfile.ZipFile, name: str, path) -> bytes:
     """A member's bytes; a damaged member (bad CRC, truncated data) is an ArchiveError."""
     try:
         return zf.read(name)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as e:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, zlib.error) as e:
         raise ArchiveError(path, f"damaged member: {e}", name) from None
 
 

@@ -96,7 +96,11 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 def read_lines(path: str | os.PathLike) -> list[str]:
     """Non-blank lines, stripped, in order (split lists such as scannetv2_val.txt)."""
-    return [s.strip() for s in Path(path).read_text().splitlines() if s.strip()]
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e})") from None
+    return [s.strip() for s in text.splitlines() if s.strip()]
 
 
 def write_lines_atomic(path: str | os.PathLike, lines: list[str]) -> None:
