@@ -141,6 +141,8 @@ def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must be a mapping")
     base = data.pop("_base_", None)
+    if base is not None and not isinstance(base, str):
+        raise ConfigError(f"{path}: _base_ must be a file name, not {type(base).__name__}")
     if base is not None:
         data = merge(read_yaml(path.parent / base, seen + (path,)), data)
     return data
