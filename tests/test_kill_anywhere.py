@@ -1,9 +1,10 @@
-"""Kill anywhere: preprocess, train (also inside a checkpoint write), test and export are killed
+"""Kill anywhere: preprocess, train (also inside a checkpoint write), test, export and predict are killed
 with SIGKILL at seeded random moments and run again (training with --resume). The result equals
 an uninterrupted run (training bitwise, the other outputs file by file), and after every kill each
 output under its final name is complete: the one of the uninterrupted run, or for a checkpoint a
 loadable one. SCENE_PE_KILL_POINTS (default 2) kill moments per command; SCENE_PE_KILL_SEED."""
 
+import json
 import os
 import random
 import shutil
@@ -45,6 +46,9 @@ def commands(small_dataset: Path, out: Path, ckpt: Path) -> dict[str, list[str]]
                   "--checkpoint-every=1"],
         "test": [py, "tools/test.py", str(CONFIG), *train_overrides(small_dataset, out), "--checkpoint", str(ckpt),
                  "--split", "val", "--out", str(out / "pred"), "--export", str(out / "sub"), "--no-progress"],
+        "predict": [py, "tools/predict.py", *[str(p) for p in sorted((small_dataset.parent / "raw" / "scans").glob(
+                    "*/*_vh_clean_2.ply"))][:2], "--checkpoint", str(ckpt), "--out", str(out / "predict"),
+                    "--no-render", "--no-progress", "--scannet-format", "--threads", "1"],
     }
 
 
@@ -85,6 +89,8 @@ def content(path: Path):
     if path.suffix == ".pth":
         ck = load_checkpoint(path)
         return {k: v.numpy().tobytes() for k, v in ck["model"].items()}
+    if path.suffix == ".json" and b'"seconds"' in path.read_bytes():  # tools/predict.py's stage timings
+        return {k: v for k, v in json.loads(path.read_text()).items() if k != "seconds"}
     return path.read_bytes()
 
 
@@ -122,7 +128,7 @@ def trained(small_dataset, tmp_path_factory) -> Path:
     return out / "run" / "last.pth"
 
 
-@pytest.mark.parametrize("name", ["preprocess", "test"])
+@pytest.mark.parametrize("name", ["preprocess", "test", "predict"])
 def test_killed_anywhere_then_rerun_equals_an_uninterrupted_run(small_dataset, tmp_path, trained, name):
     ref_out, out = tmp_path / "ref", tmp_path / "killed"
     folder = (lambda o: o / "pre") if name == "preprocess" else (lambda o: o)

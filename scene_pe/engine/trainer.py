@@ -319,26 +319,28 @@ class Trainer:
             batches = iter(loader)
             while (batch := self.next_batch(batches)) is not None:
                 voxels, samples, batches = batch
-                got = time.perf_counter()
-                with self.worker_deaths.deferred():  # a dead worker is handled in next_batch
+                # a worker's death reported by SIGCHLD is handled in next_batch, not half way
+                # through a step or a checkpoint write
+                with self.worker_deaths.deferred():
+                    got = time.perf_counter()
                     values = (self.train_step(voxels, samples) if voxels is not None else None) or values
-                self.step += 1
-                done = time.perf_counter()
-                data_wait, compute = data_wait + got - tick, compute + done - got
-                tick = done
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{values['loss']:.3f}")
-                if self.step % self.cfg.train.log_every == 0:
-                    self.log_scalars("train", D.mean_across_ranks(values, self.device))
-                    self.log_scalars("train", {"lr": self.optimizer.param_groups[0]["lr"],
-                                               "data_wait_share": data_wait / max(data_wait + compute, 1e-9)})
-                if self.device.type == "cuda" and t.empty_cache_every and self.step % t.empty_cache_every == 0:
-                    torch.cuda.empty_cache()
-                if self.checkpoint_every and self.step % self.checkpoint_every == 0:
-                    self.save("last.pth")
-                if self.done():
-                    break
+                    self.step += 1
+                    done = time.perf_counter()
+                    data_wait, compute = data_wait + got - tick, compute + done - got
+                    tick = done
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{values['loss']:.3f}")
+                    if self.step % self.cfg.train.log_every == 0:
+                        self.log_scalars("train", D.mean_across_ranks(values, self.device))
+                        self.log_scalars("train", {"lr": self.optimizer.param_groups[0]["lr"],
+                                                   "data_wait_share": data_wait / max(data_wait + compute, 1e-9)})
+                    if self.device.type == "cuda" and t.empty_cache_every and self.step % t.empty_cache_every == 0:
+                        torch.cuda.empty_cache()
+                    if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                        self.save("last.pth")
+                    if self.done():
+                        break
             if bar is not None:
                 bar.close()
             if self.step % self.steps_per_epoch == 0:  # the epoch finished
