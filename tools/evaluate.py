@@ -21,10 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scene_pe.util import cli  # noqa: E402
-
 from scene_pe.evaluation.io import (evaluate_instance_submission,  # noqa: E402
                                     evaluate_semantic_submission)
+from scene_pe.util import cli  # noqa: E402
 from scene_pe.util.errors import SceneError  # noqa: E402
 from scene_pe.util.io import write_text_atomic  # noqa: E402
 

@@ -21,10 +21,9 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scene_pe.util import cli  # noqa: E402
-
 from scene_pe.synthetic.profiles import PROFILES  # noqa: E402
 from scene_pe.synthetic.scenes import generate_dataset  # noqa: E402
+from scene_pe.util import cli  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -16,11 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scene_pe.util import cli  # noqa: E402
-
 from scene_pe.data.preprocess import (SPLITS, default_workers, run_preprocess,  # noqa: E402
                                       split_file_path, split_name)
 from scene_pe.data.scannet import LABEL_MAP_NAME, load_label_map  # noqa: E402
+from scene_pe.util import cli  # noqa: E402
 from scene_pe.util.io import read_lines  # noqa: E402
 
 

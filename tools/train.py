@@ -11,9 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scene_pe.util import cli  # noqa: E402
-
 from scene_pe.config import load_config  # noqa: E402
+from scene_pe.util import cli  # noqa: E402
 from scene_pe.util.typed_config import ConfigError  # noqa: E402
 
 

@@ -20,11 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scene_pe.util import cli  # noqa: E402
-
 from scene_pe.evaluation.io import SubmissionSource  # noqa: E402
 from scene_pe.export.validate import (validate_submission, vertex_counts_from_gt,  # noqa: E402
                                       vertex_counts_from_scannet)
+from scene_pe.util import cli  # noqa: E402
 from scene_pe.util.io import read_lines  # noqa: E402
 
 
