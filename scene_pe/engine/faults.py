@@ -50,6 +50,43 @@ def free_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
+def backward_scene_by_scene(model: torch.nn.Module, samples: list[dict], backward: Callable[[dict], object],
+                            buffers: "BufferSnapshot", on_oom: Callable[[str], object]):
+    """The batch's gradient from one scene at a time (after out of memory on the whole batch).
+
+    ``backward(sample)``: forward and backward of one scene, its loss weighted 1/len(samples),
+    returning its LossResult; ``on_oom(scene)``: drop the gradients of a failed attempt, free
+    memory, log. Gradients of the scenes that fit are summed outside the parameters (a failed
+    scene's partial backward must not mix in) and scaled to stand for the whole batch. Returns
+    the mean LossResult, or None when no scene fit.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    summed: list[torch.Tensor | None] = [None] * len(params)
+    losses = []
+    for sample in samples:
+        try:
+            loss = backward(sample)
+        except torch.OutOfMemoryError:
+            loss = None
+        if loss is None:  # outside the except block: its traceback no longer holds the tensors
+            buffers.restore()  # the failed forward's BatchNorm updates
+            on_oom(sample["scene"])
+            continue
+        losses.append(loss)
+        buffers.take()  # this scene's BatchNorm updates stay
+        for i, p in enumerate(params):
+            if p.grad is not None:
+                summed[i] = p.grad if summed[i] is None else summed[i] + p.grad
+            p.grad = None
+    if not losses:
+        return None
+    scale = len(samples) / len(losses)  # the scenes that fit stand for the batch
+    for p, g in zip(params, summed):
+        p.grad = g if g is None or scale == 1.0 else g * scale
+    return type(losses[0])(torch.stack([lo.total.detach() for lo in losses]).mean(),
+                           {k: torch.stack([lo.terms[k] for lo in losses]).mean() for k in losses[0].terms})
+
+
 def is_worker_death(error: BaseException) -> bool:
     """The DataLoader's error when one of its worker processes ended abnormally."""
     text = str(error)

@@ -32,7 +32,7 @@ from scene_pe.engine import distributed as D
 from scene_pe.engine.checkpoint import load_latest, model_state, rng_state, save_checkpoint, set_rng_state
 from scene_pe.engine.evaluate import evaluate_loader
 from scene_pe.engine.faults import (BufferSnapshot, FaultLog, SkippingCollate, SkippingDataset, WorkerDeathDeferral,
-                                    free_memory, gradients_finite, is_worker_death)
+                                    backward_scene_by_scene, free_memory, gradients_finite, is_worker_death)
 from scene_pe.method.losses import LossResult
 from scene_pe.method.losses_margin import margin_loss
 from scene_pe.method.losses_probabilistic import probabilistic_loss
@@ -208,35 +208,10 @@ class Trainer:
         self.scaler.scale(loss.total if weight == 1.0 else loss.total * weight).backward()
         return loss
 
-    def _backward_scene_by_scene(self, samples: list[dict], buffers: BufferSnapshot) -> LossResult | None:
-        """The batch's gradient from one scene at a time (after an out-of-memory error)."""
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        summed: list[torch.Tensor | None] = [None] * len(params)
-        losses = []
-        for sample in samples:
-            try:
-                loss = self._backward(self.collate([sample])[0], 1.0 / len(samples))
-            except torch.OutOfMemoryError:
-                loss = None
-            if loss is None:  # outside the except block: its traceback no longer holds the tensors
-                self.optimizer.zero_grad(set_to_none=True)  # a partial backward's gradients
-                buffers.restore()  # and its BatchNorm updates
-                free_memory(self.device)
-                self.faults.oom_scene(self.step, sample["scene"])
-                continue
-            losses.append(loss)
-            buffers.take()  # this scene's BatchNorm updates stay
-            for i, p in enumerate(params):
-                if p.grad is not None:
-                    summed[i] = p.grad if summed[i] is None else summed[i] + p.grad
-            self.optimizer.zero_grad(set_to_none=True)
-        if not losses:
-            return None
-        scale = len(samples) / len(losses)  # the scenes that fit stand for the batch
-        for p, g in zip(params, summed):
-            p.grad = g if g is None or scale == 1.0 else g * scale
-        return LossResult(torch.stack([lo.total.detach() for lo in losses]).mean(),
-                          {k: torch.stack([lo.terms[k] for lo in losses]).mean() for k in losses[0].terms})
+    def _scene_out_of_memory(self, scene: str) -> None:
+        self.optimizer.zero_grad(set_to_none=True)  # a partial backward's gradients
+        free_memory(self.device)
+        self.faults.oom_scene(self.step, scene)
 
     def train_step(self, voxels: VoxelBatch, samples: list[dict] | None = None) -> dict[str, float] | None:
         """One optimiser step; None when the step was skipped (engine/faults.py)."""
@@ -257,7 +232,9 @@ class Trainer:
             free_memory(self.device)
             log.warning("step %d: out of memory on scenes %s: retrying one scene at a time", self.step,
                         ", ".join(voxels.scenes))
-            loss = self._backward_scene_by_scene(samples, buffers)
+            loss = backward_scene_by_scene(
+                self.model, samples, lambda sample: self._backward(self.collate([sample])[0], 1.0 / len(samples)),
+                buffers, self._scene_out_of_memory)
             if loss is None:
                 buffers.restore()
                 return None
