@@ -104,10 +104,15 @@ class TrainConfig:
     # counted (configs validating more often must not train less), and the time
     # spent is saved in the checkpoint, so a resumed run continues the same budget.
     max_minutes: float = 0.0
+    # A step with a non-finite loss or gradient is skipped (engine/faults.py); this many
+    # in a row end the run with an error (it has diverged).
+    max_bad_steps: int = 20
 
     def validate(self) -> None:
         if self.max_steps < 0 or self.max_minutes < 0 or self.val_every < 0:
             raise ValueError("max_steps, max_minutes and val_every must be >= 0 (0 disables them)")
+        if self.max_bad_steps < 1:
+            raise ValueError("max_bad_steps must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -137,13 +142,15 @@ def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"{path}: _base_ cycle through {[str(p) for p in seen]}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except OSError as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config {path}: {e}") from e
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must be a mapping")
     base = data.pop("_base_", None)
+    if base is not None and not isinstance(base, str):
+        raise ConfigError(f"{path}: _base_ must be a file name, not {type(base).__name__}")
     if base is not None:
         data = merge(read_yaml(path.parent / base, seen + (path,)), data)
     return data

@@ -62,7 +62,7 @@ def test_two_gloo_processes_end_with_identical_parameters(small_dataset, tmp_pat
            str(script), str(CONFIG), str(out), *tiny_overrides(small_dataset, out, "ddp", 2)]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    states = [torch.load(out / f"rank{i}.pt") for i in range(2)]
+    states = [torch.load(out / f"rank{i}.pt", weights_only=True) for i in range(2)]
     assert states[0]["step"] == states[1]["step"] == 2
     assert states[0]["scenes"] != states[1]["scenes"]  # each rank trained on its own shard
     for k, v in states[0]["model"].items():

@@ -22,14 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scene_pe.util import cli  # noqa: E402
+
 OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Usage mistakes as one line, like the tool's other errors (the usage is in --help)."""
-
-    def error(self, message):
-        self.exit(2, f"ablate: error: {message} (see --help)\n")
 
 
 def positive(kind):
@@ -45,7 +40,7 @@ def positive(kind):
 
 
 def parse_args(argv):
-    ap = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(description=__doc__)
     ap.add_argument("--configs", nargs="+", required=True, help="config files, one table row each")
     ap.add_argument("--seeds", type=positive(int), required=True, help="runs per config (train.seed 0..N-1)")
     budget = ap.add_mutually_exclusive_group(required=True)
@@ -80,4 +75,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -18,7 +18,6 @@ configs/synthetic200_probabilistic.yaml runs it all with the ScanNet200 label se
 (rooms with extra ScanNet200 categories, in <out>/scannet200 and <out>/preprocessed200).
 """
 
-import argparse
 import json
 import os
 import shlex
@@ -28,6 +27,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scene_pe.util import cli  # noqa: E402
 
 
 def run(cmd: list[str]) -> None:
@@ -55,7 +57,7 @@ def own_scan(raw: Path, folder: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(description=__doc__)
     ap.add_argument("--config", default="configs/synthetic_probabilistic.yaml")
     ap.add_argument("--out", type=Path, default=Path("demo_output"))
     ap.add_argument("--train-scenes", type=int, default=16)
@@ -129,4 +131,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

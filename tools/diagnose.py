@@ -11,16 +11,18 @@ instance and on other voxels (scene_pe/engine/diagnose.py says how each is
 computed). Exit status 2 on a missing run.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scene_pe.util import cli  # noqa: E402
+from scene_pe.util.io import write_text_atomic  # noqa: E402
+
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(description=__doc__)
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--max-scenes", type=int, default=0, help="first N val scenes (0: all)")
     ap.add_argument("--json", type=Path, help="also write the statistics here")
@@ -42,9 +44,9 @@ def main(argv=None) -> int:
               f"own<tau {r['own_below_tau']:.3f}  other>=tau {r['other_above_tau']:.3f} (tau {r['tau']})  "
               f"sigma q10/50/90 instance {sig}  other {rest or '-'}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
+        write_text_atomic(args.json, json.dumps(results, indent=1) + "\n")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -28,12 +28,13 @@ from scene_pe.data.preprocess import label_set_of_gt  # noqa: E402
 from scene_pe.evaluation.semantic import GT_FORMATS  # noqa: E402
 from scene_pe.evaluation.io import (evaluate_instance_submission,  # noqa: E402
                                     evaluate_semantic_submission)
+from scene_pe.util import cli  # noqa: E402
 from scene_pe.util.errors import SceneError  # noqa: E402
 from scene_pe.util.io import write_text_atomic  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__)
     p.add_argument("--pred", type=Path, required=True, help="submission folder or zip")
     p.add_argument("--gt", type=Path, required=True, help="folder of <scene>.txt GT files")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
@@ -84,4 +85,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -19,7 +19,6 @@ that ran passed, 1 when one failed, 2 on a usage error.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -28,11 +27,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scene_pe.util import cli  # noqa: E402
+
 RTOL = 1e-4  # float32 sums in another order: differences ~1e-6 of the largest value
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(description=__doc__)
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "scannet_probabilistic.yaml")
     ap.add_argument("overrides", nargs="*", help="key.sub=value overrides of the config")
     ap.add_argument("--vertices", type=int, default=150_000, help="vertices of the generated scene")
@@ -123,4 +124,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

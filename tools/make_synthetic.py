@@ -23,10 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scene_pe.synthetic.profiles import PROFILES  # noqa: E402
 from scene_pe.synthetic.scenes import generate_dataset  # noqa: E402
+from scene_pe.util import cli  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__)
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
     p.add_argument("--train", type=int, default=8, help="number of training scenes")
     p.add_argument("--val", type=int, default=2, help="number of validation scenes")
@@ -64,4 +65,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -19,7 +19,6 @@ inference.probabilistic.tau=0.2). Exit status: 0 all written, 1 some inputs
 failed (the others are written), 2 bad checkpoint or options.
 """
 
-import argparse
 import os
 import re
 import sys
@@ -29,11 +28,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scene_pe.util import cli  # noqa: E402
+
 OVERRIDE = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)+=")
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(description=__doc__)
     ap.add_argument("inputs", nargs="+", metavar="INPUT", help="scans, folders, globs; key.sub=value overrides")
     ap.add_argument("--checkpoint", type=Path, required=True, help="a scene_pe training checkpoint (.pth)")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
@@ -52,7 +53,6 @@ def parse_args(argv):
     ap.add_argument("--renderer", default="auto", choices=("auto", "open3d", "matplotlib"))
     ap.add_argument("--overwrite", action="store_true", help="predict inputs again even if done")
     ap.add_argument("--no-progress", action="store_true")
-    ap.add_argument("--debug", action="store_true", help="tracebacks for unexpected errors")
     args = ap.parse_intermixed_args(argv)  # overrides may follow the options
     args.overrides = [a for a in args.inputs if OVERRIDE.match(a) and not Path(a).exists()]
     args.inputs = [a for a in args.inputs if a not in args.overrides]
@@ -174,4 +174,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

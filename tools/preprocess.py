@@ -21,11 +21,12 @@ from scene_pe.data.labels import LABEL_SET_NAMES, get_label_set  # noqa: E402
 from scene_pe.data.preprocess import (SPLITS, default_workers, run_preprocess,  # noqa: E402
                                       split_file_path, split_name)
 from scene_pe.data.scannet import LABEL_MAP_NAME, load_label_map  # noqa: E402
+from scene_pe.util import cli  # noqa: E402
 from scene_pe.util.io import read_lines  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__)
     p.add_argument("--scannet-root", type=Path, required=True,
                    help="folder holding scans/ (and scans_test/)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
@@ -88,4 +89,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

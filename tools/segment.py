@@ -13,16 +13,17 @@ the input, as ScanNet's Segmentator names it; an existing file is kept unless
 --overwrite. Exit status 1 if an input failed.
 """
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scene_pe.util import cli  # noqa: E402
+
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(description=__doc__)
     ap.add_argument("inputs", nargs="+", metavar="INPUT")
     ap.add_argument("--out", type=Path, help="output file (one input only)")
     ap.add_argument("--out-dir", type=Path, help="output folder (default: beside each input)")
@@ -63,4 +64,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

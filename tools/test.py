@@ -16,18 +16,19 @@ as meshes when --scannet-root gives the raw scenes, else as point clouds.
 Torchrun works too (each rank predicts every world-th scene).
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scene_pe.util import cli  # noqa: E402
+from scene_pe.util.io import write_text_atomic  # noqa: E402
 from scene_pe.util.threads import set_inference_threads  # noqa: E402
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(description=__doc__)
     ap.add_argument("config", type=Path)
     ap.add_argument("overrides", nargs="*", help="key.sub=value overrides of the config")
     ap.add_argument("--checkpoint", type=Path, required=True)
@@ -137,7 +138,7 @@ def main(argv=None) -> int:
                   f"mIoU {sem.miou:.3f}  uncertainty AUROC {unc.auroc:.3f}  ({inst.num_scenes} scenes)")
             metrics = {"instance": inst.to_dict(), "semantic": sem.to_dict(),
                        "uncertainty": {"definition": uncertainty_name(cfg), **unc.to_dict()}}
-            (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+            write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1))
             print(f"metrics: {out_dir / 'metrics.json'}")
         if args.export:
             problems = export(cfg, out_dir, args.export, scenes)
@@ -151,4 +152,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -6,18 +6,18 @@ Several GPUs:       torchrun --nproc_per_node=4 tools/train.py configs/scannet_p
 Outputs go to <run_dir>/<name>/ (config.yaml, train.log, tb/, last.pth, best.pth).
 """
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scene_pe.config import load_config  # noqa: E402
+from scene_pe.util import cli  # noqa: E402
 from scene_pe.util.typed_config import ConfigError  # noqa: E402
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(description=__doc__)
     ap.add_argument("config", type=Path)
     ap.add_argument("overrides", nargs="*", help="key.sub=value overrides of the config")
     ap.add_argument("--resume", action="store_true", help="continue from <run>/last.pth")
@@ -47,4 +47,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -21,16 +21,18 @@ table; --out also writes tuning.json and tuning.md there. Examples:
 Exit status 2 on a bad grid or a missing run.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scene_pe.util import cli  # noqa: E402
+from scene_pe.util.io import write_text_atomic  # noqa: E402
+
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(description=__doc__)
     ap.add_argument("runs", nargs="+", type=Path, help="training run folders (config.yaml, last.pth)")
     ap.add_argument("--grid", nargs="+", default=[], help="inference.key=v1,v2,... (cartesian product)")
     ap.add_argument("--max-scenes", type=int, default=0, help="first N val scenes with GT (0: all)")
@@ -64,10 +66,10 @@ def main(argv=None) -> int:
         print(f"\nall {result['rows'][0]['runs'][0]['all']['scenes']} val scenes:\n{all_table}")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "tuning.json").write_text(json.dumps(result, indent=1) + "\n")
-        (args.out / "tuning.md").write_text(table + "\n\n" + summary + "\n" + (f"\n{all_table}\n" if all_table else ""))
+        write_text_atomic(args.out / "tuning.json", json.dumps(result, indent=1) + "\n")
+        write_text_atomic(args.out / "tuning.md", table + "\n\n" + summary + "\n" + (f"\n{all_table}\n" if all_table else ""))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -23,13 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scene_pe.evaluation.io import SubmissionSource  # noqa: E402
 from scene_pe.export.validate import (validate_submission, vertex_counts_from_gt,  # noqa: E402
                                       vertex_counts_from_scannet)
-from scene_pe.data.labels import LABEL_SET_NAMES  # noqa: E402
+from scene_pe.data.labels import LABEL_SET_NAMES, get_label_set  # noqa: E402
 from scene_pe.data.preprocess import label_set_of_gt  # noqa: E402
+from scene_pe.util import cli  # noqa: E402
 from scene_pe.util.io import read_lines  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__)
     p.add_argument("submission", type=Path, help="submission folder or zip")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--scannet-root", type=Path, help="ScanNet root with scans_test/ and scans/")
@@ -71,12 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         counts = vertex_counts_from_scannet(args.scannet_root, scenes)
     else:
         counts = vertex_counts_from_gt(args.vertex_counts, scenes)
-    try:
-        label_set = label_set_of_gt(args.vertex_counts or Path("."), args.label_set) if args.vertex_counts \
-            else label_set_of_gt(Path("."), args.label_set or "scannet20")
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    # the GT folder's recorded label set, unless given; without a GT folder ScanNet v2's
+    label_set = label_set_of_gt(args.vertex_counts, args.label_set) if args.vertex_counts \
+        else get_label_set(args.label_set or "scannet20")
     problems = validate_submission(args.submission, counts, expected,
                                    task="semantic" if args.semantic else "instance", label_set=label_set)
     for line in problems:
@@ -89,4 +87,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

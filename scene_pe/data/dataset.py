@@ -9,6 +9,7 @@ Voxelization runs in the loader workers (``VoxelCollate``).
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -63,7 +64,7 @@ def load_scene(root: Path, scene: str, label_set: str | None = None) -> dict:
                 "segment": z["segment"].astype(np.int64) if "segment" in z.files
                 else np.full(len(z["coords"]), -1, np.int64),
             }
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # a truncated .npz: BadZipFile
         if isinstance(e, SceneError):
             raise
         raise SceneError(scene, path, f"cannot read preprocessed scene: {e}") from e

@@ -120,20 +120,22 @@ def load_label_map(tsv_path: str | Path) -> LabelMap:
     """Read ``scannetv2-labels.combined.tsv`` (columns raw_category, nyu40id and id)."""
     with open(tsv_path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f, delimiter="\t")
-        cols = set(reader.fieldnames or ())
-        need = {"raw_category", *LABEL_MAP_COLUMNS}
-        if not need <= cols:
-            raise ValueError(f"{tsv_path}: needs columns {', '.join(sorted(need))}, has {sorted(cols)}")
-        out: dict[str, dict[str, int]] = {c: {} for c in LABEL_MAP_COLUMNS}
-        for line, row in enumerate(reader, start=2):
-            for c in LABEL_MAP_COLUMNS:
-                v = (row[c] or "").strip()
-                if not v:
-                    continue
-                try:
-                    out[c].setdefault(row["raw_category"], int(v))
-                except ValueError:
-                    raise ValueError(f"{tsv_path}: line {line}: column {c} is not an integer: {v!r}") from None
+        try:
+            cols = set(reader.fieldnames or ())
+            need = {"raw_category", *LABEL_MAP_COLUMNS}
+            if not need <= cols:
+                raise ValueError(f"needs columns {', '.join(sorted(need))}, has {sorted(cols)}")
+            out: dict[str, dict[str, int]] = {c: {} for c in LABEL_MAP_COLUMNS}
+            for row in reader:
+                for c in LABEL_MAP_COLUMNS:
+                    v = (row[c] or "").strip()
+                    if v:
+                        try:
+                            out[c].setdefault(row["raw_category"], int(v))
+                        except ValueError:
+                            raise ValueError(f"column {c} is not an integer: {v!r}") from None
+        except (ValueError, csv.Error) as e:  # not UTF-8, a NUL byte, an id that is no integer
+            raise ValueError(f"{tsv_path}: line {reader.line_num}: {e}") from None
     return LabelMap(out)
 
 
@@ -260,7 +262,7 @@ def read_aggregation(path: Path, scene: str) -> tuple[np.ndarray, list[str], lis
         ids = np.array([int(g["objectId"]) for g in groups], dtype=np.int64)
         labels = [str(g["label"]) for g in groups]
         segs = [np.asarray(g["segments"], dtype=np.int64).reshape(-1) for g in groups]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, OverflowError) as e:
         raise SceneError(scene, path, f"cannot read segGroups: {type(e).__name__}: {e}") from e
     if np.unique(ids).size != ids.size:
         raise SceneError(scene, path, "duplicate objectId in segGroups")
@@ -349,8 +351,8 @@ def _add_labels(out: RawScene, p: ScenePaths, label_map: LabelMap, source: Seman
     obj_cls[(obj_cls < 0) | (obj_cls > np.iinfo(np.int16).max)] = 0
     vobj = _objects_to_vertices(out.segment.astype(np.int64), segs, scene, p.aggregation)
     has_obj = vobj >= 0
-    nyu40 = np.where(has_obj, obj_nyu[np.maximum(vobj, 0)], 0)
-    cls = np.where(has_obj, obj_cls[np.maximum(vobj, 0)], 0)
+    nyu40 = np.append(obj_nyu, 0)[vobj]  # vobj -1 (no object) takes the appended 0; works for 0 objects
+    cls = np.append(obj_cls, 0)[vobj]
 
     if p.labels.is_file():
         (ply_label,) = _vertex_fields(read_ply_file(p.labels, scene, "labels"), p.labels, scene, ("label",))
@@ -373,7 +375,7 @@ def _add_labels(out: RawScene, p: ScenePaths, label_map: LabelMap, source: Seman
     counts = np.bincount(vobj[has_obj], minlength=ids.shape[0])
     keep = np.isin(obj_cls, ls.instance_ids) & (counts > 0)
     obj_to_inst = np.where(keep, np.cumsum(keep) - 1, -1)
-    out.instance = np.where(has_obj, obj_to_inst[np.maximum(vobj, 0)], -1).astype(np.int32)
+    out.instance = np.append(obj_to_inst, -1)[vobj].astype(np.int32)
     out.nyu40 = nyu40.astype(np.int16)
     out.semantic = ls.to_train(cls).astype(np.int16)
     out.vertex_object = vobj.astype(np.int32)

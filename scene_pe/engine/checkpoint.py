@@ -7,13 +7,20 @@ as soon as someone shares it, and a pickle that would import or run code is
 refused (``CheckpointError``). Checkpoints written before this format hold the
 numpy state as an ndarray; the loader allows exactly numpy's array and dtype
 reconstruction for them (``LEGACY_NUMPY_GLOBALS``), nothing else.
+
+Training keeps the checkpoint each save replaces (last.pth -> last.prev.pth) until
+the new one is complete, and ``load_latest`` falls back to it, with a warning,
+when last.pth turns out truncated or corrupt.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import pickle
 import random
-import zipfile
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +28,8 @@ import numpy as np
 import torch
 
 from scene_pe.util.io import atomic_open
+
+log = logging.getLogger("scene_pe.checkpoint")
 
 
 class CheckpointError(ValueError):
@@ -61,10 +70,38 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """torch.save to a temp file in the same folder, then rename: never a partial file."""
+def previous_path(path: Path) -> Path:
+    """Where the checkpoint ``path`` replaced is kept: last.pth -> last.prev.pth."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def _keep_as_previous(path: Path) -> None:
+    """``path`` (complete) also under previous_path(path), atomically: a hard link, else a copy."""
+    prev = previous_path(path)
+    tmp = prev.with_name(f".{prev.name}.link.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        os.link(path, tmp)
+    except OSError:  # a filesystem without hard links
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, prev)
+
+
+def save_checkpoint(path: Path, state: dict[str, Any], keep_previous: bool = False) -> None:
+    """torch.save to a temp file in the same folder, then rename: never a partial file.
+
+    ``keep_previous``: the checkpoint being replaced stays as ``previous_path(path)``
+    (linked there once the new file is fully written, before the rename), so a kill at
+    any moment leaves a complete ``path`` and, from the second save on, a complete
+    previous one for ``load_latest`` to fall back to if ``path`` is damaged later.
+    """
+    path = Path(path)
     with atomic_open(path, "wb") as fh:
         torch.save(state, fh)
+        if keep_previous and path.is_file():
+            _keep_as_previous(path)
 
 
 def _legacy_numpy_globals() -> list:
@@ -85,12 +122,34 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         first = lines[0] if lines else type(e).__name__
         raise CheckpointError(path, "refused: it holds objects other than tensors, numbers, strings and "
                                     f"plain containers (loading it could run code): {first}") from None
-    except (RuntimeError, OSError, EOFError, zipfile.BadZipFile, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - torch.load's errors on damaged bytes are of many types (struct.error, ...)
         raise CheckpointError(path, f"not a readable torch checkpoint (truncated or corrupt?): "
                                     f"{type(e).__name__}: {e}") from None
     if not isinstance(ck, dict) or not isinstance(ck.get("model"), dict):
         raise CheckpointError(path, "not a scene_pe checkpoint (no 'model' state dict)")
     return ck
+
+
+def load_latest(path: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], Path] | None:
+    """``path``, or its previous version with a warning when ``path`` is damaged or missing.
+
+    None when neither exists (nothing to resume); CheckpointError naming both files when
+    neither is usable.
+    """
+    path, prev = Path(path), previous_path(path)
+    if not path.exists() and not prev.exists():
+        return None
+    try:
+        return load_checkpoint(path, map_location), path
+    except CheckpointError as e:
+        if not prev.exists():
+            raise
+        try:
+            ck = load_checkpoint(prev, map_location)
+        except CheckpointError as e2:
+            raise CheckpointError(path, f"unusable ({e}), and so is the previous one ({e2})") from None
+        log.warning("%s; resuming from the previous checkpoint %s instead", e, prev)
+        return ck, prev
 
 
 def model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

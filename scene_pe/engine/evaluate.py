@@ -39,6 +39,8 @@ def predict_scenes(model: torch.nn.Module, cfg: Config, scenes: list[str], devic
                    rank: int = 0, world: int = 1, progress: bool = True, amp: bool = False
                    ) -> Iterator[tuple[VertexPrediction, dict]]:
     """Yield (per-vertex prediction, sample) for this rank's share of ``scenes``."""
+    if not scenes[rank::world]:  # a rerun with every scene already predicted, or more ranks than scenes
+        return
     model.eval()
     loader = inference_loader(cfg, scenes, rank, world)
     if progress:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -29,8 +30,10 @@ from scene_pe.config import Config, dump_config
 from scene_pe.data.dataset import SceneDataset, VoxelCollate, preprocessed_split, worker_init
 from scene_pe.data.transforms import build_transforms
 from scene_pe.engine import distributed as D
-from scene_pe.engine.checkpoint import load_checkpoint, model_state, rng_state, save_checkpoint, set_rng_state
+from scene_pe.engine.checkpoint import load_latest, model_state, rng_state, save_checkpoint, set_rng_state
 from scene_pe.engine.evaluate import evaluate_loader
+from scene_pe.engine.faults import (BufferSnapshot, FaultLog, SkippingCollate, SkippingDataset, WorkerDeathDeferral,
+                                    backward_scene_by_scene, free_memory, gradients_finite, is_worker_death)
 from scene_pe.method.losses import LossResult
 from scene_pe.method.losses_margin import margin_loss
 from scene_pe.method.losses_probabilistic import probabilistic_loss
@@ -38,6 +41,8 @@ from scene_pe.model.network import InstanceSegmentationNet
 from scene_pe.model.outputs import HeadOutput, ProbabilisticOutput
 from scene_pe.sparse.voxelize import VoxelBatch
 from scene_pe.superpoints.pooling import consistency_loss
+from scene_pe.util.errors import RunError
+from scene_pe.util.io import write_text_atomic
 from scene_pe.util.typed_config import ConfigError
 
 log = logging.getLogger("scene_pe.train")
@@ -103,7 +108,7 @@ class Trainer:
         self.run_path = cfg.run_path
         if self.main:
             self.run_path.mkdir(parents=True, exist_ok=True)
-            (self.run_path / "config.yaml").write_text(dump_config(cfg))
+            write_text_atomic(self.run_path / "config.yaml", dump_config(cfg))
         setup_logging(self.run_path if self.main else None)
         self.checkpoint_every = checkpoint_every
         self.progress = progress and self.main
@@ -134,6 +139,8 @@ class Trainer:
         self.amp = t.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.epoch, self.step, self.best = 0, 0, -math.inf
+        self.faults = FaultLog(t.max_bad_steps)  # skipped steps and scenes (engine/faults.py)
+        self.worker_deaths = WorkerDeathDeferral()
         # training seconds over this run and the ones it resumed; _since: start of the
         # interval being counted (None outside fit and during validation)
         self.elapsed, self._since = 0.0, None
@@ -153,11 +160,19 @@ class Trainer:
 
     def save(self, name: str) -> None:
         if self.main:
-            save_checkpoint(self.run_path / name, self.state())
+            # last.pth: the one it replaces stays as last.prev.pth (resume falls back to it)
+            save_checkpoint(self.run_path / name, self.state(), keep_previous=name == "last.pth")
 
     def resume(self, path: Path) -> None:
         # CPU first: torch.set_rng_state needs a CPU tensor; load_state_dict moves the rest
-        ck = load_checkpoint(path, "cpu")
+        found = load_latest(path, "cpu")
+        if found is None:  # killed before its first checkpoint: the same command starts over
+            log.warning("%s: no checkpoint to resume from; starting from the beginning", path)
+            return
+        ck, used = found
+        if used != path and self.main and path.exists():
+            # set the damaged file aside, or the next save would keep it as the previous one
+            os.replace(path, path.with_name(path.name + ".damaged"))
         getattr(self.model, "module", self.model).load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
         self.scheduler.load_state_dict(ck["scheduler"])
@@ -165,34 +180,119 @@ class Trainer:
         self.epoch, self.step, self.best = ck["epoch"], ck["step"], ck["best"]
         self.elapsed = float(ck.get("elapsed_s", 0.0))  # checkpoints from before the budget: none spent
         set_rng_state(ck["rng"])
-        log.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.step)
+        log.info("resumed from %s at epoch %d, step %d", used, self.epoch, self.step)
 
     # -- loop ----------------------------------------------------------------
     def loader(self, start_batch: int) -> DataLoader:
         self.sampler.set_epoch(self.epoch)
         self.sampler.start_batch = start_batch
         self.train_set.set_epoch(self.epoch)
-        return DataLoader(self.train_set, batch_size=self.cfg.data.batch_size, sampler=self.sampler,
-                          num_workers=self.cfg.data.num_workers, collate_fn=self.collate, drop_last=True,
-                          worker_init_fn=worker_init)
+        # yields (voxels or None, samples, unreadable scenes): a scene file that cannot be read
+        # is left out of its batch instead of ending the run (engine/faults.py)
+        return DataLoader(SkippingDataset(self.train_set), batch_size=self.cfg.data.batch_size,
+                          sampler=self.sampler, num_workers=self.cfg.data.num_workers,
+                          collate_fn=SkippingCollate(self.collate), drop_last=True, worker_init_fn=worker_init)
 
-    def train_step(self, voxels: VoxelBatch) -> dict[str, float]:
-        self.model.train()
+    def batch_scenes(self, step: int) -> list[str]:
+        """The scenes of this rank's batch at ``step`` (of the current epoch)."""
+        order = list(DistributedSampler.__iter__(self.sampler))  # the epoch's order, from its start
+        b, bs = step - self.epoch * self.steps_per_epoch, self.cfg.data.batch_size
+        return [self.train_set.scenes[i % len(self.train_set.scenes)] for i in order[b * bs:(b + 1) * bs]]
+
+    def load_alone(self, step: int):
+        """Batch ``step`` loaded by one fresh worker; (None, [], []) if that worker dies too."""
+        order = list(DistributedSampler.__iter__(self.sampler))
+        b, bs = step - self.epoch * self.steps_per_epoch, self.cfg.data.batch_size
+        alone = DataLoader(SkippingDataset(self.train_set), batch_size=bs, sampler=order[b * bs:(b + 1) * bs],
+                           num_workers=1, collate_fn=SkippingCollate(self.collate), worker_init_fn=worker_init)
+        try:
+            return next(iter(alone))
+        except RuntimeError as e:
+            if not is_worker_death(e):
+                raise
+            return None, [], []
+
+    def _backward(self, voxels: VoxelBatch, weight: float = 1.0) -> LossResult:
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             out = self.model(voxels)
         loss = compute_loss(out, voxels, self.cfg)
+        self.scaler.scale(loss.total if weight == 1.0 else loss.total * weight).backward()
+        return loss
+
+    def _scene_out_of_memory(self, scene: str) -> None:
+        self.optimizer.zero_grad(set_to_none=True)  # a partial backward's gradients
+        free_memory(self.device)
+        self.faults.oom_scene(self.step, scene)
+
+    def train_step(self, voxels: VoxelBatch, samples: list[dict] | None = None) -> dict[str, float] | None:
+        """One optimiser step; None when the step was skipped (engine/faults.py)."""
+        self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss.total).backward()
+        # BatchNorm statistics move in the forward pass: a skipped step puts them back (a NaN
+        # batch would otherwise poison them), and so does a retry after out of memory
+        buffers = BufferSnapshot(self.model)
+        try:
+            loss = self._backward(voxels)
+        except torch.OutOfMemoryError:
+            if samples is None or self.world > 1:
+                raise
+            loss = None
+        if loss is None:  # out of memory: retry one scene at a time
+            self.optimizer.zero_grad(set_to_none=True)
+            buffers.restore()
+            free_memory(self.device)
+            log.warning("step %d: out of memory on scenes %s: retrying one scene at a time", self.step,
+                        ", ".join(voxels.scenes))
+            loss = backward_scene_by_scene(
+                self.model, samples, lambda sample: self._backward(self.collate([sample])[0], 1.0 / len(samples)),
+                buffers, self._scene_out_of_memory)
+            if loss is None:
+                buffers.restore()
+                return None
+        # with AMP the GradScaler skips steps with non-finite gradients itself
+        finite = bool(torch.isfinite(loss.total.detach())) and (self.amp or gradients_finite(self.model.parameters()))
+        if self.world > 1:  # every rank skips, or none does
+            finite = D.mean_across_ranks({"finite": float(finite)}, self.device)["finite"] == 1.0
+        if not finite:
+            self.optimizer.zero_grad(set_to_none=True)
+            buffers.restore()
+            self.faults.bad_step(self.step, list(voxels.scenes), "non-finite loss or gradient")
+            return None
         if self.cfg.train.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.faults.step_done()
         return {"loss": float(loss.total.detach()), **{k: float(v) for k, v in loss.terms.items()}}
+
+    def next_batch(self, batches):
+        """(voxels or None, samples, the iterator to go on with); None at the end of the epoch."""
+        try:
+            voxels, samples, unreadable = next(batches)
+        except StopIteration:
+            return None
+        except RuntimeError as e:
+            if not is_worker_death(e):
+                raise
+            if self.world > 1:
+                raise RunError(f"step {self.step}: {e} (DDP: the ranks cannot skip a batch apart)") from None
+            del batches  # its remaining workers shut down
+            voxels, samples, unreadable = self.load_alone(self.step)
+            scenes = self.batch_scenes(self.step)
+            self.faults.worker_died(self.step, scenes, lost=voxels is None and not unreadable)
+            batches = iter(self.loader(self.step + 1 - self.epoch * self.steps_per_epoch))
+        for u in unreadable:
+            self.faults.scene_unreadable(u.scene, u.message)
+        if voxels is None and self.world > 1:
+            raise RunError(f"step {self.step}: no scene of the batch could be read (DDP: the ranks cannot "
+                           "skip a batch apart)")
+        return voxels, samples, batches
 
     def fit(self) -> dict:
         t = self.cfg.train
         metrics: dict = {}
+        values = {"loss": math.nan}  # the last step's; a skipped step keeps the previous ones
         data_wait = compute = 0.0
         self._since = time.perf_counter()
         while self.epoch < t.epochs and not self.done():
@@ -204,26 +304,31 @@ class Trainer:
                 bar = tqdm(total=self.steps_per_epoch, initial=start_batch, desc=f"epoch {self.epoch}",
                            leave=False, dynamic_ncols=True)
             tick = time.perf_counter()
-            for voxels, _ in loader:
-                got = time.perf_counter()
-                values = self.train_step(voxels)
-                self.step += 1
-                done = time.perf_counter()
-                data_wait, compute = data_wait + got - tick, compute + done - got
-                tick = done
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{values['loss']:.3f}")
-                if self.step % self.cfg.train.log_every == 0:
-                    self.log_scalars("train", D.mean_across_ranks(values, self.device))
-                    self.log_scalars("train", {"lr": self.optimizer.param_groups[0]["lr"],
-                                               "data_wait_share": data_wait / max(data_wait + compute, 1e-9)})
-                if self.device.type == "cuda" and t.empty_cache_every and self.step % t.empty_cache_every == 0:
-                    torch.cuda.empty_cache()
-                if self.checkpoint_every and self.step % self.checkpoint_every == 0:
-                    self.save("last.pth")
-                if self.done():
-                    break
+            batches = iter(loader)
+            while (batch := self.next_batch(batches)) is not None:
+                voxels, samples, batches = batch
+                # a worker's death reported by SIGCHLD is handled in next_batch, not half way
+                # through a step or a checkpoint write
+                with self.worker_deaths.deferred():
+                    got = time.perf_counter()
+                    values = (self.train_step(voxels, samples) if voxels is not None else None) or values
+                    self.step += 1
+                    done = time.perf_counter()
+                    data_wait, compute = data_wait + got - tick, compute + done - got
+                    tick = done
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{values['loss']:.3f}")
+                    if self.step % self.cfg.train.log_every == 0:
+                        self.log_scalars("train", D.mean_across_ranks(values, self.device))
+                        self.log_scalars("train", {"lr": self.optimizer.param_groups[0]["lr"],
+                                                   "data_wait_share": data_wait / max(data_wait + compute, 1e-9)})
+                    if self.device.type == "cuda" and t.empty_cache_every and self.step % t.empty_cache_every == 0:
+                        torch.cuda.empty_cache()
+                    if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                        self.save("last.pth")
+                    if self.done():
+                        break
             if bar is not None:
                 bar.close()
             if self.step % self.steps_per_epoch == 0:  # the epoch finished
@@ -239,6 +344,8 @@ class Trainer:
         self.clock()
         self._since = None
         self.throughput = {"data_wait_s": data_wait, "compute_s": compute}
+        for line in self.faults.report():
+            log.warning("this run skipped: %s", line)
         return metrics
 
     def clock(self) -> float:

@@ -24,6 +24,7 @@ from scene_pe.evaluation.instance import (MIN_REGION_SIZE, InstanceEvaluator, In
                                           ScenePrediction, SparseMasks)
 from scene_pe.evaluation.parallel import map_scenes
 from scene_pe.evaluation.semantic import GtFormat, SemanticEvaluator, SemanticResult
+from scene_pe.util.archive import ArchiveError, open_zip, read_member, unsafe_folder_entries
 from scene_pe.util.errors import SceneError
 
 # Result files the official scripts write into the prediction folder: not scenes.
@@ -37,9 +38,12 @@ class SubmissionSource:
         self.path = Path(path)
         self._zip = None
         if self.path.is_dir():
+            links = unsafe_folder_entries(self.path)
+            if links:
+                raise ArchiveError(self.path, "refused: a symbolic link in the submission", links[0])
             self._names = _folder_files(self.path)
         elif self.path.is_file() and zipfile.is_zipfile(self.path):
-            self._zip = zipfile.ZipFile(self.path)
+            self._zip = open_zip(self.path)  # names, links, sizes checked before any read
             self._names = {n for n in self._zip.namelist() if not n.endswith("/")}
         elif self.path.exists():
             raise ValueError(f"{self.path}: not a folder or a zip archive")
@@ -51,7 +55,7 @@ class SubmissionSource:
         """The same submission opened again (in a worker process) without listing it again."""
         source = cls.__new__(cls)
         source.path, source._names, source._zip = Path(path), names, None
-        if not source.path.is_dir():
+        if not source.path.is_dir():  # checked by open_zip in the process that listed it
             source._zip = zipfile.ZipFile(source.path)
         return source
 
@@ -73,7 +77,7 @@ class SubmissionSource:
 
     def read(self, name: str) -> bytes:
         if self._zip is not None:
-            return self._zip.read(name)
+            return read_member(self._zip, name, self.path)  # sizes checked as it inflates
         with open(os.path.join(self.path, name), "rb") as f:  # pathlib: 3x the time of the read
             return f.read()
 

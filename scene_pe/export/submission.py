@@ -18,9 +18,7 @@ built with numpy, not per line.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -143,15 +141,8 @@ def zip_submission(src_dir: str | Path, zip_path: str | Path, *, compresslevel: 
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     if zip_path.resolve().is_relative_to(src_dir.resolve()):
         files = [p for p in files if p.resolve() != zip_path.resolve()]
-    fd, tmp = tempfile.mkstemp(prefix=f".{zip_path.name}.", suffix=".tmp", dir=zip_path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED,
-                                                        compresslevel=compresslevel) as zf:
+    with atomic_open(zip_path, "wb") as f:  # the central directory is written before the rename
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED, compresslevel=compresslevel) as zf:
             for p in files:
                 zf.write(p, p.relative_to(src_dir).as_posix())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, zip_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return len(files)

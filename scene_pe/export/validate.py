@@ -25,6 +25,7 @@ from plyfile import PlyData
 
 from scene_pe.data.labels import SCANNET20, LabelSet
 from scene_pe.evaluation.io import SubmissionSource, gt_files, resolve_mask_path
+from scene_pe.util.archive import ArchiveError
 
 
 def ply_vertex_count(path: str | Path) -> int:
@@ -212,8 +213,11 @@ def validate_submission(submission: str | Path, vertex_counts: Mapping[str, int]
             if n is None:
                 problems.append(f"{source.display(name)}: vertex count of {scene} unknown "
                                 "(mesh or GT not found)")
-            if task == "instance":
-                _check_instance_scene(source, name, n, referenced, problems, label_set)
-            else:
-                _check_semantic_scene(source, name, n, problems, label_set)
+            try:
+                if task == "instance":
+                    _check_instance_scene(source, name, n, referenced, problems, label_set)
+                else:
+                    _check_semantic_scene(source, name, n, problems, label_set)
+            except ArchiveError as e:  # a damaged member: a problem of the submission, go on
+                problems.append(str(e))
     return problems

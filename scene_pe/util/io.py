@@ -8,6 +8,7 @@ the destination only once the content is complete and flushed to disk.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import tempfile
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import IO, Iterator
 
 import numpy as np
+
+from scene_pe.util.errors import DiskFullError
 
 # mkstemp creates files 0600; give finished files the usual umask-based mode.
 _UMASK = os.umask(0)
@@ -25,7 +28,8 @@ os.umask(_UMASK)
 def atomic_open(path: str | os.PathLike, mode: str = "wb", fsync: bool = True) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success rename it to ``path``.
 
-    On an exception the temporary file is removed and ``path`` is untouched.
+    On an exception the temporary file is removed and ``path`` is untouched; a full
+    disk (ENOSPC, from a write, the flush or fsync) becomes a DiskFullError naming ``path``.
     ``fsync=False`` skips flushing to disk (still never a partial file under
     the final name): for exports of thousands of small files, where fsync
     costs milliseconds each.
@@ -44,10 +48,24 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", fsync: bool = True) -
                 os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if _from_full_disk(e):
+            raise DiskFullError(path) from e
         raise
+
+
+def _from_full_disk(error: BaseException | None) -> bool:
+    """ENOSPC anywhere in the chain (torch.save reports it as a RuntimeError of its own)."""
+    seen = 0
+    while error is not None and seen < 20:
+        if isinstance(error, DiskFullError):
+            return False  # already named (a nested atomic writer)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
 
 
 def remove_stale_temps(path: str | os.PathLike) -> int:
@@ -78,7 +96,11 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 def read_lines(path: str | os.PathLike) -> list[str]:
     """Non-blank lines, stripped, in order (split lists such as scannetv2_val.txt)."""
-    return [s.strip() for s in Path(path).read_text().splitlines() if s.strip()]
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e})") from None
+    return [s.strip() for s in text.splitlines() if s.strip()]
 
 
 def write_lines_atomic(path: str | os.PathLike, lines: list[str]) -> None:
