@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from scene_pe.data.labels import SCANNET20, LabelSet
-from scene_pe.data.scannet import NYU40_COLUMN
 from scene_pe.data.scannet_files import NYU40_PALETTE, write_binary_ply
 
 if TYPE_CHECKING:
@@ -76,7 +75,7 @@ def instance_colors(instance: np.ndarray) -> np.ndarray:
 def class_palette(label_set: LabelSet) -> np.ndarray:
     """(C, 3) uint8 colour per class of the label set: ScanNet's NYU40 palette where the ids are
     NYU40 ids, else distinct generated colours (golden-ratio hues) in class order."""
-    if label_set.tsv_column == NYU40_COLUMN:
+    if label_set.nyu40_ids:
         return NYU40_PALETTE[np.asarray(label_set.ids)]
     return instance_colors(np.arange(label_set.num_classes))
 
@@ -90,7 +89,7 @@ def semantic_colors(ids: np.ndarray, label_set: LabelSet = SCANNET20) -> np.ndar
     ids = np.asarray(ids)
     if not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"class ids must be integers, got dtype {ids.dtype}")
-    if label_set.tsv_column == NYU40_COLUMN:
+    if label_set.nyu40_ids:
         bad = (ids < 0) | (ids >= len(NYU40_PALETTE))
         if bad.any():
             raise ValueError(f"NYU40 ids must be in 0..{len(NYU40_PALETTE) - 1}, got {ids[bad][0]}")

@@ -390,6 +390,9 @@ def test_reader_round_trip_and_official_leniency(tmp_path):
      r"line 2: mask file predicted_masks/a.txt named twice"),
     (["predicted_masks/a.txt 5 0.5"], {"a.txt": "1\n" * 500 + "1.0\n" * 500},
      r"a\.txt: line 501: b'1.0' is not an integer"),
+    # a label beyond int64 is no class (not an internal overflow)
+    (["predicted_masks/a.txt 1e30 0.5"], {"a.txt": "1\n" * 1000},
+     r"line 1: label 1000000000000000019884624838656 is not one of the 18 instance class ids"),
 ])
 def test_reader_errors(tmp_path, lines, masks, match):
     _gt_dir(tmp_path)

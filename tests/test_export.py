@@ -161,6 +161,10 @@ CORRUPTIONS = {
     "label float": (lambda s: _edit_line(s, lambda l: l.replace(" 5 ", " 5.0 ")
                                          .replace(" 3 ", " 3.0 ").replace(" 7 ", " 7.0 ")),
                     "is not one of the 18"),
+    "label huge": (lambda s: _edit_line(s, lambda l: l.replace(" 5 ", " 99999999999999999999999 ")
+                                        .replace(" 3 ", " 99999999999999999999999 ")
+                                        .replace(" 7 ", " 99999999999999999999999 ")),
+                   "label '99999999999999999999999' is not one of the 18"),
     "confidence": (lambda s: _edit_line(s, lambda l: l.rsplit(" ", 1)[0] + " high"),
                    "confidence 'high' is not a finite float"),
     "nan": (lambda s: _edit_line(s, lambda l: l.rsplit(" ", 1)[0] + " nan"), "not a finite float"),

@@ -43,6 +43,8 @@ def test_scannet200_table():
     np.testing.assert_array_equal(ls.to_train(ls.ids), np.arange(200))
     np.testing.assert_array_equal(ls.to_train([0, 12, 5000, -3]), [IGNORE_LABEL] * 4)
     assert ls.instance_index([1, 2, 1191]).tolist() == [-1, 0, 197]
+    assert ls.instance_index([10**30, 2, -10**40]).tolist() == [-1, 0, -1]  # beyond int64: no class
+    assert ls.to_train(10**30) == IGNORE_LABEL
     assert ls.train_is_instance.sum() == 198 and not ls.train_is_instance[[0, 2]].any()
     # the generator's extra categories are in the splits they stand for
     assert SCANNET200_EXTRA["ottoman"] in ls.splits["common"] and SCANNET200_EXTRA["crate"] in ls.splits["tail"]

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
+from scene_pe.data.labels import LEGACY_LABEL_SET
 from scene_pe.data.transforms import Compose
 from scene_pe.sparse.voxelize import VoxelBatch, VoxelizeConfig, voxelize
 from scene_pe.util.errors import SceneError
@@ -33,9 +34,6 @@ def preprocessed_split(root: Path, split: str) -> list[str]:
     return read_lines(path)
 
 
-LEGACY_LABEL_SET = "scannet20"  # scenes preprocessed before label sets existed
-
-
 def load_scene(root: Path, scene: str, label_set: str | None = None) -> dict:
     """Read one preprocessed scene file into a sample dict (vertex order kept).
 
@@ -48,7 +46,7 @@ def load_scene(root: Path, scene: str, label_set: str | None = None) -> dict:
             missing = [k for k in NPZ_KEYS if k not in z.files]
             if missing:
                 raise SceneError(scene, path, f"missing arrays {missing}; re-run tools/preprocess.py")
-            stored = str(z["label_set"]) if "label_set" in z.files else LEGACY_LABEL_SET
+            stored = str(z["label_set"]) if "label_set" in z.files else LEGACY_LABEL_SET.name
             if label_set is not None and stored != label_set:
                 raise SceneError(scene, path, f"preprocessed with label set {stored}, but the config's "
                                               f"data.label_set is {label_set}")

@@ -28,11 +28,16 @@ from scene_pe.data.labels_scannet200 import SCANNET200_CLASSES
 
 IGNORE_LABEL = -100  # torch.nn.functional.cross_entropy's default ignore_index
 NUM_NYU40 = 41  # NYU40 ids 0 (unannotated) .. 40: the labels.ply / palette id space
+NYU40_COLUMN = "nyu40id"  # the tsv column of NYU40 ids (labels.ply's, ScanNet v2's benchmark ids)
 
 
 def map_ids(table: np.ndarray, ids, fill: int) -> np.ndarray:
-    """``table[ids]`` for any int array; values outside the table map to ``fill``."""
-    a = np.asarray(ids, dtype=np.int64)
+    """``table[ids]`` for any ints; values outside the table (even beyond int64) map to ``fill``."""
+    try:
+        a = np.asarray(ids, dtype=np.int64)
+    except OverflowError:  # Python ints beyond int64 (a submission's label "1e30"): no class
+        big = np.asarray(ids, dtype=object)
+        a = np.where((big >= -1) & (big < len(table)), big, -1).astype(np.int64)
     out = np.full(a.shape, fill, dtype=np.int64)
     ok = (a >= 0) & (a < len(table))
     out[ok] = table[a[ok]]
@@ -65,6 +70,11 @@ class LabelSet:
     @property
     def num_classes(self) -> int:
         return len(self.ids)
+
+    @property
+    def nyu40_ids(self) -> bool:
+        """Whether the benchmark ids are NYU40 ids (then labels.ply and ScanNet's palette apply)."""
+        return self.tsv_column == NYU40_COLUMN
 
     @cached_property
     def instance_ids(self) -> tuple[int, ...]:
@@ -103,10 +113,6 @@ class LabelSet:
         return torch.as_tensor(self.train_is_instance, device=device)
 
     @cached_property
-    def _to_train(self) -> np.ndarray:
-        return index_table(self.ids, IGNORE_LABEL)
-
-    @cached_property
     def _to_instance_index(self) -> np.ndarray:
         return index_table(self.instance_ids, -1, self.max_id + 1)
 
@@ -116,7 +122,8 @@ class LabelSet:
 
     def to_train(self, ids) -> np.ndarray:
         """Benchmark ids (any int array) -> training ids, ``IGNORE_LABEL`` for other values."""
-        return map_ids(self._to_train, ids, IGNORE_LABEL)
+        index = self.semantic_index(ids)
+        return np.where(index >= 0, index, IGNORE_LABEL)
 
     def instance_index(self, ids) -> np.ndarray:
         """Index into ``instance_ids`` for each benchmark id, -1 for any other value."""
@@ -138,7 +145,7 @@ SCANNET20 = LabelSet(
            "bookshelf", "picture", "counter", "desk", "curtain", "refrigerator",
            "shower curtain", "toilet", "sink", "bathtub", "otherfurniture"),
     stuff_ids=(1, 2),  # wall, floor
-    tsv_column="nyu40id",
+    tsv_column=NYU40_COLUMN,
 )
 
 SCANNET200 = LabelSet(
@@ -152,6 +159,8 @@ SCANNET200 = LabelSet(
 
 LABEL_SETS: dict[str, LabelSet] = {s.name: s for s in (SCANNET20, SCANNET200)}
 LABEL_SET_NAMES = tuple(LABEL_SETS)
+TSV_ID_COLUMNS = tuple(dict.fromkeys(s.tsv_column for s in LABEL_SETS.values()))  # what the tsv reader keeps
+LEGACY_LABEL_SET = SCANNET20  # folders and scenes preprocessed before label sets were recorded
 
 
 def get_label_set(name: str) -> LabelSet:

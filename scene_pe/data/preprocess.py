@@ -21,7 +21,7 @@ from typing import Iterable, Literal
 import numpy as np
 from tqdm import tqdm
 
-from scene_pe.data.labels import SCANNET20, LabelSet, get_label_set
+from scene_pe.data.labels import LEGACY_LABEL_SET, SCANNET20, LabelSet, get_label_set
 from scene_pe.data.scannet import (LabelMap, RawScene, ScenePaths, SemanticSource, gt_ids,
                                    read_scene, write_gt_txt)
 from scene_pe.util.errors import SceneError
@@ -235,10 +235,10 @@ def stored_label_set(out_dir: str | Path) -> LabelSet | None:
 
 def label_set_of_gt(gt_dir: str | Path, given: str | None) -> LabelSet:
     """The label set to score GT of ``gt_dir`` with: ``given``, else the one its preprocessed
-    folder (the parent) records, else scannet20 (folders written before label sets)."""
+    folder (the parent) records, else the legacy one (folders written before label sets)."""
     if given is not None:
         return get_label_set(given)
-    return stored_label_set(Path(gt_dir).parent) or SCANNET20
+    return stored_label_set(Path(gt_dir).parent) or LEGACY_LABEL_SET
 
 
 def claim_label_set(out_dir: Path, label_set: LabelSet) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 import open3d as o3d
 from plyfile import PlyData
 
-from scene_pe.data.labels import NUM_NYU40, SCANNET20, LabelSet
+from scene_pe.data.labels import NUM_NYU40, NYU40_COLUMN, SCANNET20, TSV_ID_COLUMNS, LabelSet
 from scene_pe.util.errors import SceneError
 from scene_pe.util.io import atomic_open, int_lines_bytes
 
@@ -38,7 +38,6 @@ META_SUFFIX = ".txt"
 LABEL_MAP_NAME = "scannetv2-labels.combined.tsv"
 LABEL_DISAGREEMENT_WARN = 0.01  # warn when > 1% of vertices differ from labels.ply
 
-NYU40_COLUMN = "nyu40id"  # the tsv column of labels.ply's ids
 SemanticSource = Literal["aggregation", "labels_ply"]
 
 
@@ -113,21 +112,18 @@ class LabelMap:
         return self.columns[column]
 
 
-LABEL_MAP_COLUMNS = ("nyu40id", "id")
-
-
 def load_label_map(tsv_path: str | Path) -> LabelMap:
     """Read ``scannetv2-labels.combined.tsv`` (columns raw_category, nyu40id and id)."""
     with open(tsv_path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f, delimiter="\t")
         try:
             cols = set(reader.fieldnames or ())
-            need = {"raw_category", *LABEL_MAP_COLUMNS}
+            need = {"raw_category", *TSV_ID_COLUMNS}
             if not need <= cols:
                 raise ValueError(f"needs columns {', '.join(sorted(need))}, has {sorted(cols)}")
-            out: dict[str, dict[str, int]] = {c: {} for c in LABEL_MAP_COLUMNS}
+            out: dict[str, dict[str, int]] = {c: {} for c in TSV_ID_COLUMNS}
             for row in reader:
-                for c in LABEL_MAP_COLUMNS:
+                for c in TSV_ID_COLUMNS:
                     v = (row[c] or "").strip()
                     if v:
                         try:
@@ -364,7 +360,7 @@ def _add_labels(out: RawScene, p: ScenePaths, label_map: LabelMap, source: Seman
             warnings.warn(f"{scene}: {p.labels}: {out.label_disagreement:.1%} of vertices differ from "
                           f"aggregation labels", SceneWarning, stacklevel=3)
         if source == "labels_ply":
-            if ls.tsv_column != NYU40_COLUMN:
+            if not ls.nyu40_ids:
                 raise SceneError(scene, p.labels, f"labels.ply holds NYU40 ids; label set {ls.name} needs "
                                                   "semantic_source='aggregation'")
             nyu40 = cls = ply_nyu

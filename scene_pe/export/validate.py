@@ -140,7 +140,7 @@ def _check_instance_scene(source: SubmissionSource, name: str, n: int | None,
                 if n is not None:
                     problems.extend(f"{source.display(member)}: {m}"
                                     for m in _mask_problems(source.read(member), n))
-            if not re.fullmatch(r"[0-9]+", label) or int(label) not in label_set.instance_ids:
+            if not re.fullmatch(r"[0-9]+", label) or label_set.instance_index(int(label)) < 0:
                 ids = label_set.instance_ids
                 shown = f"{ids}" if len(ids) <= 20 else f"({ids[0]}, {ids[1]}, ..., {ids[-1]})"
                 msgs.append(f"label {label!r} is not one of the {len(ids)} instance-class ids of "

@@ -65,7 +65,7 @@ def instance_records(pred: VertexPrediction, coords: np.ndarray, label_set: Labe
     unc = np.bincount(ids, weights=pred.uncertainty[on][order].astype(np.float64), minlength=k) \
         / np.maximum(count, 1)
     r = lambda a: [round(float(v), 6) if np.isfinite(v) else None for v in a]  # noqa: E731
-    id_key = "nyu40_id" if label_set.tsv_column == "nyu40id" else f"{label_set.name}_id"
+    id_key = "nyu40_id" if label_set.nyu40_ids else f"{label_set.name}_id"
     return [{"id": i, "class": label_set.class_name.get(int(pred.labels[i]), "unknown"), id_key: int(pred.labels[i]),
              "confidence": round(float(pred.confidence[i]), 6), "num_vertices": int(count[i]),
              "bbox_min": r(lo[i]), "bbox_max": r(hi[i]), "centroid": r(centroid[i]),
