@@ -81,8 +81,8 @@ class ScenePrediction:
 
     ``masks``: (K, N) bool (or int, non-zero = inside), or (N,) int: the
     instance index 0..K-1 of each vertex, -1 for none, or ``SparseMasks``
-    (the vertex indices inside each mask, as the file readers give them). ``labels``: (K,) NYU40
-    ids. ``scores``: (K,) confidences.
+    (the vertex indices inside each mask, as the file readers give them). ``labels``: (K,)
+    class ids of the label set (NYU40 ids for ScanNet v2). ``scores``: (K,) confidences.
     """
 
     masks: np.ndarray
@@ -107,7 +107,8 @@ class SceneMatches:
 
 def _unique(gt_ids: np.ndarray):
     """``np.unique(gt_ids, return_inverse=True, return_counts=True)``, by counting when the
-    values are small (GT ``nyu40 * 1000 + id`` is below ~41000): a third of sorting's time."""
+    values are small (ScanNet v2 GT ``nyu40 * 1000 + id`` is below ~41000; ScanNet200's ids reach
+    1191, so its larger values sort as before): a third of sorting's time."""
     top = int(gt_ids.max()) if gt_ids.size else 0
     if top > 4 * gt_ids.size + (1 << 16):
         return np.unique(gt_ids, return_inverse=True, return_counts=True)
@@ -393,10 +394,10 @@ def _threshold_aps(pool: _Pooled, t: float, min_region_size: int, num_classes: i
     bounds = np.searchsorted(entry_class[order], np.arange(num_classes + 1))
     aps = np.full(num_classes, np.nan)
     for c in np.flatnonzero(has_gt).tolist():  # classes with GT; the others stay NaN
-        if has_gt[c] and has_pred[c]:
+        if has_pred[c]:
             idx = order[bounds[c]:bounds[c + 1]]
             aps[c] = average_precision(entry_score[idx], entry_true[idx], int(missed[c]))
-        elif has_gt[c]:
+        else:
             aps[c] = 0.0
     return aps
 

@@ -8,11 +8,10 @@ sums, so a load-dependent default would make the same command give different
 bits on a busy machine. On cores other jobs keep busy, OpenMP and OpenBLAS
 threads spin waiting for each other (2-6x slower with 2 threads than with 1
 measured on a loaded 2-core machine, README "Speed"): pass ``--threads 1``
-there. MinkowskiEngine's CPU convolutions
-multiply with OpenBLAS, whose thread count is read from the environment when
-the library loads, and torch's intra-op pool is set at run time; so the
-environment is set before torch / MinkowskiEngine are imported, and torch's
-pool too if it already is.
+there. MinkowskiEngine's CPU convolutions multiply with OpenBLAS, whose thread
+count is read from the environment when the library loads, and torch's
+intra-op pool is set at run time; so the environment is set before torch /
+MinkowskiEngine are imported, and torch's pool too if it already is.
 """
 
 from __future__ import annotations
