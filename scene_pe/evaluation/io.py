@@ -24,7 +24,7 @@ from scene_pe.evaluation.instance import (MIN_REGION_SIZE, InstanceEvaluator, In
                                           ScenePrediction, SparseMasks)
 from scene_pe.evaluation.parallel import map_scenes
 from scene_pe.evaluation.semantic import GtFormat, SemanticEvaluator, SemanticResult
-from scene_pe.util.archive import ArchiveError, open_zip, read_member, unsafe_folder_entries
+from scene_pe.util.archive import folder_files, open_zip, read_member
 from scene_pe.util.errors import SceneError
 
 # Result files the official scripts write into the prediction folder: not scenes.
@@ -38,10 +38,7 @@ class SubmissionSource:
         self.path = Path(path)
         self._zip = None
         if self.path.is_dir():
-            links = unsafe_folder_entries(self.path)
-            if links:
-                raise ArchiveError(self.path, "refused: a symbolic link in the submission", links[0])
-            self._names = _folder_files(self.path)
+            self._names = folder_files(self.path)  # a symbolic link in it is refused
         elif self.path.is_file() and zipfile.is_zipfile(self.path):
             self._zip = open_zip(self.path)  # names, links, sizes checked before any read
             self._names = {n for n in self._zip.namelist() if not n.endswith("/")}
@@ -89,16 +86,6 @@ class SubmissionSource:
         """scene -> name of its root-level ``<scene>.txt``."""
         return {n[:-4]: n for n in sorted(self._names)
                 if "/" not in n and n.endswith(".txt") and n not in RESULT_FILES}
-
-
-def _folder_files(root: Path) -> set[str]:
-    """Relative POSIX names of the files under ``root`` (os.walk: a third of rglob's time)."""
-    names = set()
-    for folder, _, files in os.walk(root):
-        rel = Path(folder).relative_to(root).as_posix()
-        prefix = "" if rel == "." else rel + "/"
-        names.update(prefix + f for f in files if os.path.isfile(os.path.join(folder, f)))
-    return names
 
 
 def resolve_mask_path(rel: str) -> str | None:

