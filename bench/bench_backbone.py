@@ -7,9 +7,9 @@ enough that every 2 cm voxel of its surfaces is hit, cropped along x to
 
   eval   model.eval(), torch.no_grad(): backbone and probabilistic head forward,
          then clustering (scene_pe.method.clustering.cluster_probabilistic) and
-         devoxelization (scene_pe.engine.infer.final_voxel_instances, the
-         shipped per-voxel uncertainty, which needs the final instances'
-         centre kernels, and the per-vertex gathers), timed against the
+         devoxelization (scene_pe.engine.infer.scene_prediction: the small
+         instances dropped, the shipped per-voxel uncertainty, which needs the
+         final instances' centre kernels, and the per-vertex gathers), timed against the
          backbone forward. The clustering runs on (a) the network's own
          untrained output and (b) a "half-trained" output built from the
          ground truth (mu at the instance centroid + 3 cm noise, sigma ~ 5 cm,
@@ -128,23 +128,22 @@ def half_trained_output(voxels, rng: np.random.Generator):
 
 def postprocess(out, voxels, min_vertices: int):
     """Clustering + devoxelization of one scene, as scene_pe.engine.infer.predict_batch does."""
-    from scene_pe.data.labels import SCANNET20
     from scene_pe.config import InferenceConfig
-    from scene_pe.engine.infer import final_voxel_instances, voxel_uncertainty
+    from scene_pe.data.labels import SCANNET20
+    from scene_pe.engine.infer import scene_prediction
     from scene_pe.method.clustering import cluster_probabilistic
 
     t0 = time.perf_counter()
     clusters = cluster_probabilistic(out)[0]
     t1 = time.perf_counter()
     p2v = voxels.point_to_voxel[0].numpy()
-    inst_vox, _ = final_voxel_instances(clusters, p2v, min_vertices)
-    inst = inst_vox[p2v]
     semantic = SCANNET20.train_to_id[out.logits.argmax(dim=1).numpy()][p2v]
-    # the shipped per-voxel uncertainty (centre kernels of the final instances) is part of it
-    uncert = voxel_uncertainty(out, inst_vox, InferenceConfig())[p2v]
+    # voxel clustering (no segments); the shipped per-voxel uncertainty is part of it
+    pred = scene_prediction(out, voxels.scenes[0], p2v, semantic, (clusters, None), None,
+                            InferenceConfig(min_vertices=min_vertices), SCANNET20)
     t2 = time.perf_counter()
-    assert len(inst) == len(semantic) == len(uncert) == len(p2v)
-    return t1 - t0, t2 - t1, clusters.num_instances, int(inst.max()) + 1
+    assert len(pred.instance) == len(pred.uncertainty) == len(p2v)
+    return t1 - t0, t2 - t1, clusters.num_instances, int(pred.instance.max()) + 1
 
 
 def worker(data: Path, arch: str, mode: str, repeats: int, threads: int) -> dict:

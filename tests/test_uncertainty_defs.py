@@ -9,8 +9,7 @@ import torch
 from scene_pe.config import load_config
 from scene_pe.data.labels import SCANNET20
 IS_INST = SCANNET20.train_is_instance
-from scene_pe.engine.infer import final_voxel_instances
-from scene_pe.method.clustering import Clusters
+from scene_pe.engine.infer import small_instance_remap
 from scene_pe.method.kernels import log_bhattacharyya
 from scene_pe.method.uncertainty import centre_kernels, probabilistic_uncertainty
 from scene_pe.util.typed_config import ConfigError
@@ -156,13 +155,12 @@ def test_ideal_embeddings_flag_the_ambiguous_voxel(kind):
     assert np.ptp(s) == 0
 
 
-def test_final_voxel_instances_drop_small_clusters_by_vertex_count():
-    clusters = Clusters(instance=torch.tensor([0, 0, 1, 2, 2, -1]), classes=torch.tensor([4, 4, 6]),
-                        confidence=torch.tensor([0.9, 0.8, 0.7]), anchors=torch.tensor([0, 2, 3]))
+def test_small_instance_remap_drops_small_clusters_by_vertex_count():
+    voxel_cluster = np.array([0, 0, 1, 2, 2, -1])
     p2v = np.array([0, 0, 1, 2, 3, 3, 4, 5, 5])  # vertices per cluster: 0 -> 3, 1 -> 1, 2 -> 3
-    inst, keep = final_voxel_instances(clusters, p2v, min_vertices=2)
+    remap, keep = small_instance_remap(voxel_cluster[p2v], min_vertices=2, k=3)
     assert keep.tolist() == [True, False, True]
-    assert inst.tolist() == [0, 0, -1, 1, 1, -1]
+    assert remap[voxel_cluster].tolist() == [0, 0, -1, 1, 1, -1]  # per voxel, as scene_prediction uses it
 
 
 def test_config_key_typed_and_validated():

@@ -81,14 +81,6 @@ def small_instance_remap(vertex_instance: np.ndarray, min_vertices: int, k: int
     return remap, keep
 
 
-def final_voxel_instances(clusters: Clusters, p2v_local: np.ndarray, min_vertices: int
-                          ) -> tuple[np.ndarray, np.ndarray]:
-    """Voxel instance ids without the clusters under ``min_vertices`` vertices (renumbered), and the keep mask."""
-    inst_vox = clusters.instance.cpu().numpy()
-    remap, keep = small_instance_remap(inst_vox[p2v_local], min_vertices, clusters.num_instances)
-    return remap[inst_vox], keep
-
-
 @torch.no_grad()
 def network_outputs(model: torch.nn.Module, voxels: VoxelBatch, amp: bool = False) -> HeadOutput:
     """The head's outputs for one batch, in float32 whatever precision the network ran in."""
