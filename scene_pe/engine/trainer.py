@@ -193,18 +193,21 @@ class Trainer:
                           sampler=self.sampler, num_workers=self.cfg.data.num_workers,
                           collate_fn=SkippingCollate(self.collate), drop_last=True, worker_init_fn=worker_init)
 
-    def batch_scenes(self, step: int) -> list[str]:
-        """The scenes of this rank's batch at ``step`` (of the current epoch)."""
+    def batch_indices(self, step: int) -> list[int]:
+        """Dataset indices of this rank's batch at ``step`` (of the current epoch)."""
         order = list(DistributedSampler.__iter__(self.sampler))  # the epoch's order, from its start
         b, bs = step - self.epoch * self.steps_per_epoch, self.cfg.data.batch_size
-        return [self.train_set.scenes[i % len(self.train_set.scenes)] for i in order[b * bs:(b + 1) * bs]]
+        return order[b * bs:(b + 1) * bs]
+
+    def batch_scenes(self, step: int) -> list[str]:
+        """The scenes of this rank's batch at ``step`` (of the current epoch)."""
+        return [self.train_set.scenes[i % len(self.train_set.scenes)] for i in self.batch_indices(step)]
 
     def load_alone(self, step: int):
         """Batch ``step`` loaded by one fresh worker; (None, [], []) if that worker dies too."""
-        order = list(DistributedSampler.__iter__(self.sampler))
-        b, bs = step - self.epoch * self.steps_per_epoch, self.cfg.data.batch_size
-        alone = DataLoader(SkippingDataset(self.train_set), batch_size=bs, sampler=order[b * bs:(b + 1) * bs],
-                           num_workers=1, collate_fn=SkippingCollate(self.collate), worker_init_fn=worker_init)
+        alone = DataLoader(SkippingDataset(self.train_set), batch_size=self.cfg.data.batch_size,
+                           sampler=self.batch_indices(step), num_workers=1, collate_fn=SkippingCollate(self.collate),
+                           worker_init_fn=worker_init)
         try:
             return next(iter(alone))
         except RuntimeError as e:
