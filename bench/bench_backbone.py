@@ -55,7 +55,6 @@ VOXEL_SIZE = 0.02
 # ------------------------------------------------------------------ scene (parent)
 def make_sample(num_voxels: int, seed: int) -> dict:
     """A synthetic room cropped along x to ``num_voxels`` 2 cm voxels (fewer if the room is smaller)."""
-    from scene_pe.data.labels import IGNORE_LABEL, SCANNET20
     from scene_pe.synthetic.scenes import generate_scene
 
     # 600k vertices: ~3 per occupied 2 cm voxel of a whole room (~180k voxels), so the
@@ -68,10 +67,7 @@ def make_sample(num_voxels: int, seed: int) -> dict:
     # room's low-x end; keep the vertices of exactly those voxels.
     _, inverse = np.unique(grid, axis=0, return_inverse=True)
     keep = inverse.reshape(-1) < num_voxels
-    semantic = SCANNET20.to_train(scene.nyu40)
-    has_inst = (semantic != IGNORE_LABEL) & (scene.object_id >= 0)
-    has_inst[has_inst] = SCANNET20.train_is_instance[semantic[has_inst]]
-    instance = np.where(has_inst, scene.object_id, -1).astype(np.int64)
+    semantic, instance = scene.training_labels()
     return {"coords": xyz[keep], "colors": scene.colors[keep, :3].astype(np.float32) / 255.0,
             "semantic": semantic[keep], "instance": instance[keep]}
 

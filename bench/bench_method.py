@@ -32,6 +32,8 @@ from scene_pe.method.losses_margin import MarginLossConfig, margin_loss
 from scene_pe.method.losses_probabilistic import ProbabilisticLossConfig, probabilistic_loss
 from scene_pe.model.outputs import MarginOutput, ProbabilisticOutput
 
+INST_CLASSES = SCANNET20.instance_classes()  # what a head output carries
+
 
 def make_scene(n: int, k: int, rng: np.random.Generator):
     """coords (n, 3), semantic (n,), instance (n,): k boxes + 40% floor/wall voxels."""
@@ -95,13 +97,15 @@ def main() -> None:
 
     def prob_step(cfg):
         m, s, lg = (x.clone().requires_grad_() for x in (mu, sigma, logits))
-        res = probabilistic_loss(ProbabilisticOutput(m, s, lg, coords_t, batch, instance_classes=SCANNET20.instance_classes()), sem_t, inst_t, cfg)
+        res = probabilistic_loss(ProbabilisticOutput(m, s, lg, coords_t, batch,
+                                                     instance_classes=INST_CLASSES), sem_t, inst_t, cfg)
         res.total.backward()
         return res
 
     def margin_step():
         e, s, sd, lg = (x.clone().requires_grad_() for x in (mu, sigma, seed, logits))
-        res = margin_loss(MarginOutput(e, s, sd, lg, coords_t, batch, instance_classes=SCANNET20.instance_classes()), sem_t, inst_t, MarginLossConfig())
+        res = margin_loss(MarginOutput(e, s, sd, lg, coords_t, batch,
+                                       instance_classes=INST_CLASSES), sem_t, inst_t, MarginLossConfig())
         res.total.backward()
         return res
 
@@ -114,16 +118,19 @@ def main() -> None:
     print(f"margin loss fwd+bwd: {t:.3f} s   [" + ", ".join(f"{k}={float(v):.3f}" for k, v in res.terms.items()) + "]")
 
     scores = logits.softmax(1)
-    t, cl = timed(lambda: cluster_probabilistic_scene(mu, sigma, scores, ClusteringConfig(), instance_classes=SCANNET20.train_is_instance), args.repeat)
+    t, cl = timed(lambda: cluster_probabilistic_scene(mu, sigma, scores, ClusteringConfig(),
+                                                      instance_classes=SCANNET20.train_is_instance), args.repeat)
     print(f"probabilistic clustering: {t:.3f} s, {cl.num_instances} instances")
     margin_sigma = sigma * 2.0  # the margin head learns sigma as the cluster radius
-    t, cl = timed(lambda: cluster_margin_scene(mu, margin_sigma, seed, scores, MarginClusteringConfig(), instance_classes=SCANNET20.train_is_instance), args.repeat)
+    t, cl = timed(lambda: cluster_margin_scene(mu, margin_sigma, seed, scores, MarginClusteringConfig(),
+                                               instance_classes=SCANNET20.train_is_instance), args.repeat)
     print(f"margin clustering: {t:.3f} s, {cl.num_instances} instances")
 
     # Untrained outputs: every voxel its own Gaussian, random classes; bounded by max_steps.
     raw_scores = torch.as_tensor(rng.normal(0, 1, (n, 20)), dtype=torch.float32).softmax(1)
     cfg = ClusteringConfig()
-    t, cl = timed(lambda: cluster_probabilistic_scene(coords_t, sigma, raw_scores, cfg, instance_classes=SCANNET20.train_is_instance), 1)
+    t, cl = timed(lambda: cluster_probabilistic_scene(coords_t, sigma, raw_scores, cfg,
+                                                      instance_classes=SCANNET20.train_is_instance), 1)
     print(f"probabilistic clustering, untrained outputs: {t:.3f} s, {cl.num_instances} instances "
           f"(max_steps={cfg.max_steps})")
     print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")

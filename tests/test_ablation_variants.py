@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from scene_pe.data.labels import IGNORE_LABEL, SCANNET20
-IS_INST = SCANNET20.train_is_instance
 from scene_pe.method.clustering import ClusteringConfig, cluster_probabilistic, cluster_probabilistic_scene
 from scene_pe.method.kernels import (
     instance_centres,
@@ -23,6 +22,9 @@ from scene_pe.method.kernels import (
 from scene_pe.method.losses_probabilistic import ProbabilisticLossConfig, probabilistic_loss
 from scene_pe.model.heads import HeadConfig, ProbabilisticHead
 from scene_pe.model.outputs import ProbabilisticOutput
+
+IS_INST = SCANNET20.train_is_instance
+INST_CLASSES = SCANNET20.instance_classes()  # what a head output carries
 
 D64 = torch.float64
 L = SCANNET20.num_classes
@@ -124,7 +126,8 @@ def test_deterministic_loss_in_any_dim_equals_loop_reference(dim, kind):
     mu = torch.randn(len(batch), dim, generator=g, dtype=D64) * 0.5
     logits = torch.randn(len(batch), L, generator=g, dtype=D64)
     cfg = ProbabilisticLossConfig(rbf_sigma=0.4, w_sem=0.5, w_score=2.0, score_loss=kind, max_pairs=7)
-    got = probabilistic_loss(ProbabilisticOutput(mu, None, logits, mu[:, :3], batch, instance_classes=SCANNET20.instance_classes()), semantic, instance, cfg)
+    got = probabilistic_loss(ProbabilisticOutput(mu, None, logits, mu[:, :3], batch,
+                                                 instance_classes=INST_CLASSES), semantic, instance, cfg)
     ref = ref_rbf_loss(mu, logits, batch, semantic, instance, cfg)
     assert float(got.total) == pytest.approx(ref, abs=1e-12, rel=1e-10)
     assert float(got.terms["reg"]) == 0.0  # no sigma, no entropy term
@@ -149,7 +152,8 @@ def test_mse_score_loss_equals_hand_computed_value():
     centre_aware = -(0.5 * math.log(hi) + 0.5 * math.log(flat) + math.log(hi)) / (3 * L)
     for kind, expected in (("mse", mse), ("centre_aware", centre_aware)):
         cfg = ProbabilisticLossConfig(rbf_sigma=s, score_loss=kind)
-        res = probabilistic_loss(ProbabilisticOutput(mu, None, logits, mu[:, :3], batch, instance_classes=SCANNET20.instance_classes()), semantic, instance, cfg)
+        res = probabilistic_loss(ProbabilisticOutput(mu, None, logits, mu[:, :3], batch,
+                                                     instance_classes=INST_CLASSES), semantic, instance, cfg)
         assert float(res.terms["score"]) == pytest.approx(expected, rel=1e-12)
 
 
@@ -164,11 +168,13 @@ def test_mse_score_loss_gradients():
     rest = ProbabilisticLossConfig(w_score=0.0, w_sem=0.3, rbf_sigma=0.4, max_pairs=5)
 
     def score(m, lg):
-        return probabilistic_loss(ProbabilisticOutput(m, None, lg, m[:, :3], batch, instance_classes=SCANNET20.instance_classes()), semantic, instance,
+        return probabilistic_loss(ProbabilisticOutput(m, None, lg, m[:, :3], batch,
+                                                      instance_classes=INST_CLASSES), semantic, instance,
                                   score_only).total
 
     def full(m, lg):
-        return probabilistic_loss(ProbabilisticOutput(m, None, lg, m[:, :3], batch, instance_classes=SCANNET20.instance_classes()), semantic, instance, rest).total
+        return probabilistic_loss(ProbabilisticOutput(m, None, lg, m[:, :3], batch,
+                                                      instance_classes=INST_CLASSES), semantic, instance, rest).total
 
     assert torch.autograd.gradcheck(lambda lg: score(mu, lg), (logits.clone().requires_grad_(),))
     assert torch.autograd.gradcheck(full, (mu.clone().requires_grad_(), logits.clone().requires_grad_()),
@@ -237,7 +243,7 @@ def test_clustering_recovers_instances_separated_only_by_extra_dims():
     scores = onehot_scores(cls)
     cfg = ClusteringConfig(min_size=1, rbf_sigma=0.01)
     out = ProbabilisticOutput(torch.as_tensor(mu), None, scores.log(), torch.as_tensor(mu[:, :3]),
-                              torch.zeros(len(mu), dtype=torch.long), instance_classes=SCANNET20.instance_classes())
+                              torch.zeros(len(mu), dtype=torch.long), instance_classes=INST_CLASSES)
     (res,) = cluster_probabilistic(out, cfg)
     pred = res.instance.numpy()
     assert np.array_equal(pred >= 0, instance >= 0)

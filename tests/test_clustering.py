@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from scene_pe.data.labels import IGNORE_LABEL, SCANNET20
-IS_INST = SCANNET20.train_is_instance
 from scene_pe.synthetic.scenes import generate_scene
 from scene_pe.method.clustering import (
     ClusteringConfig,
@@ -21,7 +20,10 @@ from scene_pe.method.clustering import (
 )
 from scene_pe.model.outputs import MarginOutput, ProbabilisticOutput
 
-L = 20
+IS_INST = SCANNET20.train_is_instance
+INST_CLASSES = SCANNET20.instance_classes()  # what a head output carries
+
+L = SCANNET20.num_classes
 WALL, CHAIR, TABLE = 0, 4, 6
 
 
@@ -75,11 +77,13 @@ def test_probabilistic_recovers_ideal_toy_scene(iso):
     coords, semantic, instance = toy_scene()
     mu, scores, _ = ideal_outputs(coords, semantic, instance)
     sigma = torch.full((len(mu), 1 if iso else 3), 0.01)
-    res = cluster_probabilistic_scene(mu, sigma, scores, ClusteringConfig(min_size=1, class_from="anchor"), instance_classes=IS_INST)
+    res = cluster_probabilistic_scene(mu, sigma, scores, ClusteringConfig(min_size=1, class_from="anchor"),
+                                      instance_classes=IS_INST)
     assert_same_partition(res.instance, instance)
     gt_classes(res.instance, res.classes, semantic)
     assert torch.allclose(res.confidence, scores.max(1).values[0].expand(3) ** 2)
-    again = cluster_probabilistic_scene(mu, sigma, scores, ClusteringConfig(min_size=1, class_from="anchor"), instance_classes=IS_INST)
+    again = cluster_probabilistic_scene(mu, sigma, scores, ClusteringConfig(min_size=1, class_from="anchor"),
+                                        instance_classes=IS_INST)
     assert torch.equal(res.instance, again.instance) and torch.equal(res.anchors, again.anchors)
 
 
@@ -96,19 +100,17 @@ def test_margin_recovers_ideal_toy_scene():
 @pytest.mark.parametrize("head", ["probabilistic", "deterministic", "margin"])
 def test_recovers_generated_scene(head):
     scene = generate_scene("scene0000_00", 3, num_vertices_target=15000)
-    semantic = SCANNET20.to_train(scene.nyu40)
-    labelled = semantic != IGNORE_LABEL
-    is_inst = labelled & SCANNET20.train_is_instance[np.where(labelled, semantic, 0)]
-    instance = np.where(is_inst & (scene.object_id >= 0), scene.object_id, -1)
+    semantic, instance = scene.training_labels()
     assert len(np.unique(instance)) > 5
     mu, scores, seed = ideal_outputs(scene.aligned_vertices(), semantic, instance)
     batch = torch.zeros(len(mu), dtype=torch.long)
     if head == "margin":
-        out = MarginOutput(mu, torch.full((len(mu), 1), 0.05), seed, scores.log(), mu, batch, instance_classes=SCANNET20.instance_classes())
+        out = MarginOutput(mu, torch.full((len(mu), 1), 0.05), seed, scores.log(), mu, batch,
+                           instance_classes=INST_CLASSES)
         (res,) = cluster_margin(out, MarginClusteringConfig(min_size=1))
     else:
         sigma = torch.full((len(mu), 3), 0.01) if head == "probabilistic" else None
-        out = ProbabilisticOutput(mu, sigma, scores.log(), mu, batch, instance_classes=SCANNET20.instance_classes())
+        out = ProbabilisticOutput(mu, sigma, scores.log(), mu, batch, instance_classes=INST_CLASSES)
         (res,) = cluster_probabilistic(out, ClusteringConfig(min_size=1, rbf_sigma=0.01))
     assert_same_partition(res.instance, instance)
     gt_classes(res.instance, res.classes, semantic)
@@ -121,7 +123,8 @@ def test_ties_lowest_index_and_per_scene_batch():
     n = len(mu)
     scores = onehot_scores(np.full(n, CHAIR))
     out = ProbabilisticOutput(torch.cat([mu, mu]), torch.full((2 * n, 1), 0.01), torch.cat([scores, scores]).log(),
-                              torch.cat([mu, mu]), torch.repeat_interleave(torch.arange(2), n), instance_classes=SCANNET20.instance_classes())
+                              torch.cat([mu, mu]), torch.repeat_interleave(torch.arange(2), n),
+                              instance_classes=INST_CLASSES)
     a, b = cluster_probabilistic(out, ClusteringConfig(min_size=1))
     assert torch.equal(a.instance, b.instance)
     # Anchors are the lowest index of each successive remaining set: 0, then the first voxel of object 1, ...
@@ -140,17 +143,20 @@ def test_threshold_min_size_and_stuff_exclusion():
     # Object 2 scores below the threshold: never an anchor.
     low = scores.clone()
     low[210:360] = onehot_scores(np.full(150, TABLE))[0] * 0 + 1.0 / L
-    res = cluster_probabilistic_scene(mu, sigma, low, ClusteringConfig(min_size=1, score_threshold=0.2), instance_classes=IS_INST)
+    res = cluster_probabilistic_scene(mu, sigma, low, ClusteringConfig(min_size=1, score_threshold=0.2),
+                                      instance_classes=IS_INST)
     assert res.num_instances == 2 and bool((res.instance[210:] == -1).all())
     # Wall voxels sharing an embedding with chair 0: excluded by default, absorbed otherwise.
     mu2 = mu.clone()
     mu2[360:370] = mu[0]
     res = cluster_probabilistic_scene(mu2, sigma, scores, ClusteringConfig(min_size=1), instance_classes=IS_INST)
     assert bool((res.instance[360:] == -1).all())
-    res = cluster_probabilistic_scene(mu2, sigma, scores, ClusteringConfig(min_size=1, exclude_stuff=False), instance_classes=IS_INST)
+    res = cluster_probabilistic_scene(mu2, sigma, scores, ClusteringConfig(min_size=1, exclude_stuff=False),
+                                      instance_classes=IS_INST)
     assert bool((res.instance[360:370] == res.instance[0]).all())
     # max_steps bounds the loop.
-    assert cluster_probabilistic_scene(mu, sigma, scores, ClusteringConfig(min_size=1, max_steps=2), instance_classes=IS_INST).num_instances == 2
+    assert cluster_probabilistic_scene(mu, sigma, scores, ClusteringConfig(min_size=1, max_steps=2),
+                                       instance_classes=IS_INST).num_instances == 2
 
 
 def test_confidence_and_margin_class_rules():
@@ -159,7 +165,8 @@ def test_confidence_and_margin_class_rules():
     g = torch.Generator().manual_seed(0)
     soft = torch.softmax(torch.randn(len(emb), L, generator=g) + 6 * scores.log().clamp(min=-1), 1)
     sigma = torch.full((len(emb), 3), 0.01)
-    res = cluster_probabilistic_scene(emb, sigma, soft, ClusteringConfig(min_size=1, class_from="anchor"), instance_classes=IS_INST)
+    res = cluster_probabilistic_scene(emb, sigma, soft, ClusteringConfig(min_size=1, class_from="anchor"),
+                                      instance_classes=IS_INST)
     for k, (a, c) in enumerate(zip(res.anchors.tolist(), res.classes.tolist())):
         members = res.instance == k
         assert float(res.confidence[k]) == pytest.approx(float(soft[a, c] * soft[members, c].mean()), rel=1e-6)
@@ -171,8 +178,10 @@ def test_confidence_and_margin_class_rules():
     other = next(c for c in np.flatnonzero(SCANNET20.train_is_instance).tolist() if c != true_cls)
     wrong[a0] = 0.0
     wrong[a0, other] = 1.0  # now the most confident voxel of the scene, in another class
-    anchor_mode = cluster_probabilistic_scene(emb, sigma, wrong, ClusteringConfig(min_size=1, class_from="anchor"), instance_classes=IS_INST)
-    members_mode = cluster_probabilistic_scene(emb, sigma, wrong, ClusteringConfig(min_size=1), instance_classes=IS_INST)
+    anchor_mode = cluster_probabilistic_scene(emb, sigma, wrong, ClusteringConfig(min_size=1, class_from="anchor"),
+                                              instance_classes=IS_INST)
+    members_mode = cluster_probabilistic_scene(emb, sigma, wrong, ClusteringConfig(min_size=1),
+                                               instance_classes=IS_INST)
     assert int(anchor_mode.anchors[0]) == int(members_mode.anchors[0]) == a0
     assert int(anchor_mode.classes[0]) == other and int(members_mode.classes[0]) == true_cls
     inst_cols = torch.as_tensor(np.flatnonzero(SCANNET20.train_is_instance))
@@ -181,14 +190,16 @@ def test_confidence_and_margin_class_rules():
         assert c == int(inst_cols[mean.argmax()])
         assert float(members_mode.confidence[k]) == pytest.approx(float(mean.max()), rel=1e-6)
     seed = seed * 0.9
-    res = cluster_margin_scene(emb, torch.full((len(emb), 1), 0.05), seed, soft, MarginClusteringConfig(min_size=1), instance_classes=IS_INST)
+    res = cluster_margin_scene(emb, torch.full((len(emb), 1), 0.05), seed, soft, MarginClusteringConfig(min_size=1),
+                               instance_classes=IS_INST)
     for k, c in enumerate(res.classes.tolist()):
         members = res.instance == k
         mean = soft[members][:, inst_cols].mean(0)
         assert c == int(inst_cols[mean.argmax()])
         assert float(res.confidence[k]) == pytest.approx(0.9 * float(mean.max()), rel=1e-6)
     # Seeds below the threshold give no instance.
-    res = cluster_margin_scene(emb, torch.full((len(emb), 1), 0.05), seed * 0.5, soft, MarginClusteringConfig(), instance_classes=IS_INST)
+    res = cluster_margin_scene(emb, torch.full((len(emb), 1), 0.05), seed * 0.5, soft, MarginClusteringConfig(),
+                               instance_classes=IS_INST)
     assert res.num_instances == 0 and bool((res.instance == -1).all())
 
 
@@ -230,7 +241,7 @@ def test_probabilistic_equals_full_row_definition(d, exclude_stuff):
     lv = 2 * torch.log(sigma)
     inst_cols = torch.as_tensor(np.flatnonzero(SCANNET20.train_is_instance))
     best, arg = scores[:, inst_cols].max(1)
-    cand = torch.as_tensor(SCANNET20.train_is_instance)[scores.argmax(1)] if exclude_stuff else torch.ones(800, dtype=torch.bool)
+    cand = torch.as_tensor(IS_INST)[scores.argmax(1)] if exclude_stuff else torch.ones(800, dtype=torch.bool)
     ref_inst, ref_anchors = ref_greedy(
         best, cand, lambda a: log_bhattacharyya(mu, lv, mu[a], lv[a]) >= math.log(cfg.tau),
         cfg.score_threshold, cfg.min_size)

@@ -12,13 +12,16 @@ from scene_pe.config import load_config
 from scene_pe.engine.diagnose import _scene_kernels
 from scene_pe.model.outputs import MarginOutput, ProbabilisticOutput
 
+INST_CLASSES = SCANNET20.instance_classes()  # what a head output carries
+
 
 def _prob(mu, sigma):
     n = len(mu)
     return ProbabilisticOutput(mu=torch.tensor(mu, dtype=torch.float64),
                                sigma=None if sigma is None else torch.tensor(sigma, dtype=torch.float64),
                                logits=torch.zeros(n, 20, dtype=torch.float64),
-                               coords=torch.zeros(n, 3, dtype=torch.float64), batch=torch.zeros(n, dtype=torch.long), instance_classes=SCANNET20.instance_classes())
+                               coords=torch.zeros(n, 3, dtype=torch.float64), batch=torch.zeros(n, dtype=torch.long),
+                               instance_classes=INST_CLASSES)
 
 
 def test_probabilistic_own_and_other_kernels_closed_form():
@@ -39,7 +42,7 @@ def test_margin_phi_uses_instance_mean_sigma():
     emb = torch.tensor([[0.0, 0, 0], [0.2, 0, 0], [3.0, 0, 0]], dtype=torch.float64)
     sig = torch.tensor([[0.1] * 3, [0.3] * 3, [0.2] * 3], dtype=torch.float64)
     out = MarginOutput(embedding=emb, sigma=sig, seed=torch.zeros(3), logits=torch.zeros(3, 20),
-                       coords=torch.zeros(3, 3), batch=torch.zeros(3, dtype=torch.long), instance_classes=SCANNET20.instance_classes())
+                       coords=torch.zeros(3, 3), batch=torch.zeros(3, dtype=torch.long), instance_classes=INST_CLASSES)
     own, other, _ = _scene_kernels(out, torch.tensor([0, 0, 1]), load_config())
     sk = 0.2  # mean of 0.1 and 0.3
     np.testing.assert_allclose(own[:2], math.exp(-0.01 / (2 * sk * sk)), rtol=1e-12)

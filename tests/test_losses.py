@@ -14,8 +14,10 @@ from scene_pe.method.lovasz import lovasz_hinge_rows
 from scene_pe.method.losses_probabilistic import ProbabilisticLossConfig, probabilistic_loss
 from scene_pe.model.outputs import MarginOutput, ProbabilisticOutput
 
+INST_CLASSES = SCANNET20.instance_classes()  # what a head output carries
+
 D64 = torch.float64
-L = 20
+L = SCANNET20.num_classes
 
 
 def make_targets(seed: int = 0):
@@ -207,7 +209,7 @@ PROB_CONFIGS = [
 def test_probabilistic_matches_reference(d, cfg):
     batch, semantic, instance = make_targets()
     mu, raw, logits, _ = rand_inputs(len(batch), d, seed=d)
-    out = ProbabilisticOutput(mu, torch.exp(raw), logits, mu, batch, instance_classes=SCANNET20.instance_classes())
+    out = ProbabilisticOutput(mu, torch.exp(raw), logits, mu, batch, instance_classes=INST_CLASSES)
     got = probabilistic_loss(out, semantic, instance, cfg).total
     ref = ref_probabilistic(mu, torch.exp(raw), logits, batch, semantic, instance, cfg)
     assert float(got) == pytest.approx(ref, abs=1e-6, rel=1e-9)
@@ -217,7 +219,8 @@ def test_deterministic_is_rbf_with_fixed_sigma():
     batch, semantic, instance = make_targets()
     mu, _, logits, _ = rand_inputs(len(batch), 1, seed=3)
     cfg = ProbabilisticLossConfig(rbf_sigma=0.3)
-    got = probabilistic_loss(ProbabilisticOutput(mu, None, logits, mu, batch, instance_classes=SCANNET20.instance_classes()), semantic, instance, cfg).total
+    got = probabilistic_loss(ProbabilisticOutput(mu, None, logits, mu, batch,
+                                                 instance_classes=INST_CLASSES), semantic, instance, cfg).total
     fixed = torch.full((len(batch), 1), 0.3, dtype=D64)
     ref = ref_probabilistic(mu, fixed, logits, batch, semantic, instance, cfg)
     ref -= cfg.w_reg * (1.5 * math.log(2 * math.pi * math.e) + 3 * math.log(0.3))  # no L_Reg without sigma
@@ -230,7 +233,8 @@ def test_probabilistic_chunking_does_not_change_value_or_gradient():
     grads = []
     for cfg in (ProbabilisticLossConfig(max_pairs=1, checkpoint=True), ProbabilisticLossConfig(checkpoint=False)):
         m, r = mu.clone().requires_grad_(), raw.clone().requires_grad_()
-        loss = probabilistic_loss(ProbabilisticOutput(m, torch.exp(r), logits, m, batch, instance_classes=SCANNET20.instance_classes()), semantic, instance, cfg)
+        loss = probabilistic_loss(ProbabilisticOutput(m, torch.exp(r), logits, m, batch,
+                                                      instance_classes=INST_CLASSES), semantic, instance, cfg)
         loss.total.backward()
         grads.append((loss.total.detach(), m.grad, r.grad))
     for a, b in zip(*grads):
@@ -247,10 +251,11 @@ def test_probabilistic_gradcheck(d):
     score_only = ProbabilisticLossConfig(w_ins=0.0, w_reg=0.0, w_score=1.0)
 
     def f(m, r, lg):
-        return probabilistic_loss(ProbabilisticOutput(m, torch.exp(r), lg, m, batch, instance_classes=SCANNET20.instance_classes()), semantic, instance, cfg).total
+        return probabilistic_loss(ProbabilisticOutput(m, torch.exp(r), lg, m, batch,
+                                                      instance_classes=INST_CLASSES), semantic, instance, cfg).total
 
     def g(lg):
-        out = ProbabilisticOutput(mu, torch.exp(raw), lg, mu, batch, instance_classes=SCANNET20.instance_classes())
+        out = ProbabilisticOutput(mu, torch.exp(raw), lg, mu, batch, instance_classes=INST_CLASSES)
         return probabilistic_loss(out, semantic, instance, score_only).total
 
     inputs = (mu.requires_grad_(), raw.requires_grad_(), logits.requires_grad_())
@@ -263,7 +268,7 @@ def test_score_target_is_detached():
     mu, raw, logits, _ = rand_inputs(len(batch), 3, seed=9)
     mu.requires_grad_(), raw.requires_grad_()
     cfg = ProbabilisticLossConfig(w_ins=0.0, w_reg=0.0)
-    out = ProbabilisticOutput(mu, torch.exp(raw), logits, mu, batch, instance_classes=SCANNET20.instance_classes())
+    out = ProbabilisticOutput(mu, torch.exp(raw), logits, mu, batch, instance_classes=INST_CLASSES)
     probabilistic_loss(out, semantic, instance, cfg).total.backward()
     assert torch.equal(mu.grad, torch.zeros_like(mu)) and torch.equal(raw.grad, torch.zeros_like(raw))
 
@@ -274,7 +279,7 @@ def test_margin_matches_reference(d):
     batch, semantic, instance = make_targets()
     emb, raw, logits, seed = rand_inputs(len(batch), d, seed=6)
     for cfg in (MarginLossConfig(), MarginLossConfig(w_smooth=3.0, seed_fg_weight=10.0, max_pairs=13, w_sem=0.2)):
-        out = MarginOutput(emb, torch.exp(raw), seed, logits, emb, batch, instance_classes=SCANNET20.instance_classes())
+        out = MarginOutput(emb, torch.exp(raw), seed, logits, emb, batch, instance_classes=INST_CLASSES)
         got = margin_loss(out, semantic, instance, cfg).total
         ref = ref_margin(emb, torch.exp(raw), seed, logits, batch, semantic, instance, cfg)
         assert float(got) == pytest.approx(ref, abs=1e-6, rel=1e-9)
@@ -290,10 +295,12 @@ def test_margin_gradcheck():
     seed_only = MarginLossConfig(w_lovasz=0.0, w_smooth=0.0, w_sem=0.0, seed_fg_weight=3.0)
 
     def f(e, r, lg):
-        return margin_loss(MarginOutput(e, torch.exp(r), seed, lg, e, batch, instance_classes=SCANNET20.instance_classes()), semantic, instance, lov).total
+        return margin_loss(MarginOutput(e, torch.exp(r), seed, lg, e, batch,
+                                        instance_classes=INST_CLASSES), semantic, instance, lov).total
 
     def g(sd):
-        return margin_loss(MarginOutput(emb, torch.exp(raw), sd, logits, emb, batch, instance_classes=SCANNET20.instance_classes()), semantic, instance,
+        return margin_loss(MarginOutput(emb, torch.exp(raw), sd, logits, emb, batch,
+                                        instance_classes=INST_CLASSES), semantic, instance,
                            seed_only).total
 
     assert torch.autograd.gradcheck(f, tuple(x.requires_grad_() for x in (emb, raw, logits)), fast_mode=True)
@@ -305,11 +312,14 @@ def test_margin_coords_centre():
     emb, raw, logits, seed = rand_inputs(len(batch), 3, seed=8)
     coords = emb + 0.3
     cfg = MarginLossConfig(centre="coords")
-    a = margin_loss(MarginOutput(emb, torch.exp(raw), seed, logits, coords, batch, instance_classes=SCANNET20.instance_classes()), semantic, instance, cfg)
+    a = margin_loss(MarginOutput(emb, torch.exp(raw), seed, logits, coords, batch,
+                                 instance_classes=INST_CLASSES), semantic, instance, cfg)
     # Shifting embedding and coordinates together leaves every phi unchanged.
-    b = margin_loss(MarginOutput(emb + 1.0, torch.exp(raw), seed, logits, coords + 1.0, batch, instance_classes=SCANNET20.instance_classes()), semantic,
+    b = margin_loss(MarginOutput(emb + 1.0, torch.exp(raw), seed, logits, coords + 1.0, batch,
+                                 instance_classes=INST_CLASSES), semantic,
                     instance, cfg)
-    c = margin_loss(MarginOutput(emb, torch.exp(raw), seed, logits, emb, batch, instance_classes=SCANNET20.instance_classes()), semantic, instance, cfg)
+    c = margin_loss(MarginOutput(emb, torch.exp(raw), seed, logits, emb, batch,
+                                 instance_classes=INST_CLASSES), semantic, instance, cfg)
     assert float(a.total) == pytest.approx(float(b.total), rel=1e-12)
     assert float(a.terms["lovasz"]) != pytest.approx(float(c.terms["lovasz"]), rel=1e-3)
 
@@ -317,8 +327,10 @@ def test_margin_coords_centre():
 # ---------------------------------------------------------------- robustness
 def _both_losses(mu, sigma, logits, batch, semantic, instance):
     seed = torch.sigmoid(logits[:, 0])
-    pl = probabilistic_loss(ProbabilisticOutput(mu, sigma, logits, mu, batch, instance_classes=SCANNET20.instance_classes()), semantic, instance)
-    ml = margin_loss(MarginOutput(mu, sigma, seed, logits, mu, batch, instance_classes=SCANNET20.instance_classes()), semantic, instance)
+    pl = probabilistic_loss(ProbabilisticOutput(mu, sigma, logits, mu, batch,
+                                                instance_classes=INST_CLASSES), semantic, instance)
+    ml = margin_loss(MarginOutput(mu, sigma, seed, logits, mu, batch,
+                                  instance_classes=INST_CLASSES), semantic, instance)
     return pl, ml
 
 
@@ -377,8 +389,10 @@ def test_bad_targets_raise():
 def test_half_precision_outputs_are_computed_in_float32():
     batch, semantic, instance = make_targets()
     mu, raw, logits, _ = rand_inputs(len(batch), 3, seed=10, dtype=torch.float32)
-    ref = probabilistic_loss(ProbabilisticOutput(mu, torch.exp(raw) * 0.01, logits, mu, batch, instance_classes=SCANNET20.instance_classes()), semantic, instance)
-    half = ProbabilisticOutput(mu.half().float().half(), (torch.exp(raw) * 0.01).half(), logits.half(), mu, batch, instance_classes=SCANNET20.instance_classes())
+    ref = probabilistic_loss(ProbabilisticOutput(mu, torch.exp(raw) * 0.01, logits, mu, batch,
+                                                 instance_classes=INST_CLASSES), semantic, instance)
+    half = ProbabilisticOutput(mu.half().float().half(), (torch.exp(raw) * 0.01).half(), logits.half(), mu, batch,
+                               instance_classes=INST_CLASSES)
     got = probabilistic_loss(half, semantic, instance)
     assert got.total.dtype == torch.float32
     assert float(got.total) == pytest.approx(float(ref.total), rel=1e-2)

@@ -11,6 +11,8 @@ from scene_pe.superpoints import pooling as SP
 from scene_pe.superpoints.segmentator import (SegmentatorConfig, edge_weights, mesh_edges, mesh_normals,
                                               segment_cloud, segment_mesh)
 
+INST_CLASSES = SCANNET20.instance_classes()  # what a head output carries
+
 
 def segment_tool():
     """tools/segment.py as a module."""
@@ -214,7 +216,7 @@ def ideal_scene(seed: int = 0):
     logits[np.arange(m), np.where(vox_inst >= 0, chair, floor)] = 5.0
     out = ProbabilisticOutput(mu=torch.tensor(mu, dtype=torch.float32), sigma=torch.full((m, 3), 0.05),
                               logits=torch.tensor(logits, dtype=torch.float32), coords=torch.zeros(m, 3),
-                              batch=torch.zeros(m, dtype=torch.long), instance_classes=SCANNET20.instance_classes())
+                              batch=torch.zeros(m, dtype=torch.long), instance_classes=INST_CLASSES)
     return out, inst, segment, p2v
 
 

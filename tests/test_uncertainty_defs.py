@@ -8,11 +8,12 @@ import torch
 
 from scene_pe.config import load_config
 from scene_pe.data.labels import SCANNET20
-IS_INST = SCANNET20.train_is_instance
 from scene_pe.engine.infer import small_instance_remap
 from scene_pe.method.kernels import log_bhattacharyya
 from scene_pe.method.uncertainty import centre_kernels, probabilistic_uncertainty
 from scene_pe.util.typed_config import ConfigError
+
+IS_INST = SCANNET20.train_is_instance
 
 WALL, CHAIR = 0, 4  # training ids
 
@@ -110,11 +111,14 @@ def test_no_clusters_and_sigma_kind():
     rng = np.random.default_rng(2)
     mu, sigma, scores, _ = random_scene(rng)
     none = np.full(len(mu), -1)
-    got = probabilistic_uncertainty(torch.tensor(mu), torch.tensor(sigma), torch.tensor(scores), none, "membership", instance_classes=IS_INST)
+    got = probabilistic_uncertainty(torch.tensor(mu), torch.tensor(sigma), torch.tensor(scores), none, "membership",
+                                    instance_classes=IS_INST)
     np.testing.assert_allclose(got, 1.0 - (scores[:, 0] + scores[:, 1]), atol=1e-6)  # kappa max = 0
-    geo = probabilistic_uncertainty(torch.tensor(mu), torch.tensor(sigma), torch.tensor(scores), none, "sigma", instance_classes=IS_INST)
+    geo = probabilistic_uncertainty(torch.tensor(mu), torch.tensor(sigma), torch.tensor(scores), none, "sigma",
+                                    instance_classes=IS_INST)
     np.testing.assert_allclose(geo, np.exp(np.log(sigma).mean(1)), rtol=1e-6)
-    zero = probabilistic_uncertainty(torch.tensor(mu), None, torch.tensor(scores), none, "sigma", instance_classes=IS_INST)
+    zero = probabilistic_uncertainty(torch.tensor(mu), None, torch.tensor(scores), none, "sigma",
+                                     instance_classes=IS_INST)
     assert (zero == 0).all()
 
 

@@ -133,17 +133,12 @@ def compare(a, b) -> ConvDiff:
 def scannet_sample(vertices: int, seed: int = 0) -> dict:
     """A generated ScanNet-profile room as a training sample (aligned frame, ScanNet v2 training
     labels: the generator's rooms are labelled in NYU40 ids)."""
-    from scene_pe.data.labels import IGNORE_LABEL, SCANNET20
     from scene_pe.synthetic.scenes import generate_scene
 
     scene = generate_scene("scene0999_00", seed, num_vertices_target=vertices, profile="scannet")
-    semantic = SCANNET20.to_train(scene.nyu40)
-    has_inst = (semantic != IGNORE_LABEL) & (scene.object_id >= 0)
-    has_inst[has_inst] = SCANNET20.train_is_instance[semantic[has_inst]]
+    semantic, instance = scene.training_labels()
     return {"scene": scene.scene_id, "coords": scene.aligned_vertices().astype(np.float32),
-            "colors": scene.colors[:, :3].astype(np.float32) / 255.0,
-            "semantic": semantic.astype(np.int64),
-            "instance": np.where(has_inst, scene.object_id, -1).astype(np.int64)}
+            "colors": scene.colors[:, :3].astype(np.float32) / 255.0, "semantic": semantic, "instance": instance}
 
 
 SAMPLE_KEYS = ("coords", "colors", "semantic", "instance")

@@ -27,6 +27,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from scene_pe.data import scannet_files as sf
+from scene_pe.data.labels import IGNORE_LABEL, SCANNET20
 from scene_pe.synthetic.catalog import RAW_TO_NYU40, SCENE_TYPES, instance_color, used_label_rows
 from scene_pe.synthetic.layout import Layout, make_layout
 from scene_pe.synthetic.mesh import SurfaceArrays, build_mesh
@@ -64,6 +65,15 @@ class SyntheticScene:
         """(N, 3) float64 vertices in the axis-aligned frame."""
         a = self.axis_alignment
         return _affine(self.vertices.astype(np.float64), a[:3, :3], a[:3, 3])
+
+    def training_labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """(semantic, instance) int64 per vertex as ScanNet v2 training labels, straight from the
+        generator (the rooms carry NYU40 ids): for benches and checks that skip the files.
+        Instances are the objects of the instance classes (objectId), -1 elsewhere."""
+        semantic = SCANNET20.to_train(self.nyu40)
+        labelled = semantic != IGNORE_LABEL
+        is_inst = labelled & SCANNET20.train_is_instance[np.where(labelled, semantic, 0)] & (self.object_id >= 0)
+        return semantic, np.where(is_inst, self.object_id, -1).astype(np.int64)
 
 
 def _affine(points: np.ndarray, m: np.ndarray, t: np.ndarray) -> np.ndarray:
