@@ -166,6 +166,7 @@ def test_tools_use_the_folder_label_set(pre200, tmp_path):
     scene = sorted(gt_dir.glob("*.txt"))[0].stem
     gt = read_gt_file(gt_dir / f"{scene}.txt", scene)
     write_instance_submission(tmp_path / "sub", scene, *_gt_as_prediction(gt, SCANNET200), label_set=SCANNET200)
+
     def run(*args):
         return subprocess.run([sys.executable, str(ROOT / "tools/evaluate.py"), "--pred", str(tmp_path / "sub"),
                                "--gt", str(gt_dir), *args], capture_output=True, text=True)
