@@ -45,7 +45,6 @@ def run(cmd: list[str]) -> None:
 def own_scan(raw: Path, folder: Path) -> Path:
     """One generated test scene as a user's scan: a point cloud .ply (vertices and colours, no
     faces, no labels) in the scan's raw frame, which tools/predict.py must level and turn itself."""
-    sys.path.insert(0, str(ROOT))
     from scene_pe.data.scannet import read_mesh
     from scene_pe.viz import write_colored_ply
 
@@ -69,7 +68,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     py = sys.executable
     out = args.out if args.out.is_absolute() else ROOT / args.out
-    sys.path.insert(0, str(ROOT))
     from scene_pe.config import load_config
 
     # the label set decides the generated rooms and the folders (one label set per folder)
