@@ -48,6 +48,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+from timing import timed  # noqa: E402  (bench/, beside this file)
 
 VOXEL_SIZE = 0.02
 
@@ -81,17 +82,6 @@ def rss_mib() -> float:
 
 def maxrss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-
-
-def timed(fn, repeats: int) -> tuple[list[float], object]:
-    """Run ``fn`` once to warm up, then ``repeats`` times; (times, last result)."""
-    out = fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return times, out
 
 
 def half_trained_output(voxels, rng: np.random.Generator):

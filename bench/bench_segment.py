@@ -13,22 +13,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from timing import timed  # noqa: E402  (bench/, beside this file)
 
 
 def best_of(fn, repeats: int) -> tuple[float, object]:
-    out = fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
+    """Fastest of ``repeats`` runs after a warm-up, and the result."""
+    times, out = timed(fn, repeats)
     return min(times), out
 
 
