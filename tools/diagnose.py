@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scene_pe.util import cli  # noqa: E402
+from scene_pe.util.threads import add_threads_argument, set_cpu_threads  # noqa: E402
 from scene_pe.util.io import write_text_atomic  # noqa: E402
 
 
@@ -26,7 +27,9 @@ def main(argv=None) -> int:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--max-scenes", type=int, default=0, help="first N val scenes (0: all)")
     ap.add_argument("--json", type=Path, help="also write the statistics here")
+    add_threads_argument(ap)
     args = ap.parse_args(argv)
+    set_cpu_threads(args.threads)  # before torch / MinkowskiEngine load
     for run in args.runs:
         if not (run / "config.yaml").is_file() or not (run / "last.pth").is_file():
             print(f"diagnose: {run}: no config.yaml and last.pth (not a training run folder)", file=sys.stderr)

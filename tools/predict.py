@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scene_pe.util import cli  # noqa: E402
+from scene_pe.util.threads import add_threads_argument  # noqa: E402
 
 OVERRIDE = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)+=")
 
@@ -43,7 +44,7 @@ def parse_args(argv):
     ap.add_argument("--align", default="none", choices=("none", "floor"),
                     help="floor: level the floor at z = 0 and turn the walls onto the axes")
     ap.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
-    ap.add_argument("--threads", type=int, default=0, help="CPU threads for the network (default: every core)")
+    add_threads_argument(ap)
     ap.add_argument("--block-voxels", type=int, default=1_000_000,
                     help="cut larger scans into overlapping blocks of at most this many voxels")
     ap.add_argument("--block-overlap", type=float, default=2.0, help="metres of context around each block")
@@ -114,9 +115,9 @@ def predict_one(predictor, opts, args, path, name, progress: bool) -> tuple[dict
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from scene_pe.util.threads import set_inference_threads
+    from scene_pe.util.threads import set_cpu_threads
 
-    threads = set_inference_threads(args.threads)  # before torch / MinkowskiEngine load
+    threads = set_cpu_threads(args.threads)  # before torch / MinkowskiEngine load
     import torch
 
     from scene_pe.engine.checkpoint import CheckpointError

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scene_pe.util import cli  # noqa: E402
 from scene_pe.util.io import write_text_atomic  # noqa: E402
-from scene_pe.util.threads import set_inference_threads  # noqa: E402
+from scene_pe.util.threads import add_threads_argument, set_cpu_threads  # noqa: E402
 
 
 def parse_args(argv):
@@ -39,8 +39,7 @@ def parse_args(argv):
     ap.add_argument("--ply", action="store_true", help="write coloured prediction PLYs")
     ap.add_argument("--overwrite", action="store_true", help="predict scenes again even if saved")
     ap.add_argument("--no-progress", action="store_true")
-    ap.add_argument("--threads", type=int, default=0,
-                    help="CPU threads for the network (default: every core, shared among local ranks)")
+    add_threads_argument(ap)
     return ap.parse_args(argv)
 
 
@@ -88,7 +87,7 @@ def write_plys(out_dir: Path, scenes: list[str], data_root: Path, scannet_root: 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    set_inference_threads(args.threads)  # before torch / MinkowskiEngine (OpenBLAS) load
+    set_cpu_threads(args.threads)  # before torch / MinkowskiEngine (OpenBLAS) load
     from scene_pe.config import load_config
     from scene_pe.util.typed_config import ConfigError
 

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scene_pe.config import load_config  # noqa: E402
 from scene_pe.util import cli  # noqa: E402
+from scene_pe.util.threads import add_threads_argument, set_cpu_threads  # noqa: E402
 from scene_pe.util.typed_config import ConfigError  # noqa: E402
 
 
@@ -24,7 +25,9 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint-every", type=int, default=0,
                     help="also write last.pth every N steps (default: once per epoch)")
     ap.add_argument("--no-progress", action="store_true")
+    add_threads_argument(ap)
     args = ap.parse_args(argv)
+    set_cpu_threads(args.threads)  # before torch / MinkowskiEngine load: a resumed run equals an uninterrupted one
     try:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as e:

@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scene_pe.util import cli  # noqa: E402
+from scene_pe.util.threads import add_threads_argument, set_cpu_threads  # noqa: E402
 from scene_pe.util.io import write_text_atomic  # noqa: E402
 
 
@@ -40,7 +41,9 @@ def main(argv=None) -> int:
     ap.add_argument("--all-scenes", action="store_true",
                     help="also print every point on all val scenes (a comparison: nothing is chosen from it)")
     ap.add_argument("--no-progress", action="store_true")
+    add_threads_argument(ap)
     args = ap.parse_args(argv)
+    set_cpu_threads(args.threads)  # before torch / MinkowskiEngine load
     for run in args.runs:
         if not (run / "config.yaml").is_file() or not (run / "last.pth").is_file():
             print(f"tune_inference: {run}: no config.yaml and last.pth (not a training run folder)",

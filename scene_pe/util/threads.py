@@ -1,23 +1,32 @@
-"""CPU threads of an inference process: every core by default.
+"""CPU threads of a process: one by default, so that the same command gives the same bits.
 
-Training keeps one thread per process (the Makefile's OMP_NUM_THREADS=1):
-its loader workers take the other cores. One inference process (tools/test.py,
-tools/predict.py) uses every core it may run on. The count is fixed, not taken
-from the machine's load: the thread count changes the order of ME's float
-sums, so a load-dependent default would make the same command give different
-bits on a busy machine. On cores other jobs keep busy, OpenMP and OpenBLAS
-threads spin waiting for each other (2-6x slower with 2 threads than with 1
-measured on a loaded 2-core machine, README "Speed"): pass ``--threads 1``
-there. MinkowskiEngine's CPU convolutions multiply with OpenBLAS, whose thread
-count is read from the environment when the library loads, and torch's
-intra-op pool is set at run time; so the environment is set before torch /
-MinkowskiEngine are imported, and torch's pool too if it already is.
+MinkowskiEngine's CPU forward is bitwise repeatable only with one OpenMP
+thread: with two, four forwards of the demo network on the same input differed
+by up to 2.4e-7 (the order of its float sums follows the thread schedule). A
+resumed or killed-and-rerun ``tools/test.py`` is promised to write the bytes an
+uninterrupted run writes, so every tool defaults to one thread. One thread
+costs little: a second one made CPU inference of a 150k-vertex room 1.03x
+faster on an idle 2-core machine, no faster with one core busy and 0.67x as
+fast with both busy (README "Speed"), because OpenMP and OpenBLAS threads spin
+waiting for each other on shared cores. ``--threads 0`` (every core, shared
+among torchrun's local ranks) or ``--threads N`` trade that promise for speed
+on large idle machines.
+
+MinkowskiEngine's CPU convolutions multiply with OpenBLAS, whose thread count
+is read from the environment when the library loads, and torch's intra-op pool
+is set at run time; so the environment is set before torch / MinkowskiEngine
+are imported, and torch's pool too if it already is. Loader workers get one
+thread each from torch's DataLoader.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
+
+DEFAULT_THREADS = 1  # bitwise repeatable (module docstring)
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def available_cores() -> int:
@@ -28,7 +37,13 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def set_inference_threads(requested: int = 0) -> int:
+def add_threads_argument(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                    help="CPU threads (default 1: bitwise repeatable results; 0: every core, shared among "
+                         "torchrun's local ranks, faster on large idle machines but not bitwise repeatable)")
+
+
+def set_cpu_threads(requested: int = DEFAULT_THREADS) -> int:
     """Use ``requested`` threads, or (0) every core, shared among torchrun's local ranks.
 
     Returns the thread count. Call before importing torch / MinkowskiEngine for
@@ -38,8 +53,8 @@ def set_inference_threads(requested: int = 0) -> int:
         raise ValueError(f"threads must be >= 0 (0: every core), got {requested}")
     local_ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     n = requested or max(1, available_cores() // local_ranks)
-    os.environ["OMP_NUM_THREADS"] = str(n)
-    os.environ["OPENBLAS_NUM_THREADS"] = str(n)
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(n)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n)
     return n
