@@ -443,7 +443,10 @@ class InstanceEvaluator:
             self._scenes[scene] = matches
 
     def result(self) -> InstanceResult:
-        return compute_ap(list(self._scenes.values()), min_region_size=self.min_region_size,
+        # scenes by name, not in the order they were added: predictions of equal score from two
+        # scenes rank in that order, so a resumed run (saved scenes first) or another rank split
+        # would otherwise score differently
+        return compute_ap([self._scenes[s] for s in sorted(self._scenes)], min_region_size=self.min_region_size,
                           label_set=self.label_set)
 
 

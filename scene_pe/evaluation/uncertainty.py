@@ -241,8 +241,9 @@ class UncertaintyEvaluator:
             self._values[scene], self._codes[scene] = other._values[scene], other._codes[scene]
 
     def result(self) -> UncertaintyResult:
-        values = np.concatenate([np.zeros(0, np.float32), *self._values.values()])
-        codes = np.concatenate([np.zeros(0, np.uint8), *self._codes.values()])
+        scenes = sorted(self._values)  # by name: the result does not depend on the order of add / merge
+        values = np.concatenate([np.zeros(0, np.float32), *(self._values[s] for s in scenes)])
+        codes = np.concatenate([np.zeros(0, np.uint8), *(self._codes[s] for s in scenes)])
         wrong, assigned, inst = (codes & _WRONG) > 0, (codes & _ASSIGNED) > 0, (codes & _INSTANCE) > 0
         uniq, pos, neg = tie_counts(values, wrong)
         _, pos_a, neg_a = tie_counts(values[assigned], wrong[assigned])
