@@ -10,6 +10,9 @@ from scene_pe.util import threads
 from scene_pe.util.threads import DEFAULT_THREADS, add_threads_argument, available_cores, set_cpu_threads
 
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*after MinkowskiEngine loaded:RuntimeWarning")
+
+
 @pytest.fixture
 def restore_threads(monkeypatch):
     before = torch.get_num_threads()
@@ -49,3 +52,29 @@ def test_cores_are_split_among_local_ranks(restore_threads):
     restore_threads.setattr(threads, "available_cores", lambda: 8)
     restore_threads.setenv("LOCAL_WORLD_SIZE", "3")
     assert set_cpu_threads(0) == 2
+
+
+def test_importing_a_tool_loads_neither_torch_nor_minkowski_so_its_thread_count_applies():
+    """The thread count reaches MinkowskiEngine's OpenMP runtime and OpenBLAS only if it is set before
+    they load: each tool with --threads sets it in main(), so importing the tool must not load them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = ("import importlib.util, sys\n"
+            "for name in ('train', 'test', 'predict', 'tune_inference', 'diagnose'):\n"
+            "    spec = importlib.util.spec_from_file_location('tool_' + name, f'tools/{name}.py')\n"
+            "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+            "print(sorted(m for m in ('torch', 'MinkowskiEngine', 'numpy') if m in sys.modules))\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "torch" not in r.stdout and "MinkowskiEngine" not in r.stdout, r.stdout
+
+
+def test_a_count_asked_after_minkowski_loaded_with_another_is_a_warning(restore_threads):
+    import MinkowskiEngine  # noqa: F401  (loaded: its OpenMP thread count is fixed)
+
+    restore_threads.setenv("OMP_NUM_THREADS", "1")
+    with pytest.warns(RuntimeWarning, match="after MinkowskiEngine loaded with OMP_NUM_THREADS=1"):
+        set_cpu_threads(3)

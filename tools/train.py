@@ -11,10 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scene_pe.config import load_config  # noqa: E402
 from scene_pe.util import cli  # noqa: E402
 from scene_pe.util.threads import add_threads_argument, set_cpu_threads  # noqa: E402
-from scene_pe.util.typed_config import ConfigError  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -27,7 +25,12 @@ def main(argv=None) -> int:
     ap.add_argument("--no-progress", action="store_true")
     add_threads_argument(ap)
     args = ap.parse_args(argv)
-    set_cpu_threads(args.threads)  # before torch / MinkowskiEngine load: a resumed run equals an uninterrupted one
+    # before torch / MinkowskiEngine load (their OpenMP runtimes read the count then): with one
+    # thread a resumed run equals an uninterrupted one bit for bit
+    set_cpu_threads(args.threads)
+    from scene_pe.config import load_config
+    from scene_pe.util.typed_config import ConfigError
+
     try:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as e:

@@ -12,11 +12,12 @@ waiting for each other on shared cores. ``--threads 0`` (every core, shared
 among torchrun's local ranks) or ``--threads N`` trade that promise for speed
 on large idle machines.
 
-MinkowskiEngine's CPU convolutions multiply with OpenBLAS, whose thread count
-is read from the environment when the library loads, and torch's intra-op pool
-is set at run time; so the environment is set before torch / MinkowskiEngine
-are imported, and torch's pool too if it already is. Loader workers get one
-thread each from torch's DataLoader.
+MinkowskiEngine's CPU kernels run on its own OpenMP runtime (not torch's) and
+multiply with OpenBLAS; both read their thread count from the environment when
+the library loads, and ``torch.set_num_threads`` reaches neither. So a tool
+sets the count before torch / MinkowskiEngine are imported (tests/test_threads.py
+checks that importing a tool loads neither), and torch's pool too if it already
+is. Loader workers get one thread each from torch's DataLoader.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 DEFAULT_THREADS = 1  # bitwise repeatable (module docstring)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -53,6 +55,12 @@ def set_cpu_threads(requested: int = DEFAULT_THREADS) -> int:
         raise ValueError(f"threads must be >= 0 (0: every core), got {requested}")
     local_ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     n = requested or max(1, available_cores() // local_ranks)
+    if "MinkowskiEngine" in sys.modules and os.environ.get("OMP_NUM_THREADS") != str(n):
+        # its OpenMP runtime read the count when it loaded (in-process callers, e.g. the tests,
+        # set the environment first)
+        warnings.warn(f"{n} CPU threads asked after MinkowskiEngine loaded with OMP_NUM_THREADS="
+                      f"{os.environ.get('OMP_NUM_THREADS')}: its kernels keep that count", RuntimeWarning,
+                      stacklevel=2)
     for name in THREAD_VARIABLES:
         os.environ[name] = str(n)
     if "torch" in sys.modules:
