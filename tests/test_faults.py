@@ -2,11 +2,12 @@
 out of memory retries scene by scene, unreadable scenes and dead loader workers are skipped."""
 
 import copy
+import gc
 import logging
+import multiprocessing.queues
 import os
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -176,9 +177,13 @@ def test_a_loader_worker_that_dies_is_replaced_and_its_batch_skipped(small_datas
 
     def dies_on_victim(root, scene, *args):  # runs in the (forked) worker
         if scene == victim and torch.utils.data.get_worker_info() is not None:
-            # after the worker's queue thread has sent its last batch: a worker killed while
-            # sending leaves a cut message that blocks the DataLoader's reader for good
-            time.sleep(1.0)
+            # after the worker's queue thread has sent every batch it holds: a worker killed while
+            # sending leaves a cut message that blocks the DataLoader's reader for good. Closing a
+            # queue and joining its thread returns once all its data is in the pipe, however
+            # loaded the machine (a fixed sleep was not enough on a busy one)
+            for queue in [o for o in gc.get_objects() if isinstance(o, multiprocessing.queues.Queue)]:
+                queue.close()
+                queue.join_thread()
             os.kill(os.getpid(), signal.SIGKILL)
         return real(root, scene, *args)
 
