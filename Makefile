@@ -8,13 +8,16 @@ PY := $(VENV)/bin/python
 # one thread makes CPU runs bitwise repeatable.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup test demo gpu-check clean-venv
+# Test workers (pytest-xdist): one per core this process may use (nproc follows taskset).
+TEST_WORKERS ?= $(shell nproc)
+
+.PHONY: setup test demo gpu-check lock clean-venv
 
 setup:
 	VENV=$(VENV) ./tools/setup_env.sh
 
 test: setup
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
 
 demo: setup
 	$(PY) tools/demo.py $(DEMO_ARGS)
@@ -23,6 +26,10 @@ demo: setup
 # the GPU (CPU part only without CUDA); docs/gpu.md. Build with ME_CUDA=1 there.
 gpu-check: setup
 	$(PY) tools/gpu_check.py $(GPU_CHECK_ARGS)
+
+# requirements.lock: the exact versions setup installs (after changing requirements.txt)
+lock:
+	./tools/lock_requirements.sh
 
 clean-venv:
 	rm -rf $(VENV)

@@ -7,7 +7,9 @@ import pytest
 from scene_pe.config import Config, dump_config, load_config
 from scene_pe.util.typed_config import ConfigError
 
-CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / "configs"  # not relative to the working directory
+CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
@@ -17,7 +19,7 @@ def test_every_shipped_config_loads(path):
 
 
 def test_base_inheritance_and_values():
-    cfg = load_config(Path("configs/scannet_margin.yaml"))
+    cfg = load_config(CONFIG_DIR / "scannet_margin.yaml")
     assert cfg.model.head.type == "margin"
     assert cfg.model.backbone.name == "Res16UNet34C"  # inherited from the base file
     assert cfg.data.voxel.voxel_size == 0.02
@@ -25,7 +27,7 @@ def test_base_inheritance_and_values():
 
 
 def test_overrides_set_nested_values_with_yaml_types():
-    cfg = load_config("configs/scannet_probabilistic.yaml",
+    cfg = load_config(CONFIG_DIR / "scannet_probabilistic.yaml",
                       ["train.lr=5e-4", "model.head.embedding=isotropic_homoscedastic",
                        "train.lr_milestones=[1, 2]", "data.voxel.features=[colors, normals]"])
     assert cfg.train.lr == 5e-4
@@ -41,7 +43,7 @@ def test_overrides_set_nested_values_with_yaml_types():
 ])
 def test_unknown_key_is_an_error_naming_it(override, names):
     with pytest.raises(ConfigError, match=names.replace(".", r"\.")):
-        load_config("configs/scannet_probabilistic.yaml", [override])
+        load_config(CONFIG_DIR / "scannet_probabilistic.yaml", [override])
 
 
 @pytest.mark.parametrize("override,fragment", [
@@ -55,19 +57,19 @@ def test_unknown_key_is_an_error_naming_it(override, names):
 ])
 def test_bad_values_are_errors_naming_the_key(override, fragment):
     with pytest.raises(ConfigError, match=fragment):
-        load_config("configs/scannet_probabilistic.yaml", [override])
+        load_config(CONFIG_DIR / "scannet_probabilistic.yaml", [override])
 
 
 def test_wrong_key_in_a_file_names_file_and_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("_base_: %s\ntrain:\n  learning_rate: 0.1\n" %
-                   Path("configs/scannet_probabilistic.yaml").resolve())
+                   (CONFIG_DIR / "scannet_probabilistic.yaml"))
     with pytest.raises(ConfigError, match=r"bad\.yaml.*train\.learning_rate"):
         load_config(bad)
 
 
 def test_dump_and_reload_roundtrip(tmp_path):
-    cfg = load_config("configs/scannet_margin.yaml", ["train.seed=7"])
+    cfg = load_config(CONFIG_DIR / "scannet_margin.yaml", ["train.seed=7"])
     p = tmp_path / "resolved.yaml"
     p.write_text(dump_config(cfg))
     assert load_config(p) == cfg
