@@ -61,14 +61,18 @@ fi
 py="$(cd "$VENV" && pwd)/bin/python"  # absolute: some checks run from /
 pip() { "$py" -m pip --disable-pip-version-check -q "$@"; }
 
-# 3. torch first (the ME build compiles against it), then ME, then the rest.
+# 3. torch first (the ME build compiles against it), then ME, then the rest, each
+#    at the exact version CI tested (requirements.lock, written by
+#    tools/lock_requirements.sh; torch itself is pinned by TORCH_SPEC).
+lock=()
+[ -f requirements.lock ] && lock=(-c requirements.lock)
 if ! "$py" -c "import torch" 2>/dev/null; then
   say "installing $TORCH_SPEC"
-  pip install "$TORCH_SPEC" || die "could not install $TORCH_SPEC"
+  pip install "$TORCH_SPEC" "${lock[@]}" || die "could not install $TORCH_SPEC"
 fi
 # ME 0.5.4's setup.py imports setuptools features removed after 80 only via
 # `setup.py install`, which we do not use; wheel is needed for bdist_wheel.
-pip install -r requirements.txt
+pip install -r requirements.txt "${lock[@]}"
 cuda_flag=()
 [ "$ME_CUDA" = 1 ] && cuda_flag=(--cuda)
 "$py" tools/minkowski/build_wheel.py "${cuda_flag[@]}"
