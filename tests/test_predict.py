@@ -5,7 +5,9 @@ scan must give the same instances (IoU >= 0.9 after matching), reported in its
 own frame and vertex order. These comparisons cluster voxels (VOXELS): with
 superpoints, the folder brings the generator's segs.json while a bare mesh or
 cloud gets the built-in segmentator's, a different partition of the same scan
-(superpoint inference has its own test at the end).
+(superpoint inference has its own test at the end). Blocks are tested with an
+exact stand-in for the network (tests/test_predict_blocks.py): what a small
+trained model gives at a block's border moves with the CPU's float sums.
 """
 
 import json
@@ -55,6 +57,7 @@ def matched_ious(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int, int]:
 
 def assert_same_instances(ref: np.ndarray, other: np.ndarray, min_iou: float = 0.9) -> None:
     ious, ka, kb = matched_ious(ref, other)
+    print(f"instances {ka} vs {kb}, smallest matched IoU {ious.min():.3f}")  # the margin (pytest -rA)
     assert ka == kb, f"{ka} instances vs {kb}"
     assert ious.min() >= min_iou, np.sort(ious)[:5]
 
@@ -140,42 +143,6 @@ def test_turned_and_moved_scan_is_aligned_back_by_the_floor(scene, reference, tm
     back = apply(np.array(record["frame"]["model_from_input"]), xyz_in)
     assert abs(np.median(back[:, 2]) - np.median(scene["xyz"][:, 2] - scene["xyz"][:, 2].min())) < 0.05
     assert_same_instances(reference[1]["instance"], arrays["instance"])
-
-
-def relabel(instance: np.ndarray) -> np.ndarray:
-    """Instance ids renumbered 0..k-1 in order (-1 kept)."""
-    ids, inverse = np.unique(instance, return_inverse=True)
-    out = inverse - int(ids[0] == -1)
-    out[instance < 0] = -1
-    return out
-
-
-def test_blocks_cut_through_rooms_give_each_room_its_instances(scene, reference, tmp_path):
-    """A flat of four copies of the room in a row, cut 3 x 3 into blocks: the x borders run through
-    rooms 2 and 3, the y borders through every room. Each room must come out with the instances the
-    room has alone (a): none duplicated, none split at a border.
-
-    The rooms are 2 m apart and spaced by a multiple of 16 voxels, the network's coarsest grid: the
-    tiny overfitted model gives a room its instances only where the room meets that grid as in
-    training (a room shifted by a fraction of it comes out differently even without blocks).
-    """
-    xyz, rgb, faces, n = scene["xyz"], scene["rgb"], scene["faces"], len(scene["xyz"])
-    coarse = 16 * 0.06
-    step = np.ceil((np.ptp(xyz[:, 0]) + 2.0) / coarse) * coarse
-    flat = np.concatenate([xyz + [i * step, 0, 0] for i in range(4)])
-    flat_faces = np.concatenate([faces + i * n for i in range(4)])
-    trimesh.Trimesh(flat, flat_faces, vertex_colors=np.tile(rgb, (4, 1)), process=False).export(
-        tmp_path / "flat.ply")
-    borders = flat[:, 0].min() + np.ptp(flat[:, 0]) * np.array([1, 2]) / 3
-    room_x = [(xyz[:, 0].min() + i * step, xyz[:, 0].max() + i * step) for i in range(4)]
-    assert [sum(lo < b < hi for b in borders) for lo, hi in room_x] == [0, 1, 1, 0]
-    out = tmp_path / "blocked"
-    assert run_predict([tmp_path / "flat.ply"], scene["ckpt"], out, "--no-render", "--block-tiles", "3",
-                       VOXELS) == 0
-    arrays, record = load(out, "flat")
-    assert record["num_blocks"] == 9
-    for i in range(4):
-        assert_same_instances(reference[1]["instance"], relabel(arrays["instance"][i * n:(i + 1) * n]))
 
 
 def test_bad_inputs_fail_one_by_one_and_the_rest_is_written(scene, tmp_path, capsys):
