@@ -395,7 +395,12 @@ class Trainer:
                 if isinstance(v, (int, float)) and not math.isnan(v):
                     self.writer.add_scalar(f"{prefix}/{k}", v, self.step)
 
-    def close(self) -> None:
+    def close(self, barrier: bool = True) -> None:
+        """Close the logs and leave the process group (``barrier=False`` after a failure: the
+        other ranks may be inside a collective). The DDP wrapper holds the group: it is
+        released first, so that destroying the group frees its threads now, not at exit."""
         if self.writer is not None:
             self.writer.close()
-        D.cleanup()
+            self.writer = None
+        self.model = getattr(self.model, "module", self.model)
+        D.cleanup(barrier=barrier)
