@@ -396,9 +396,8 @@ class Trainer:
                     self.writer.add_scalar(f"{prefix}/{k}", v, self.step)
 
     def close(self, barrier: bool = True) -> None:
-        """Close the logs and leave the process group (``barrier=False`` after a failure: the
-        other ranks may be inside a collective). The DDP wrapper holds the group: it is
-        released first, so that destroying the group frees its threads now, not at exit."""
+        """Close the logs, leave the process group (no ``barrier`` after a failure); the DDP
+        wrapper holds the group, so it goes first: destroying the group then frees its threads."""
         if self.writer is not None:
             self.writer.close()
             self.writer = None
