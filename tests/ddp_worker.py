@@ -17,13 +17,17 @@ def parameters(model) -> dict[str, torch.Tensor]:
 def main() -> None:
     config, out, overrides = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
     trainer = Trainer(load_config(config, overrides), progress=False)
-    initial = parameters(trainer.model)
-    scenes = [trainer.train_set.scenes[i % len(trainer.train_set.scenes)] for i in trainer.sampler]
-    trainer.fit()
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": parameters(trainer.model), "initial": initial, "step": trainer.step,
-                "scenes": scenes}, out / f"rank{trainer.rank}.pt")
-    trainer.close()
+    ok = False
+    try:
+        initial = parameters(trainer.model)
+        scenes = [trainer.train_set.scenes[i % len(trainer.train_set.scenes)] for i in trainer.sampler]
+        trainer.fit()
+        out.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": parameters(trainer.model), "initial": initial, "step": trainer.step,
+                    "scenes": scenes}, out / f"rank{trainer.rank}.pt")
+        ok = True
+    finally:  # the exception, if any, still ends this rank with a non-zero status (torchrun reports it)
+        trainer.close(barrier=ok)
 
 
 if __name__ == "__main__":

@@ -121,12 +121,23 @@ def test_other_compression_methods_and_damaged_members(tmp_path):
         zf.writestr(f"{SCENE}.txt", b"x\n")
     with pytest.raises(ArchiveError, match="compression method 12"):
         open_zip(path)
-    path = write_zip(tmp_path / "crc.zip", {f"{SCENE}.txt": b"predicted_masks/a.txt 5 0.9\n" * 50})
+    member = f"{SCENE}.txt"
+    path = tmp_path / "crc.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:  # stored: the data bytes are the file's
+        zf.writestr(member, b"predicted_masks/a.txt 5 0.9\n" * 50)
+        info = zf.getinfo(member)
     data = bytearray(path.read_bytes())
-    data[40] ^= 0xFF  # inside the first member's compressed data
+    data[info.header_offset + 30 + len(member.encode()) + 100] ^= 0xFF  # local header (30 + name), data
     path.write_bytes(bytes(data))
-    problems = validate_submission(path, {SCENE: N})
-    assert problems and all("Traceback" not in p for p in problems)
+    assert validate_submission(path, {SCENE: N}) == [
+        f"{path}:{member!r}: damaged member: Bad CRC-32 for file {member!r}"]
+    # the local header's copy of the name damaged: it no longer matches the central directory
+    data = bytearray(write_zip(tmp_path / "name.zip", {member: b"predicted_masks/a.txt 5 0.9\n" * 50}).read_bytes())
+    data[30 + 10] ^= 0xFF  # the 11th character of the first member's name ('0' -> '\xcf')
+    (tmp_path / "name.zip").write_bytes(bytes(data))
+    assert validate_submission(tmp_path / "name.zip", {SCENE: N}) == [
+        f"{tmp_path / 'name.zip'}:{member!r}: damaged member: File name in directory {member!r} and header "
+        f"{b'scene0000_' + bytes([ord('0') ^ 0xFF]) + b'0.txt'!r} differ."]
 
 
 def test_symlinks_in_a_submission_folder_are_refused(tmp_path):

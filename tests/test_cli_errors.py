@@ -69,13 +69,23 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path, tool, args, expected
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    r = run_tool("diagnose", [str(tmp_path / "run"), "--debug"])
-    assert r.returncode != 0 and "Traceback" not in r.stderr  # diagnose answers a missing run itself
-    r = run_tool("evaluate", ["--pred", str(tmp_path / "p"), "--gt", str(tmp_path / "g"), "--debug"])
-    assert r.returncode != 0
-    r = run_tool("train", [CONFIG, f"data.root={tmp_path}/nowhere", f"run_dir={tmp_path}/runs"],
-                 {"SCENE_PE_DEBUG": "1"})
-    assert r.returncode != 0 and "Traceback" in r.stderr and "FileNotFoundError" in r.stderr
+    # an error that reaches cli.run: one line without --debug; with --debug (or SCENE_PE_DEBUG=1)
+    # Python's traceback, ending in the exception that the line describes
+    args = [CONFIG, f"data.root={tmp_path}/nowhere", f"run_dir={tmp_path}/runs"]
+    message = f"{tmp_path}/nowhere/splits/train.txt: no split list"
+    plain = run_tool("train", args)
+    assert plain.returncode == 2 and plain.stderr.startswith(f"train: error: {message}")
+    assert plain.stderr.count("\n") == 1 and "Traceback" not in plain.stderr
+    for r in (run_tool("train", [*args, "--debug"]), run_tool("train", args, {"SCENE_PE_DEBUG": "1"})):
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 1 and lines[0] == "Traceback (most recent call last):", r.stderr
+        assert lines[-1].startswith(f"FileNotFoundError: {message}") and "preprocessed_split" in r.stderr
+    # a tool that answers the error itself: --debug changes nothing, there is no traceback to show
+    for tool, tool_args in (("diagnose", [str(tmp_path / "run")]),
+                            ("evaluate", ["--pred", str(tmp_path / "p"), "--gt", str(tmp_path / "g")])):
+        plain, debug = run_tool(tool, tool_args), run_tool(tool, [*tool_args, "--debug"])
+        assert plain.returncode == debug.returncode != 0 and plain.stderr == debug.stderr, tool
+        assert "Traceback" not in debug.stderr and str(tmp_path) in debug.stderr, tool
 
 
 def test_run_sorts_user_errors_from_bugs(capsys, tmp_path):

@@ -173,8 +173,9 @@ def test_raw_scene_readers(raw_scene, tmp_path_factory, data, kind):
             n = out.num_vertices
             assert out.coords.shape == (n, 3) and np.isfinite(out.coords).all()
             assert out.instance.shape == out.semantic.shape == (n,)
-        elif not isinstance(out, SceneError):
-            assert isinstance(out, (ValueError, OSError))
+        else:  # the reader's own error: the scene and the damaged file, not a bare ValueError or OSError
+            assert isinstance(out, SceneError) and out.scene == work.name, repr(out)
+            assert Path(out.path).name == target.name, repr(out)
     shutil.rmtree(work.parent)
 
 

@@ -1,5 +1,5 @@
-"""tools/gpu_check.py's CPU part: the sparse convolution against its closed form, and the
-timing / DDP code paths on a tiny scene (no GPU here: they run on the CPU with gloo)."""
+"""tools/gpu_check.py: the sparse convolution against its closed form, and the timing / DDP code
+paths on a tiny scene (on the CPU with gloo without a GPU; on the GPU, and NCCL with 2, with one)."""
 
 import importlib.util
 import json
@@ -41,14 +41,32 @@ def test_tool_on_the_cpu_times_training_inference_and_ddp(tmp_path, capsys):
                     "model.backbone.name=Res16UNet14A"])
     torch.set_num_threads(threads)
     out = capsys.readouterr().out
-    assert rc == 0 and "no CUDA device" in out and "all checks passed" in out
     r = json.loads((tmp_path / "r.json").read_text())
-    assert all(c["ok"] for c in r["checks"].values()) and len(r["checks"]) == 4
+    env = r["environment"]
+    assert env["cuda_available"] is torch.cuda.is_available()
+    gpu = env["cuda_available"] and env["minkowski_cuda"]  # the timings ran on the GPU
     t = r["training"]
+    if not env["cuda_available"]:  # the CPU part, then timings and DDP on the CPU as asked
+        assert rc == 0 and "no CUDA device" in out and "all checks passed" in out
+        assert sorted(r["checks"]) == ["2-process DDP step (gloo)", "CPU sparse conv = dense conv3d",
+                                       "inference", "training steps"]
+    elif gpu:  # the GPU checks too: the CUDA convolution, and a DDP step on NCCL with 2+ GPUs
+        assert rc == 0 and "no CUDA device" not in out and "all checks passed" in out
+        backend = "nccl" if torch.cuda.device_count() >= 2 else "gloo"
+        assert sorted(r["checks"]) == [f"2-process DDP step ({backend})", "CPU sparse conv = dense conv3d",
+                                       "CUDA sparse conv = CPU sparse conv", "MinkowskiEngine built with CUDA",
+                                       "inference", "training steps"]
+    else:  # a GPU but a CPU-only MinkowskiEngine: that check fails, and says how to fix it
+        assert rc == 1 and r["checks"]["MinkowskiEngine built with CUDA"] == {"ok": False, "detail":
+                                                                              "no: rebuild it (docs/gpu.md)"}
+        assert "1 checks failed: MinkowskiEngine built with CUDA" in out
+    assert all(c["ok"] for name, c in r["checks"].items() if name != "MinkowskiEngine built with CUDA")
     assert t["forward"] > 0 and t["backward"] > 0 and t["step"] > 0 and len(t["losses"]) == 2
-    assert np.isfinite(t["losses"]).all() and t["amp"] is False
+    assert np.isfinite(t["losses"]).all() and t["amp"] is bool(gpu)  # AMP on the GPU only (config: amp true)
+    assert np.isnan(t["peak_gpu_gib"]) is not gpu
     assert r["inference"]["vertices"] > 0 and r["inference"]["total"] >= r["inference"]["network"]
-    assert r["ddp"]["same_weights"] is True and r["ddp"]["backend"] == "gloo"
+    assert r["ddp"]["same_weights"] is True
+    assert r["ddp"]["backend"] == ("nccl" if gpu and torch.cuda.device_count() >= 2 else "gloo")
 
 
 def test_saved_scene_round_trip_and_a_wrong_file_is_named(tmp_path):

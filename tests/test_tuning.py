@@ -137,8 +137,33 @@ def test_tool_writes_json_and_marks_the_chosen_row(untrained_run, tmp_path):
     assert " ".join(result["rows"][result["chosen"]]["overrides"]) in r.stdout
 
 
-def test_bad_value_fails_before_the_network_runs(untrained_run, tmp_path):
-    cmd = [sys.executable, str(ROOT / "tools" / "tune_inference.py"), str(untrained_run), "--grid",
-           "inference.probabilistic.tau=0.3,fast"]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "tau" in r.stderr and "Traceback" not in r.stderr
+def test_bad_value_fails_before_the_network_runs(untrained_run, monkeypatch, capsys):
+    import importlib.util
+
+    import scene_pe.engine.checkpoint as checkpoint
+    from scene_pe.model.network import InstanceSegmentationNet
+
+    spec = importlib.util.spec_from_file_location("tune_tool", ROOT / "tools" / "tune_inference.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    calls = {"load": 0, "forward": 0}
+    load, forward = checkpoint.load_trained_run, InstanceSegmentationNet.forward
+
+    def counted_load(*a, **k):
+        calls["load"] += 1
+        return load(*a, **k)
+
+    def counted_forward(self, *a, **k):
+        calls["forward"] += 1
+        return forward(self, *a, **k)
+
+    monkeypatch.setattr(checkpoint, "load_trained_run", counted_load)
+    monkeypatch.setattr(InstanceSegmentationNet, "forward", counted_forward)
+    # the bad value comes second: every point is checked before the first one is scored
+    rc = tool.main([str(untrained_run), "--grid", "inference.probabilistic.tau=0.3,fast", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and calls == {"load": 0, "forward": 0}, (calls, err)
+    assert "grid point inference.probabilistic.tau=fast" in err and "Traceback" not in err
+    # the counters do count: a good grid loads the run once and runs the network on its 2 val scenes
+    assert tool.main([str(untrained_run), "--grid", "inference.probabilistic.tau=0.3", "--no-progress"]) == 0
+    assert calls == {"load": 1, "forward": 2}

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from scene_pe.data.labels import SCANNET20
 from scene_pe.evaluation.uncertainty import (UncertaintyEvaluator, auroc, decile_error_rates, tie_counts,
                                              wrong_assignments)
+from scene_pe.util.errors import SceneError
 
 CHAIR, TABLE, WALL, FLOOR, OTHER = 5, 7, 1, 2, 13  # NYU40 ids; 13 (pillow) is not a benchmark class
 
@@ -135,7 +136,7 @@ def test_wrong_mask_without_predictions_and_without_instances():
     gt = np.array([g(CHAIR, 1), g(WALL, 2), g(FLOOR, 3), 0])
     pop, wrong = wrong_assignments(gt, np.full(4, -1))
     assert pop.tolist() == [True, True, True, False] and wrong.tolist() == [True, False, False, False]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^3 predicted ids for 4 GT vertices$"):
         wrong_assignments(gt, np.full(3, -1))
 
 
@@ -172,8 +173,11 @@ def test_evaluator_pools_scenes_and_merges():
     s = r.scalars()
     assert s["unc_auroc"] == r.auroc and s["unc_err_high10"] == r.deciles[-1].error_rate
     assert r.to_dict()["deciles"][0]["error_rate"] == r.deciles[0].error_rate
-    with pytest.raises(Exception):
+    with pytest.raises(SceneError, match=r"^scene0000_00: predictions: scene added twice$"):
         a.add(*scenes[0])  # the same scene twice
+    with pytest.raises(SceneError, match=r"^scene0002_00: predictions: scene added twice$"):
+        a.merge(b)  # b's scene is in a already
+    assert a.result() == r2  # neither refused call changed what was added
 
 
 def test_saved_predictions_are_scored_like_the_instance_evaluator(tmp_path):

@@ -40,6 +40,7 @@ def main(argv=None) -> int:
 
     trainer = Trainer(cfg, resume=args.resume, checkpoint_every=args.checkpoint_every,
                       progress=not args.no_progress)
+    ok = False
     try:
         metrics = trainer.fit()
         if trainer.main:
@@ -47,8 +48,9 @@ def main(argv=None) -> int:
             if metrics:
                 print(f"final validation: AP {metrics['ap']:.3f}  AP50 {metrics['ap50']:.3f}  "
                       f"AP25 {metrics['ap25']:.3f}  mIoU {metrics['miou']:.3f}")
+        ok = True
     finally:
-        trainer.close()
+        trainer.close(barrier=ok)  # after a failure no barrier: the other ranks may never reach it
     return 0
 
 

@@ -19,8 +19,6 @@ Parts (tools/gpu_check.py runs them in this order):
 from __future__ import annotations
 
 import itertools
-import os
-import socket
 import time
 from dataclasses import dataclass
 
@@ -238,21 +236,29 @@ def inference_check(cfg, sample: dict, device: torch.device, repeats: int = 3, a
 
 
 # ------------------------------------------------------------------ DDP
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def ddp_worker(rank: int, world: int, store_port: int, backend: str, cfg, sample: dict, result_path: str) -> None:
+    """One rank (``torch.multiprocessing.spawn``): joins the group, runs ``_ddp_steps``, leaves it.
+
+    The group is left however the steps end (engine/distributed.process_group): after a
+    barrier when they succeeded, without one when they raised (the exception then reaches
+    the launcher, which ends the other ranks).
+    """
+    from scene_pe.engine import distributed as D
+
+    with D.process_group(backend, rank, world, D.store_client(store_port, world)):
+        _ddp_steps(rank, world, backend, cfg, sample, result_path)
 
 
-def ddp_worker(rank: int, world: int, port: int, backend: str, cfg, sample: dict, result_path: str) -> None:
-    """One rank: DDP-wrapped model, one warm-up and one timed step; rank 0 saves what ranks hold."""
+def _ddp_steps(rank: int, world: int, backend: str, cfg, sample: dict, result_path: str) -> None:
+    """DDP-wrapped model, one warm-up and one timed step; rank 0 saves what the ranks hold.
+
+    Its own function: the DDP wrapper and its reducer, which hold the process group, are
+    freed when it returns, before the group is destroyed."""
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
     from scene_pe.engine.trainer import build_model, compute_loss
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group(backend, rank=rank, world_size=world)
     device = torch.device("cuda", rank) if backend == "nccl" else torch.device("cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -275,15 +281,17 @@ def ddp_worker(rank: int, world: int, port: int, backend: str, cfg, sample: dict
     if rank == 0:
         same = all(torch.equal(gathered[0], g) for g in gathered[1:])
         torch.save({"same_weights": same, "step_seconds": seconds, "backend": backend}, result_path)
-    # Both ranks leave together: a rank exiting while the other still talks to the
-    # store (hosted by rank 0) can abort the other one.
-    dist.barrier()
-    dist.destroy_process_group()
 
 
 def ddp_check(cfg, sample: dict, backend: str, result_path: str, world: int = 2) -> dict:
-    """Run ``world`` DDP ranks (processes) for two steps; whether they end with equal weights."""
+    """Run ``world`` DDP ranks (processes) for two steps; whether they end with equal weights.
+
+    This process hosts the ranks' TCPStore (none of them does) until every rank has exited;
+    a rank that raised makes ``spawn`` raise (ProcessRaisedException) after ending the others."""
     import torch.multiprocessing as mp
 
-    mp.spawn(ddp_worker, args=(world, free_port(), backend, cfg, sample, result_path), nprocs=world)
+    from scene_pe.engine import distributed as D
+
+    store = D.host_store(world)  # held until spawn returned: every rank has exited
+    mp.spawn(ddp_worker, args=(world, store.port, backend, cfg, sample, result_path), nprocs=world)
     return torch.load(result_path, weights_only=True)

@@ -395,7 +395,11 @@ class Trainer:
                 if isinstance(v, (int, float)) and not math.isnan(v):
                     self.writer.add_scalar(f"{prefix}/{k}", v, self.step)
 
-    def close(self) -> None:
+    def close(self, barrier: bool = True) -> None:
+        """Close the logs, leave the process group (no ``barrier`` after a failure); the DDP
+        wrapper holds the group, so it goes first: destroying the group then frees its threads."""
         if self.writer is not None:
             self.writer.close()
-        D.cleanup()
+            self.writer = None
+        self.model = getattr(self.model, "module", self.model)
+        D.cleanup(barrier=barrier)
