@@ -198,3 +198,23 @@ def test_a_loader_worker_that_dies_is_replaced_and_its_batch_skipped(small_datas
     assert set(victim_steps) <= set(trainer.faults.worker_deaths)
     assert "loader workers died" in caplog.text
     trainer.close()
+
+
+def test_a_batch_whose_worker_died_before_its_tensors_were_fetched_counts_as_a_worker_death():
+    from scene_pe.engine.faults import is_worker_death
+
+    def raised(code: str, filename: str) -> BaseException:
+        try:
+            exec(compile(code, filename, "exec"))
+        except BaseException as e:  # noqa: BLE001  (the raised error is what is looked at)
+            return e
+        raise AssertionError("nothing raised")
+
+    # torch fetches a batch's tensors from the sending worker's resource sharer, gone with the worker
+    sharer = "/usr/lib/python3/multiprocessing/resource_sharer.py"
+    assert is_worker_death(raised("raise ConnectionResetError(104, 'Connection reset by peer')", sharer))
+    assert is_worker_death(raised("raise EOFError()", sharer))
+    assert not is_worker_death(raised("raise ConnectionResetError(104, 'reset')", "scene_pe/data/dataset.py"))
+    assert is_worker_death(RuntimeError("DataLoader worker (pid(s) 12) exited unexpectedly"))
+    assert is_worker_death(RuntimeError("DataLoader worker (pid 12) is killed by signal: Killed."))
+    assert not is_worker_death(RuntimeError("CUDA error: an illegal memory access"))

@@ -19,11 +19,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import signal
 import threading
+import traceback
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -88,8 +88,13 @@ def backward_scene_by_scene(model: torch.nn.Module, samples: list[dict], backwar
 
 
 def is_worker_death(error: BaseException) -> bool:
-    """The DataLoader's error when one of its worker processes ended abnormally."""
+    """The DataLoader's error when one of its worker processes ended abnormally: its own report, or
+    a batch whose tensors could not be fetched from the worker that sent it (torch passes them as
+    file descriptors through the worker's resource sharer, gone with the worker)."""
     text = str(error)
+    if isinstance(error, (ConnectionError, EOFError)):
+        return any(frame.f_code.co_filename.endswith(("resource_sharer.py", "reductions.py"))
+                   for frame, _ in traceback.walk_tb(error.__traceback__))
     return isinstance(error, RuntimeError) and "DataLoader worker" in text and (
         "exited unexpectedly" in text or "killed by signal" in text)
 
@@ -111,26 +116,42 @@ class BufferSnapshot:
 
 
 class WorkerDeathDeferral:
-    """Keep the DataLoader's SIGCHLD check (a dead worker) out of a training step.
+    """Keep the DataLoader's SIGCHLD check (a dead worker) out of the trainer's code and everyone else's.
 
-    The DataLoader raises its error from the SIGCHLD handler, i.e. at whatever line
-    the main process is at, which may be half way through an optimiser step. Inside
-    ``deferred()`` the signal is ignored; the DataLoader's own liveness check then
-    reports the dead worker when the trainer next waits for a batch it cannot get,
-    after the batches finished before the death have been used.
+    The DataLoader raises its error from a SIGCHLD handler, i.e. at whatever line the
+    main process is at: half way through an optimiser step, in a log call, or, after
+    the run, in the caller's code (seen: inside pytest-xdist's reporting, which ended
+    the test worker). ``start()``, called once the run's first DataLoader iterator has
+    installed that handler, sets SIGCHLD back to its default for the rest of the run;
+    the DataLoader's own liveness check (every 5 s while it waits for a batch) then
+    reports the dead worker where the trainer waits for a batch it cannot get, after
+    the batches finished before the death have been used. ``stop()`` puts the handler
+    back (Trainer.close).
     """
 
-    @contextlib.contextmanager
-    def deferred(self):
-        installed = signal.getsignal(signal.SIGCHLD) if hasattr(signal, "SIGCHLD") else None
-        if not callable(installed) or threading.current_thread() is not threading.main_thread():
-            yield  # no DataLoader workers (or not the main thread): nothing to defer
+    def __init__(self) -> None:
+        self._saved = None
+
+    def start(self) -> None:
+        if self._saved is not None or not hasattr(signal, "SIGCHLD"):
             return
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGCHLD, installed)
+        installed = signal.getsignal(signal.SIGCHLD)
+        if callable(installed) and threading.current_thread() is threading.main_thread():
+            self._saved = installed  # (no DataLoader workers, or not the main thread: nothing to do)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+    def stop(self) -> None:
+        if self._saved is not None:
+            signal.signal(signal.SIGCHLD, self._saved)
+            self._saved = None
+
+
+def shut_down(batches) -> None:
+    """End a DataLoader iterator's worker processes now (not when it is garbage collected: a traceback
+    that holds it would keep dead and live workers registered with the DataLoader's SIGCHLD check)."""
+    stop = getattr(batches, "_shutdown_workers", None)
+    if stop is not None:
+        stop()
 
 
 @dataclass

@@ -33,6 +33,7 @@ from scene_pe.engine import distributed as D
 from scene_pe.engine.checkpoint import load_latest, model_state, rng_state, save_checkpoint, set_rng_state
 from scene_pe.engine.evaluate import evaluate_loader
 from scene_pe.engine.faults import (BufferSnapshot, FaultLog, SkippingCollate, SkippingDataset, WorkerDeathDeferral,
+                                    shut_down,
                                     backward_scene_by_scene, free_memory, gradients_finite, is_worker_death)
 from scene_pe.method.losses import LossResult
 from scene_pe.method.losses_margin import margin_loss
@@ -210,7 +211,7 @@ class Trainer:
                            worker_init_fn=worker_init)
         try:
             return next(iter(alone))
-        except RuntimeError as e:
+        except (RuntimeError, ConnectionError, EOFError) as e:  # faults.is_worker_death
             if not is_worker_death(e):
                 raise
             return None, [], []
@@ -275,12 +276,13 @@ class Trainer:
             voxels, samples, unreadable = next(batches)
         except StopIteration:
             return None
-        except RuntimeError as e:
+        except (RuntimeError, ConnectionError, EOFError) as e:  # faults.is_worker_death
             if not is_worker_death(e):
                 raise
             if self.world > 1:
                 raise RunError(f"step {self.step}: {e} (DDP: the ranks cannot skip a batch apart)") from None
-            del batches  # its remaining workers shut down
+            shut_down(batches)  # its remaining workers
+            del batches
             voxels, samples, unreadable = self.load_alone(self.step)
             scenes = self.batch_scenes(self.step)
             self.faults.worker_died(self.step, scenes, lost=voxels is None and not unreadable)
@@ -308,30 +310,31 @@ class Trainer:
                            leave=False, dynamic_ncols=True)
             tick = time.perf_counter()
             batches = iter(loader)
+            # a worker's death is found where next_batch waits for its batch (the DataLoader's
+            # liveness check), not by SIGCHLD half way through a step or a checkpoint write
+            self.worker_deaths.start()
             while (batch := self.next_batch(batches)) is not None:
                 voxels, samples, batches = batch
-                # a worker's death reported by SIGCHLD is handled in next_batch, not half way
-                # through a step or a checkpoint write
-                with self.worker_deaths.deferred():
-                    got = time.perf_counter()
-                    values = (self.train_step(voxels, samples) if voxels is not None else None) or values
-                    self.step += 1
-                    done = time.perf_counter()
-                    data_wait, compute = data_wait + got - tick, compute + done - got
-                    tick = done
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(loss=f"{values['loss']:.3f}")
-                    if self.step % self.cfg.train.log_every == 0:
-                        self.log_scalars("train", D.mean_across_ranks(values, self.device))
-                        self.log_scalars("train", {"lr": self.optimizer.param_groups[0]["lr"],
-                                                   "data_wait_share": data_wait / max(data_wait + compute, 1e-9)})
-                    if self.device.type == "cuda" and t.empty_cache_every and self.step % t.empty_cache_every == 0:
-                        torch.cuda.empty_cache()
-                    if self.checkpoint_every and self.step % self.checkpoint_every == 0:
-                        self.save("last.pth")
-                    if self.done():
-                        break
+                got = time.perf_counter()
+                values = (self.train_step(voxels, samples) if voxels is not None else None) or values
+                self.step += 1
+                done = time.perf_counter()
+                data_wait, compute = data_wait + got - tick, compute + done - got
+                tick = done
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{values['loss']:.3f}")
+                if self.step % self.cfg.train.log_every == 0:
+                    self.log_scalars("train", D.mean_across_ranks(values, self.device))
+                    self.log_scalars("train", {"lr": self.optimizer.param_groups[0]["lr"],
+                                               "data_wait_share": data_wait / max(data_wait + compute, 1e-9)})
+                if self.device.type == "cuda" and t.empty_cache_every and self.step % t.empty_cache_every == 0:
+                    torch.cuda.empty_cache()
+                if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                    self.save("last.pth")
+                if self.done():
+                    break
+            shut_down(batches)  # now, also when max_steps ends the epoch early
             if bar is not None:
                 bar.close()
             if self.step % self.steps_per_epoch == 0:  # the epoch finished
@@ -402,4 +405,5 @@ class Trainer:
             self.writer.close()
             self.writer = None
         self.model = getattr(self.model, "module", self.model)
+        self.worker_deaths.stop()
         D.cleanup(barrier=barrier)
