@@ -138,7 +138,8 @@ def overfit_run(small_dataset, tmp_path_factory) -> OverfitRun:
         metrics = trainer.fit()
         last = trainer.train_step(next(iter(trainer.loader(0)))[0])["loss"]
         trainer.close()
-        (folder / "result.json").write_text(json.dumps({"metrics": metrics, "first": first, "last": last}))
+        figures = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}  # not the result objects
+        (folder / "result.json").write_text(json.dumps({"metrics": figures, "first": first, "last": last}))
 
     folder = shared_folder(tmp_path_factory, "overfit", train)
     cfg = overfit_config(folder / "one", folder / "runs")
