@@ -96,17 +96,29 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
+    from scene_pe.engine import distributed as D
+
+    rank, world, device = D.init_distributed()
+    ok = False
+    try:
+        status = predict_and_score(args, cfg, rank, world, device)
+        ok = True
+        return status
+    finally:
+        D.cleanup(barrier=ok)  # after a failure no barrier: the other ranks may never reach it
+
+
+def predict_and_score(args, cfg, rank: int, world: int, device) -> int:
+    """This rank's share of the scenes predicted and saved; on rank 0 the metrics, export and PLYs."""
     import torch
 
     from scene_pe.data.dataset import preprocessed_split
-    from scene_pe.engine import distributed as D
     from scene_pe.engine.checkpoint import CheckpointError, load_checkpoint, load_model_weights
     from scene_pe.engine.evaluate import predict_scenes
     from scene_pe.engine.infer import uncertainty_name
     from scene_pe.engine.predictions import evaluate_saved, prediction_path, save_prediction
     from scene_pe.engine.trainer import build_model
 
-    rank, world, device = D.init_distributed()
     data_root = Path(cfg.data.root)
     scenes = preprocessed_split(data_root, args.split)
     out_dir = args.out or cfg.run_path / f"test_{args.split}"
@@ -146,7 +158,6 @@ def main(argv=None) -> int:
             status = 1 if problems else 0
         if args.ply:
             write_plys(out_dir, scenes, data_root, args.scannet_root, cfg.data.labels)
-    D.cleanup()
     return status
 
 
