@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -111,10 +112,12 @@ def test_results_png_is_a_valid_image(ablation):
     assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
 
 
-def test_rerun_reuses_resumes_and_reports_a_failure(ablation, small_dataset):
-    """Last in the file: it changes the folder. Finished runs are reused untouched; a
-    run with a checkpoint but no metrics is resumed, not retrained; a run whose
-    checkpoint is broken fails, is reported, and the others still complete."""
+def test_rerun_reuses_resumes_and_reports_a_failure(ablation, small_dataset, tmp_path):
+    """On a copy of the ablation's folder (the other tests read the original, in any order; a moved
+    folder holds the same runs). Finished runs are reused untouched; a run with a checkpoint but no
+    metrics is resumed, not retrained; a run whose checkpoint is broken fails, is reported, and the
+    others still complete."""
+    ablation = Path(shutil.copytree(ablation, tmp_path / "ablation"))  # copy2: mtimes kept
     dirs = {d.parent.name + "/" + d.name: d for d in run_dirs(ablation)}
     resumed, broken = dirs["synthetic_margin/seed1"], dirs["synthetic_probabilistic/seed0"]
     untouched = [d for d in dirs.values() if d not in (resumed, broken)]
