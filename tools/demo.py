@@ -165,7 +165,7 @@ def predictions_status(out_dir: Path, scenes: list[str]) -> str:
     done = sum(prediction_path(out_dir, s).exists() for s in scenes)
     if done == 0:
         return "ran"
-    return "reused (evaluated again)" if done == len(scenes) else f"resumed ({done}/{len(scenes)} reused)"
+    return "reused (predictions)" if done == len(scenes) else f"resumed ({done}/{len(scenes)} reused)"
 
 
 def own_scan(raw: Path, folder: Path) -> Path:
