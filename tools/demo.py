@@ -49,12 +49,13 @@ def run(cmd: list[str]) -> None:
 # Seconds: fixed (process start, imports, model build) + per unit. Measured 2026-12-03 (issue 20):
 # the 16-epoch demo (1024 training scene-passes, 4 validation passes of 6 scenes) took 11.2 min on
 # the idle machine; the other stages were timed with this table under load 1.5-7 (both cores
-# busy with other jobs) and scaled to idle by their CPU time. Training is ~85 % of the demo.
+# busy with other jobs) and scaled to idle by their CPU time. Training is ~85 % of the demo; its
+# figure is from the 7 cm demo on a fresh clone, idle (load 0.7-1.1): 6.74 min for 1024 passes.
 COST_MACHINE = "2-core Intel Xeon (x86_64), idle"
 COST = {
     "generate": (1.0, 0.12),      # + s per generated scene
     "preprocess": (5.0, 0.1),     # + s per scene (2 workers)
-    "train": (10.0, 0.55, 1.0),   # + s per scene-pass (steps x batch_size) at 5 cm + s per val scene validated
+    "train": (10.0, 0.75, 1.0),   # + s per scene-pass (steps x batch_size) at 5 cm + s per val scene validated
     "val test": (6.0, 1.5),       # + s per val scene (inference, evaluation, PLYs)
     "test export": (6.0, 2.0),    # + s per test scene (inference, export + validation, PLYs)
     "predict": (15.0,),           # one scene, tools/predict.py --align floor, with its picture
