@@ -87,6 +87,10 @@ def backward_scene_by_scene(model: torch.nn.Module, samples: list[dict], backwar
                            {k: torch.stack([lo.terms[k] for lo in losses]).mean() for k in losses[0].terms})
 
 
+# what a DataLoader raises when a worker died (is_worker_death tells them from other errors)
+WORKER_DEATH_ERRORS = (RuntimeError, ConnectionError, EOFError)
+
+
 def is_worker_death(error: BaseException) -> bool:
     """The DataLoader's error when one of its worker processes ended abnormally: its own report, or
     a batch whose tensors could not be fetched from the worker that sent it (torch passes them as

@@ -32,9 +32,9 @@ from scene_pe.data.transforms import build_transforms
 from scene_pe.engine import distributed as D
 from scene_pe.engine.checkpoint import load_latest, model_state, rng_state, save_checkpoint, set_rng_state
 from scene_pe.engine.evaluate import evaluate_loader
-from scene_pe.engine.faults import (BufferSnapshot, FaultLog, SkippingCollate, SkippingDataset, WorkerDeathDeferral,
-                                    shut_down,
-                                    backward_scene_by_scene, free_memory, gradients_finite, is_worker_death)
+from scene_pe.engine.faults import (WORKER_DEATH_ERRORS, BufferSnapshot, FaultLog, SkippingCollate, SkippingDataset,
+                                    WorkerDeathDeferral, backward_scene_by_scene, free_memory, gradients_finite,
+                                    is_worker_death, shut_down)
 from scene_pe.method.losses import LossResult
 from scene_pe.method.losses_margin import margin_loss
 from scene_pe.method.losses_probabilistic import probabilistic_loss
@@ -211,7 +211,7 @@ class Trainer:
                            worker_init_fn=worker_init)
         try:
             return next(iter(alone))
-        except (RuntimeError, ConnectionError, EOFError) as e:  # faults.is_worker_death
+        except WORKER_DEATH_ERRORS as e:
             if not is_worker_death(e):
                 raise
             return None, [], []
@@ -276,7 +276,7 @@ class Trainer:
             voxels, samples, unreadable = next(batches)
         except StopIteration:
             return None
-        except (RuntimeError, ConnectionError, EOFError) as e:  # faults.is_worker_death
+        except WORKER_DEATH_ERRORS as e:
             if not is_worker_death(e):
                 raise
             if self.world > 1:
