@@ -443,9 +443,8 @@ class InstanceEvaluator:
             self._scenes[scene] = matches
 
     def result(self) -> InstanceResult:
-        # scenes by name, not in the order they were added: predictions of equal score from two
-        # scenes rank in that order, so a resumed run (saved scenes first) or another rank split
-        # would otherwise score differently
+        # scenes by name, not in the order they were added (a resumed run adds its saved scenes
+        # first, DDP ranks merge in rank order): the pooled predictions are then the same arrays
         return compute_ap([self._scenes[s] for s in sorted(self._scenes)], min_region_size=self.min_region_size,
                           label_set=self.label_set)
 
