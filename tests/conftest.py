@@ -21,10 +21,10 @@ under pytest-xdist both are built once for all workers (``shared_folder``).
 import os
 from pathlib import Path
 
+from scene_pe.util.threads import set_cpu_threads  # imports neither torch nor ME
+
 ROOT = Path(__file__).resolve().parent.parent
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-for _name in THREAD_VARIABLES:  # before torch / MinkowskiEngine / OpenBLAS load
-    os.environ[_name] = "1"
+set_cpu_threads(1)  # before torch / MinkowskiEngine / OpenBLAS load; the tools the tests start inherit it
 os.environ["PYTHONHASHSEED"] = "0"  # the tools the tests start
 os.chdir(ROOT)
 
@@ -44,7 +44,6 @@ from scene_pe.data.preprocess import run_preprocess  # noqa: E402
 from scene_pe.data.scannet import load_label_map  # noqa: E402
 from scene_pe.synthetic.scenes import generate_dataset  # noqa: E402
 
-torch.set_num_threads(1)
 settings.register_profile("scene_pe", derandomize=True, database=None, deadline=None)
 settings.load_profile("scene_pe")
 
