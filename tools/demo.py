@@ -49,7 +49,7 @@ def run(cmd: list[str]) -> None:
 # Seconds: fixed (process start, imports, model build) + per unit. Measured 2026-12-03 (issue 20):
 # the 16-epoch demo (1024 training scene-passes, 4 validation passes of 6 scenes) took 11.2 min on
 # the idle machine; the other stages were timed with this table under load 1.5-7 (both cores
-# busy with other jobs) and scaled to idle by their CPU time. Training is ~85 % of the demo; its
+# busy with other jobs) and scaled to idle by their CPU time. Training is ~95 % of the demo; its
 # figure is from the 7 cm demo on a fresh clone, idle (load 0.7-1.1): 6.74 min for 1024 passes.
 COST_MACHINE = "2-core Intel Xeon (x86_64), idle"
 COST = {
@@ -227,15 +227,14 @@ def main(argv=None) -> int:
     resume = ["--resume"] if last.exists() else []
     stages.run("train", lambda: run([py, "tools/train.py", args.config, *overrides, *resume]), status)
 
-    ckpt = run_path / "last.pth"
     val_out, test_out = run_path / "test_val", run_path / "test_test"
     status = predictions_status(val_out, split_scenes(raw, "val"))
     stages.run("val test", lambda: run(
-        [py, "tools/test.py", args.config, *overrides, "--checkpoint", str(ckpt), "--split", "val",
+        [py, "tools/test.py", args.config, *overrides, "--checkpoint", str(last), "--split", "val",
          "--out", str(val_out), "--ply", "--scannet-root", str(raw)]), status)
     status = predictions_status(test_out, split_scenes(raw, "test"))
     stages.run("test export", lambda: run(
-        [py, "tools/test.py", args.config, *overrides, "--checkpoint", str(ckpt), "--split", "test",
+        [py, "tools/test.py", args.config, *overrides, "--checkpoint", str(last), "--split", "test",
          "--out", str(test_out), "--export", str(run_path / "submission"), "--ply", "--scannet-root", str(raw)]),
         status)
 
@@ -244,7 +243,7 @@ def main(argv=None) -> int:
 
     def predict() -> None:
         own_scan(raw, scan.parent)
-        run([py, "tools/predict.py", str(scan), "--checkpoint", str(ckpt), "--out", str(own_out), "--align",
+        run([py, "tools/predict.py", str(scan), "--checkpoint", str(last), "--out", str(own_out), "--align",
              "floor", "--overwrite"])
     stages.run("predict", predict)
 
@@ -256,11 +255,10 @@ def main(argv=None) -> int:
     print(f"head: {cfg.model.head.type}   held-out val scenes: {metrics['instance']['num_scenes']}")
     print(f"AP {m['ap']:.3f}  AP50 {m['ap50']:.3f}  AP25 {m['ap25']:.3f}  "
           f"mIoU {metrics['semantic']['miou']:.3f}   (label set {label_set})")
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731  (None: no GT in a split, no wrong vertex)
     for split, s in metrics["instance"].get("splits", {}).items():
-        fmt3 = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731  (None: no GT in the split)
-        print(f"  {split:<7} AP {fmt3(s['ap'])}  AP50 {fmt3(s['ap50'])}  AP25 {fmt3(s['ap25'])}")
+        print(f"  {split:<7} AP {fmt(s['ap'])}  AP50 {fmt(s['ap50'])}  AP25 {fmt(s['ap25'])}")
     u = metrics["uncertainty"]
-    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731  (None: no wrong or no right vertex)
     print(f"uncertainty ({u['definition']}) flags wrongly assigned vertices: AUROC {fmt(u['auroc'])} "
           f"(among assigned {fmt(u['auroc_assigned'])})")
     print("outputs:")
