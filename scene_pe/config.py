@@ -92,7 +92,12 @@ class TrainConfig:
     lr_gamma: float = 0.5
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # 0 disables
-    amp: bool = True  # CUDA only; kernels and losses always run in float32
+    # Mixed precision (model/precision.py): the heads in amp_dtype, the ME backbone always in
+    # float32 (its kernels exist for float32/64 only), losses and kernels in float32. So AMP
+    # speeds up the heads' Linear layers only; the backbone, most of a step, runs as without.
+    amp: bool = True  # on CUDA; on the CPU only with amp_dtype: bfloat16
+    # auto: on CUDA bfloat16 where the GPU has it, else float16 with a GradScaler; off on the CPU
+    amp_dtype: Literal["auto", "bfloat16", "float16"] = "auto"
     val_every: int = 8  # epochs; 0: never (tools/ablate.py evaluates the final model itself)
     log_every: int = 10  # steps
     empty_cache_every: int = 50  # steps; CUDA: ME's varying voxel counts fragment the cache

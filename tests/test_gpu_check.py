@@ -49,20 +49,23 @@ def test_tool_on_the_cpu_times_training_inference_and_ddp(tmp_path, capsys):
     if not env["cuda_available"]:  # the CPU part, then timings and DDP on the CPU as asked
         assert rc == 0 and "no CUDA device" in out and "all checks passed" in out
         assert sorted(r["checks"]) == ["2-process DDP step (gloo)", "CPU sparse conv = dense conv3d",
-                                       "inference", "training steps"]
+                                       "inference", "training steps, float32"]
     elif gpu:  # the GPU checks too: the CUDA convolution, and a DDP step on NCCL with 2+ GPUs
         assert rc == 0 and "no CUDA device" not in out and "all checks passed" in out
         backend = "nccl" if torch.cuda.device_count() >= 2 else "gloo"
         assert sorted(r["checks"]) == [f"2-process DDP step ({backend})", "CPU sparse conv = dense conv3d",
                                        "CUDA sparse conv = CPU sparse conv", "MinkowskiEngine built with CUDA",
-                                       "inference", "training steps"]
+                                       "inference", "training steps, float32",
+                                       f"training steps, {r['training_amp']['precision']}"]
+        assert "AMP (" in out  # float32 and AMP step times side by side
     else:  # a GPU but a CPU-only MinkowskiEngine: that check fails, and says how to fix it
         assert rc == 1 and r["checks"]["MinkowskiEngine built with CUDA"] == {"ok": False, "detail":
                                                                               "no: rebuild it (docs/gpu.md)"}
         assert "1 checks failed: MinkowskiEngine built with CUDA" in out
     assert all(c["ok"] for name, c in r["checks"].items() if name != "MinkowskiEngine built with CUDA")
     assert t["forward"] > 0 and t["backward"] > 0 and t["step"] > 0 and len(t["losses"]) == 2
-    assert np.isfinite(t["losses"]).all() and t["amp"] is bool(gpu)  # AMP on the GPU only (config: amp true)
+    # float32 always, and the config's AMP (amp: true) beside it on the GPU only
+    assert np.isfinite(t["losses"]).all() and t["precision"] == "float32" and ("training_amp" in r) is bool(gpu)
     assert np.isnan(t["peak_gpu_gib"]) is not gpu
     assert r["inference"]["vertices"] > 0 and r["inference"]["total"] >= r["inference"]["network"]
     assert r["ddp"]["same_weights"] is True

@@ -55,6 +55,7 @@ def main(argv=None) -> int:
 
     from scene_pe.config import load_config
     from scene_pe.engine import gpu_check as G
+    from scene_pe.model.precision import amp_dtype
     from scene_pe.util.typed_config import ConfigError
 
     try:
@@ -98,14 +99,23 @@ def main(argv=None) -> int:
     if cuda or args.cpu_timings:
         device = torch.device("cuda" if cuda else "cpu")
         sample = scene(0)
-        t = G.training_check(cfg, sample, device, steps=args.steps, batch=args.batch, amp=cfg.train.amp)
-        report["training"] = t
-        finite = all(abs(v) < float("inf") for v in t["losses"])
-        check("training steps", finite, f"{cfg.model.backbone.name}, batch {t['batch']} "
-              f"({t['voxels']:,} voxels), AMP {t['amp']}: forward {t['forward']:.3f} s, backward "
-              f"{t['backward']:.3f} s, step {t['step']:.3f} s, peak GPU memory "
-              f"{t['peak_gpu_gib']:.2f} GiB; losses {', '.join(f'{v:.3f}' for v in t['losses'])}")
-        i = G.inference_check(cfg, sample, device, repeats=args.repeats, amp=cfg.train.amp)
+        # float32, and beside it the config's AMP (on CUDA: the heads in bfloat16 / float16, the
+        # backbone in float32 either way: model/precision.py)
+        amp = amp_dtype(cfg.train, device)
+        runs = {"training": None, **({"training_amp": amp} if amp is not None else {})}
+        for key, dtype in runs.items():
+            t = report[key] = G.training_check(cfg, sample, device, steps=args.steps, batch=args.batch,
+                                               amp_dtype=dtype)
+            finite = all(abs(v) < float("inf") for v in t["losses"])
+            check(f"training steps, {t['precision']}", finite, f"{cfg.model.backbone.name}, batch {t['batch']} "
+                  f"({t['voxels']:,} voxels): forward {t['forward']:.3f} s, backward "
+                  f"{t['backward']:.3f} s, step {t['step']:.3f} s, peak GPU memory "
+                  f"{t['peak_gpu_gib']:.2f} GiB; losses {', '.join(f'{v:.3f}' for v in t['losses'])}")
+        if amp is not None:
+            full, mixed = (sum(report[k][p] for p in ("forward", "backward", "step")) for k in runs)
+            print(f"step: float32 {full:.3f} s, AMP ({report['training_amp']['precision']} heads) "
+                  f"{mixed:.3f} s: {full / mixed:.2f}x")
+        i = G.inference_check(cfg, sample, device, repeats=args.repeats, amp_dtype=amp)
         report["inference"] = i
         check("inference", i["vertices"] == len(sample["coords"]),
               f"{i['vertices']:,} vertices ({i['voxels']:,} voxels): network {i['network']:.3f} s, "

@@ -118,6 +118,7 @@ def predict_and_score(args, cfg, rank: int, world: int, device) -> int:
     from scene_pe.engine.infer import uncertainty_name
     from scene_pe.engine.predictions import evaluate_saved, prediction_path, save_prediction
     from scene_pe.engine.trainer import build_model
+    from scene_pe.model.precision import amp_dtype
 
     data_root = Path(cfg.data.root)
     scenes = preprocessed_split(data_root, args.split)
@@ -132,7 +133,7 @@ def predict_and_score(args, cfg, rank: int, world: int, device) -> int:
     if rank == 0 and len(todo) < len(scenes):
         print(f"{len(scenes) - len(todo)} scenes already predicted in {out_dir}; predicting {len(todo)}")
     for pred, _ in predict_scenes(model, cfg, todo, device, rank=rank, world=world,
-                                  progress=not args.no_progress, amp=cfg.train.amp and device.type == "cuda"):
+                                  progress=not args.no_progress, amp_dtype=amp_dtype(cfg.train, device)):
         save_prediction(out_dir, pred)
     if world > 1:
         torch.distributed.barrier()

@@ -267,12 +267,13 @@ def evaluate_run(run_path: Path) -> dict:
     from scene_pe.engine import distributed as D
     from scene_pe.engine.checkpoint import load_trained_run
     from scene_pe.engine.evaluate import evaluate_loader
+    from scene_pe.model.precision import amp_dtype
 
     _, _, device = D.init_distributed()
     cfg, model, ck = load_trained_run(run_path, device)
     start = time.perf_counter()
     result = evaluate_loader(model, cfg, preprocessed_split(Path(cfg.data.root), cfg.data.val_split), device,
-                             progress=False, amp=cfg.train.amp and device.type == "cuda")
+                             progress=False, amp_dtype=amp_dtype(cfg.train, device))
     return {"seed": cfg.train.seed, "split": cfg.data.val_split, "checkpoint": "last.pth",
             "steps": int(ck["step"]), "epochs": int(ck["epoch"]),
             "train_minutes": ck["elapsed_s"] / 60.0 if "elapsed_s" in ck else None,

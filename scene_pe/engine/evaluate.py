@@ -36,7 +36,8 @@ def inference_loader(cfg: Config, scenes: list[str], rank: int = 0, world: int =
 
 
 def predict_scenes(model: torch.nn.Module, cfg: Config, scenes: list[str], device: torch.device, *,
-                   rank: int = 0, world: int = 1, progress: bool = True, amp: bool = False
+                   rank: int = 0, world: int = 1, progress: bool = True,
+                   amp_dtype: torch.dtype | None = None
                    ) -> Iterator[tuple[VertexPrediction, dict]]:
     """Yield (per-vertex prediction, sample) for this rank's share of ``scenes``."""
     if not scenes[rank::world]:  # a rerun with every scene already predicted, or more ranks than scenes
@@ -48,14 +49,15 @@ def predict_scenes(model: torch.nn.Module, cfg: Config, scenes: list[str], devic
         loader = tqdm(loader, desc="inference", leave=False, dynamic_ncols=True)
     try:
         for voxels, samples in loader:
-            yield from zip(predict_batch(model, voxels.to(device), cfg.inference, amp=amp,
+            yield from zip(predict_batch(model, voxels.to(device), cfg.inference, amp_dtype,
                                          label_set=cfg.data.labels), samples)
     finally:
         model.train()
 
 
 def evaluate_loader(model: torch.nn.Module, cfg: Config, scenes: list[str], device: torch.device, *,
-                    rank: int = 0, world: int = 1, progress: bool = True, amp: bool = False) -> dict:
+                    rank: int = 0, world: int = 1, progress: bool = True,
+                   amp_dtype: torch.dtype | None = None) -> dict:
     """Predict every scene and evaluate those with GT (``<root>/gt/<scene>.txt``).
 
     Returns mean AP / AP50 / AP25, mIoU and the uncertainty scalars
@@ -67,7 +69,7 @@ def evaluate_loader(model: torch.nn.Module, cfg: Config, scenes: list[str], devi
         UncertaintyEvaluator(labels)
     gt_dir = Path(cfg.data.root) / "gt"
     for pred, sample in predict_scenes(model, cfg, scenes, device, rank=rank, world=world,
-                                       progress=progress, amp=amp):
+                                       progress=progress, amp_dtype=amp_dtype):
         gt_path = gt_dir / f"{pred.scene}.txt"
         if sample["has_labels"] and gt_path.exists():
             add_scene(inst_ev, sem_ev, pred, read_gt_file(gt_path, pred.scene), unc_ev)

@@ -173,15 +173,16 @@ def _sync(device: torch.device) -> float:
 
 
 def training_check(cfg, sample: dict, device: torch.device, steps: int = 3, batch: int = 4,
-                   amp: bool = True) -> dict:
-    """Seconds per phase (mean over ``steps`` after one warm-up step), peak GPU memory."""
+                   amp_dtype: torch.dtype | None = None) -> dict:
+    """Seconds per phase (mean over ``steps`` after one warm-up step), peak GPU memory; the heads in
+    ``amp_dtype`` (None: float32), the backbone in float32 either way (model/precision.py)."""
     from scene_pe.engine.trainer import build_model, compute_loss
+    from scene_pe.model.precision import autocast, needs_scaler
 
     torch.manual_seed(0)
     model = build_model(cfg).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
-    amp = amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=needs_scaler(amp_dtype))
     voxels = _batch(cfg, sample, batch, 0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -189,7 +190,7 @@ def training_check(cfg, sample: dict, device: torch.device, steps: int = 3, batc
     losses = []
     for i in range(steps + 1):
         t0 = _sync(device)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+        with autocast(device, amp_dtype):
             out = model(voxels)
         loss = compute_loss(out, voxels, cfg).total
         t1 = _sync(device)
@@ -204,13 +205,15 @@ def training_check(cfg, sample: dict, device: torch.device, steps: int = 3, batc
             for k, v in zip(times, (t1 - t0, t2 - t1, t3 - t2)):
                 times[k].append(v)
     result = {k: float(np.mean(v)) for k, v in times.items()}
-    result.update(voxels=len(voxels.coordinates), batch=batch, losses=losses, amp=amp,
+    precision = "float32" if amp_dtype is None else str(amp_dtype).removeprefix("torch.")
+    result.update(voxels=len(voxels.coordinates), batch=batch, losses=losses, precision=precision,
                   peak_gpu_gib=torch.cuda.max_memory_allocated(device) / 2**30
                   if device.type == "cuda" else float("nan"))
     return result
 
 
-def inference_check(cfg, sample: dict, device: torch.device, repeats: int = 3, amp: bool = True) -> dict:
+def inference_check(cfg, sample: dict, device: torch.device, repeats: int = 3,
+                    amp_dtype: torch.dtype | None = None) -> dict:
     """Seconds per scene of the network and of network + clustering (eval, no grad)."""
     from scene_pe.engine.infer import network_outputs, predictions_from_outputs
     from scene_pe.engine.trainer import build_model
@@ -218,13 +221,12 @@ def inference_check(cfg, sample: dict, device: torch.device, repeats: int = 3, a
 
     torch.manual_seed(0)
     model = build_model(cfg).to(device).eval()
-    amp = amp and device.type == "cuda"
     voxels = voxelize([sample], cfg.data.voxel)
     net, total = [], []
     with torch.no_grad():
         for i in range(repeats + 1):
             t0 = _sync(device)
-            out = network_outputs(model, voxels, amp)
+            out = network_outputs(model, voxels, amp_dtype)
             t1 = _sync(device)
             preds = predictions_from_outputs(out, voxels, cfg.inference, label_set=cfg.data.labels)
             t2 = _sync(device)

@@ -25,6 +25,7 @@ from scene_pe.data.labels import LabelSet
 from scene_pe.method.clustering import Clusters, cluster_margin, cluster_probabilistic
 from scene_pe.method.uncertainty import probabilistic_uncertainty
 from scene_pe.model.outputs import HeadOutput, MarginOutput, ProbabilisticOutput, as_float32, select_rows
+from scene_pe.model.precision import autocast
 from scene_pe.sparse.voxelize import VoxelBatch, majority_label
 from scene_pe.superpoints import pooling as SP
 
@@ -82,18 +83,21 @@ def small_instance_remap(vertex_instance: np.ndarray, min_vertices: int, k: int
 
 
 @torch.no_grad()
-def network_outputs(model: torch.nn.Module, voxels: VoxelBatch, amp: bool = False) -> HeadOutput:
-    """The head's outputs for one batch, in float32 whatever precision the network ran in."""
+def network_outputs(model: torch.nn.Module, voxels: VoxelBatch,
+                    amp_dtype: torch.dtype | None = None) -> HeadOutput:
+    """The head's outputs for one batch, in float32 whatever precision the heads ran in
+    (``amp_dtype``: model/precision.py; None: float32)."""
     device = next(model.parameters()).device
-    with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+    with autocast(device, amp_dtype):
         out = model(voxels)
     return as_float32(out)  # kernels and clustering run in float32
 
 
-def predict_batch(model: torch.nn.Module, voxels: VoxelBatch, cfg: InferenceConfig, amp: bool = False, *,
+def predict_batch(model: torch.nn.Module, voxels: VoxelBatch, cfg: InferenceConfig,
+                  amp_dtype: torch.dtype | None = None, *,
                   label_set: LabelSet) -> list[VertexPrediction]:
     """Run the model on one batch and return per-vertex predictions for each scene."""
-    return predictions_from_outputs(network_outputs(model, voxels, amp), voxels, cfg, label_set=label_set)
+    return predictions_from_outputs(network_outputs(model, voxels, amp_dtype), voxels, cfg, label_set=label_set)
 
 
 def superpoint_clusters(out: HeadOutput, segment: np.ndarray, local: np.ndarray, cfg: InferenceConfig

@@ -40,6 +40,7 @@ from scene_pe.method.losses_margin import margin_loss
 from scene_pe.method.losses_probabilistic import probabilistic_loss
 from scene_pe.model.network import InstanceSegmentationNet
 from scene_pe.model.outputs import HeadOutput, ProbabilisticOutput
+from scene_pe.model.precision import amp_dtype, autocast, needs_scaler
 from scene_pe.sparse.voxelize import VoxelBatch
 from scene_pe.superpoints.pooling import consistency_loss
 from scene_pe.util.errors import RunError
@@ -137,8 +138,9 @@ class Trainer:
             raise ValueError(f"{cfg.data.root}: fewer training scenes than batch_size x GPUs")
         # milestones are in epochs; the scheduler steps once per epoch
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, t.lr_milestones, t.lr_gamma)
-        self.amp = t.amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        # heads in amp_dtype, backbone in float32 (model/precision.py); loss scaling for float16 only
+        self.amp_dtype = amp_dtype(t, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=needs_scaler(self.amp_dtype))
         self.epoch, self.step, self.best = 0, 0, -math.inf
         self.faults = FaultLog(t.max_bad_steps)  # skipped steps and scenes (engine/faults.py)
         self.worker_deaths = WorkerDeathDeferral()
@@ -217,7 +219,7 @@ class Trainer:
             return None, [], []
 
     def _backward(self, voxels: VoxelBatch, weight: float = 1.0) -> LossResult:
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+        with autocast(self.device, self.amp_dtype):
             out = self.model(voxels)
         loss = compute_loss(out, voxels, self.cfg)
         self.scaler.scale(loss.total if weight == 1.0 else loss.total * weight).backward()
@@ -253,8 +255,9 @@ class Trainer:
             if loss is None:
                 buffers.restore()
                 return None
-        # with AMP the GradScaler skips steps with non-finite gradients itself
-        finite = bool(torch.isfinite(loss.total.detach())) and (self.amp or gradients_finite(self.model.parameters()))
+        # a GradScaler (float16) skips steps with non-finite gradients itself
+        finite = bool(torch.isfinite(loss.total.detach())) and (self.scaler.is_enabled()
+                                                                 or gradients_finite(self.model.parameters()))
         if self.world > 1:  # every rank skips, or none does
             finite = D.mean_across_ranks({"finite": float(finite)}, self.device)["finite"] == 1.0
         if not finite:
@@ -380,7 +383,7 @@ class Trainer:
             log.warning("no validation: %s", e)
             return {}
         result = evaluate_loader(self.model, cfg, scenes, self.device, rank=self.rank, world=self.world,
-                                 progress=self.progress, amp=self.amp)
+                                 progress=self.progress, amp_dtype=self.amp_dtype)
         if self.main:
             log.info("validation epoch %d: AP %.3f AP50 %.3f AP25 %.3f mIoU %.3f uncertainty AUROC %.3f",
                      self.epoch, result["ap"], result["ap50"], result["ap25"], result["miou"],

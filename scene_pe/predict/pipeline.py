@@ -29,6 +29,7 @@ from scene_pe.data.scannet import estimate_normals, vertex_normals
 from scene_pe.data.transforms import build_transforms
 from scene_pe.engine.checkpoint import CheckpointError, load_checkpoint, load_model_weights
 from scene_pe.engine.infer import VertexPrediction, network_outputs, predictions_from_outputs, scene_clusters
+from scene_pe.model.precision import amp_dtype
 from scene_pe.predict.blocks import merge_blocks, plan_blocks
 from scene_pe.predict.frame import FloorConfig, FrameInfo, apply, model_frame
 from scene_pe.predict.scan import Scan
@@ -77,8 +78,9 @@ class ScanPrediction:
 class Predictor:
     """A model and its config, ready to segment scans."""
 
-    def __init__(self, cfg: Config, model: torch.nn.Module, device: torch.device, amp: bool):
-        self.cfg, self.model, self.device, self.amp = cfg, model.eval(), device, amp
+    def __init__(self, cfg: Config, model: torch.nn.Module, device: torch.device):
+        self.cfg, self.model, self.device = cfg, model.eval(), device
+        self.amp_dtype = amp_dtype(cfg.train, device)  # the heads' dtype (model/precision.py)
         self.transforms = build_transforms(cfg.data.val_transforms)
 
     @classmethod
@@ -96,7 +98,7 @@ class Predictor:
             raise CheckpointError(path, str(e)) from None
         model = build_model(cfg)
         load_model_weights(model, ck, path)
-        return cls(cfg, model.to(device), device, amp=cfg.train.amp and device.type == "cuda")
+        return cls(cfg, model.to(device), device)
 
     # ------------------------------------------------------------ features
     def sample(self, scan: Scan, xyz: np.ndarray, frame: FrameInfo, notes: list[str]) -> dict:
@@ -127,7 +129,7 @@ class Predictor:
         with t.stage("voxelize"):
             voxels = voxelize([sample], self.cfg.data.voxel).to(self.device)
         with t.stage("network", sync):
-            out = network_outputs(self.model, voxels, self.amp)
+            out = network_outputs(self.model, voxels, self.amp_dtype)
         with t.stage("clustering", sync):  # one scene: the batch's rows are the scene's
             clustered = scene_clusters(out, voxels.point_to_voxel[0].cpu().numpy(), voxels.segments[0],
                                        self.cfg.inference)
