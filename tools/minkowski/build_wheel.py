@@ -61,6 +61,45 @@ def patches_hash() -> str:
     return h.hexdigest()[:10]
 
 
+def pypi_cuda_home() -> Path | None:
+    """The CUDA root of PyPI's toolkit wheels in this environment (CUDA 13 layout: nvidia/cu13/bin/nvcc)."""
+    import torch
+
+    site = Path(torch.__file__).resolve().parent.parent / "nvidia"
+    found = sorted(site.glob("cu*/bin/nvcc"))
+    return found[-1].parent.parent if found else None
+
+
+def pypi_toolkit_requirement() -> str:
+    """The compiler parts (nvcc, thrust/cub) of the cuda-toolkit release this torch depends on.
+
+    Taking torch's own release keeps compiler, headers and runtime libraries at one CUDA version.
+    """
+    from importlib.metadata import requires
+
+    for req in requires("torch") or []:
+        m = re.match(r"cuda-toolkit\[[^\]]*\]\s*==\s*([\w.]+)", req)
+        if m:
+            return f"cuda-toolkit[nvcc,cccl,cudart]=={m.group(1)}"
+    die("this torch does not depend on PyPI's cuda-toolkit (a CPU build, or a CUDA 12 build with the "
+        "split nvidia-*-cu12 wheels): install a CUDA toolkit and set CUDA_HOME")
+
+
+def choose_cuda_home(install_pypi: bool) -> None:
+    """CUDA_HOME for the build: the variable if set, else PyPI's toolkit here (installed first with
+    ``install_pypi`` when no toolkit is found), else torch's own search (/usr/local/cuda, nvcc on PATH)."""
+    if os.environ.get("CUDA_HOME"):
+        return
+    home = pypi_cuda_home()
+    if home is None and install_pypi and shutil.which("nvcc") is None and not Path("/usr/local/cuda/bin/nvcc").exists():
+        req = pypi_toolkit_requirement()
+        say(f"no CUDA toolkit found: installing {req} from the package index")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", req], check=True)
+        home = pypi_cuda_home()
+    if home is not None:
+        os.environ["CUDA_HOME"] = str(home)
+
+
 def cuda_version() -> str:
     import torch.utils.cpp_extension as ext
 
@@ -138,16 +177,16 @@ def cuda_env(env: dict[str, str], work: Path) -> dict[str, str]:
         if (sub / "include" / "cusparse.h").exists() or (sub / "include" / "cublas_v2.h").exists():
             incs.append(str(sub / "include"))
             libs.append(str(sub / "lib"))
-    link_dir = None
-    if libs:
-        # The linker wants unversioned names (libcusparse.so); the wheels ship only .so.N.
-        link_dir = work / "cudalibs"
-        link_dir.mkdir(exist_ok=True)
-        for lib in libs:
-            for so in Path(lib).glob("lib*.so.*"):
-                plain = link_dir / (so.name.split(".so")[0] + ".so")
-                if not plain.exists():
-                    plain.symlink_to(so)
+    # The linker wants unversioned names (libcudart.so, libcusparse.so); wheels (and a toolkit
+    # made of wheels, as in docker/Dockerfile) ship only libX.so.N: link those under `work`.
+    link_dir = work / "cudalibs"
+    for lib in [d for d in (home / "lib64", home / "lib") if d.is_dir()] + [Path(d) for d in libs]:
+        for so in sorted(lib.glob("lib*.so.*")):
+            plain = so.name.split(".so")[0] + ".so"
+            if not (lib / plain).exists() and not (link_dir / plain).exists():
+                link_dir.mkdir(exist_ok=True)
+                (link_dir / plain).symlink_to(so)
+    if link_dir.is_dir():
         libs.insert(0, str(link_dir))
     for var, paths in (("CPATH", incs), ("LIBRARY_PATH", libs)):
         if paths:
@@ -156,11 +195,27 @@ def cuda_env(env: dict[str, str], work: Path) -> dict[str, str]:
     return env
 
 
+def extract_checked(sdist: Path, dest: Path) -> None:
+    """Unpack the sdist after checking every member: a plain file or folder, named inside
+    ``dest`` (no absolute name, no ``..`` out). Nothing is written when one fails. tarfile's
+    "data" filter (Python >= 3.11.4 / 3.10.12, not Debian 12's 3.11.2) is applied on top."""
+    with tarfile.open(sdist) as tar:
+        root = dest.resolve()
+        for m in tar.getmembers():
+            target = (dest / m.name).resolve()
+            if Path(m.name).is_absolute() or not (m.isfile() or m.isdir()) \
+                    or (target != root and root not in target.parents):
+                die(f"{sdist}: refusing archive member {m.name!r} (outside the folder, or not a plain file)")
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, filter="data")
+        else:
+            tar.extractall(dest)
+
+
 def build(sdist: Path, out_dir: Path, cuda: bool) -> Path:
     work = Path(tempfile.mkdtemp(prefix="me-build-"))
     try:
-        with tarfile.open(sdist) as tar:
-            tar.extractall(work, filter="data")
+        extract_checked(sdist, work)
         src = work / f"MinkowskiEngine-{ME_VERSION}"
         for p in patch_files():
             say(f"applying {p.name}")
@@ -235,6 +290,9 @@ def main() -> None:
                     default=Path(os.environ.get("SCENE_PE_CACHE",
                                                 Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                                                 / "scene_pe")))
+    ap.add_argument("--pypi-toolkit", action="store_true",
+                    help="with --cuda and no CUDA toolkit found (CUDA_HOME, nvcc on PATH, /usr/local/cuda): "
+                         "install nvcc and thrust/cub from PyPI, the cuda-toolkit release torch depends on")
     ap.add_argument("--force", action="store_true", help="rebuild even if a cached wheel exists")
     ap.add_argument("--no-install", action="store_true", help="only build/cache the wheel")
     ap.add_argument("--dry-run", action="store_true",
@@ -242,6 +300,8 @@ def main() -> None:
     args = ap.parse_args()
 
     check_prerequisites(args.cuda)
+    if args.cuda:
+        choose_cuda_home(args.pypi_toolkit)
     key = cache_key(args.cuda)
     if args.dry_run:
         dry_run(args, key)
