@@ -93,7 +93,8 @@ class _Layers:
         pred, ls = view.pred, view.label_set
         k = len(pred.labels)
         if view.colors is not None:
-            self.layers.append({"key": "input", "label": "input colours", "rgb": None})
+            self.layers.append({"key": "input", "label": "input colours", "rgb": None,
+                                "note": "the scan's own colours"})
             self.values["input"] = np.asarray(view.colors, dtype=np.uint8)
         self._add("instances", "instances", pred.instance + 1,
                   np.vstack([NONE_COLOR, instance_colors(np.arange(k))]),

@@ -309,7 +309,7 @@
     state.setLayer = setLayer;
     state.select = select;
     state.pickAt = pickAt;
-    state.visiblePoint = function (kind, id, tries = 200) {  // client (x, y) where the object is in front
+    state.visiblePoint = function (kind, id, tries = 200) {  // client (x, y) inside the object, in front
       const ids = objectLayer(kind).v, want = id + 1, r = canvas.getBoundingClientRect(), p = new T.Vector3();
       const members = [];
       for (let i = 0; i < n; i++) if (ids[i] === want) members.push(i);
@@ -319,8 +319,9 @@
         p.fromBufferAttribute(geometry.attributes.position, i).project(camera);
         const x = r.left + (p.x + 1) / 2 * r.width, y = r.top + (1 - p.y) / 2 * r.height;
         if (x < r.left + 2 || x > r.right - 2 || y < r.top + 2 || y > r.bottom - 2) continue;
-        const hit = pickAt(x, y);
-        if (hit !== null && ids[hit] === want) return [x, y];
+        const probes = [[0, 0], [-2, -2], [2, -2], [-2, 2], [2, 2]];  // the object all around: no edge
+        if (probes.every(([dx, dy]) => { const hit = pickAt(x + dx, y + dy); return hit !== null && ids[hit] === want; }))
+          return [x, y];
       }
       return null;
     };
