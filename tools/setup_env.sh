@@ -36,15 +36,19 @@ has_lib 'libGL.so.1' || need+=(libgl1)
 has_lib 'libEGL.so.1' || need+=(libegl1)
 command -v patch >/dev/null || need+=(patch)
 command -v g++ >/dev/null || need+=(g++)
+# apt_install WHAT PACKAGE...: installs them when root (fails setup if apt-get does); status 1 when not root
+apt_install() {
+  local what="$1"
+  shift
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 1
+  say "installing Debian packages${what}: $*"
+  apt-get update -qq >/dev/null || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null \
+    || die "apt-get install $* failed; install them by hand"
+}
 if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "installing Debian packages: ${need[*]}"
-    apt-get update -qq >/dev/null || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null \
-      || die "apt-get install ${need[*]} failed; install them by hand"
-  else
-    die "missing system packages: ${need[*]}. Install them (e.g. sudo apt-get install ${need[*]}) and rerun."
-  fi
+  apt_install "" "${need[@]}" \
+    || die "missing system packages: ${need[*]}. Install them (e.g. sudo apt-get install ${need[*]}) and rerun."
 else
   say "Debian prerequisites present"
 fi
@@ -60,12 +64,7 @@ if [ "${SCENE_PE_NO_BROWSER:-0}" != 1 ]; then
   [ -x /usr/bin/chromedriver ] || optional+=(chromium-driver)
 fi
 if [ ${#optional[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "installing Debian packages for the HTML viewer and its browser tests: ${optional[*]}"
-    apt-get update -qq >/dev/null || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${optional[@]}" >/dev/null \
-      || die "apt-get install ${optional[*]} failed; install them by hand"
-  else
+  if ! apt_install " for the HTML viewer and its browser tests" "${optional[@]}"; then
     command -v npm >/dev/null \
       || say "not root and no npm: the HTML viewer's bundle cannot be built, so tools/predict.py and tools/test.py --html write no pages (install nodejs npm)"
     [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] \
