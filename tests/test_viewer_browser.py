@@ -139,6 +139,23 @@ def test_the_instance_list_matches_the_json(browser, predicted):
     assert rows == want
 
 
+def hover(browser, kind: str, id_: int) -> dict | None:
+    """The mouse over a point of the object that is in front; what the page then calls hovered
+    (None: no part of the object is in front)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    point = browser.js("return window.scenePe.visiblePoint(arguments[0], arguments[1]);", kind, id_)
+    if point is None:
+        return None
+    x, y = point
+    canvas = browser.driver.find_element("css selector", "#view canvas")
+    r = browser.js("const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.width, r.height];",
+                   canvas)
+    offset = (int(round(x - r[0] - r[2] / 2)), int(round(y - r[1] - r[3] / 2)))
+    ActionChains(browser.driver).move_to_element_with_offset(canvas, *offset).perform()
+    return browser.wait("window.scenePe.hovered", 60, "hover")
+
+
 @pytest.mark.parametrize("kind", ["instance", "gt"])
 def test_hover_and_click_describe_the_object(browser, with_gt, kind):
     from selenium.webdriver.common.action_chains import ActionChains
@@ -149,14 +166,8 @@ def test_hover_and_click_describe_the_object(browser, with_gt, kind):
         browser.set_layer("gt")
     rows = data["instances"] if kind == "instance" else data["gt_instances"]
     target = max(rows, key=lambda r: r["num_vertices"])
-    x, y = browser.js("return window.scenePe.visiblePoint(arguments[0], arguments[1]);", kind, target["id"])
-    canvas = browser.driver.find_element("css selector", "#view canvas")
-    r = browser.js("const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.width, r.height];",
-                   canvas)
-    offset = (int(round(x - r[0] - r[2] / 2)), int(round(y - r[1] - r[3] / 2)))
-    ActionChains(browser.driver).move_to_element_with_offset(canvas, *offset).perform()
-    hovered = browser.wait("window.scenePe.hovered", 60, "hover")
-    assert hovered["kind"] == kind and hovered["id"] == target["id"]
+    hovered = hover(browser, kind, target["id"])
+    assert hovered and hovered["kind"] == kind and hovered["id"] == target["id"]
     ActionChains(browser.driver).click().perform()
     selected = browser.wait("window.scenePe.selected", 60, "click")
     assert selected == {"kind": kind, "id": target["id"]}
@@ -188,13 +199,13 @@ def test_test_tool_writes_a_page_per_scene_with_gt(browser, overfit_run, small_d
 
 
 @pytest.mark.skipif(not os.environ.get("SCENE_PE_WRITE_SCREENSHOT"), reason="SCENE_PE_WRITE_SCREENSHOT not set")
-def test_write_the_readme_screenshot(browser, predicted):
-    page = Path(os.environ.get("SCENE_PE_SCREENSHOT_PAGE") or predicted[0])
+def test_write_the_readme_screenshot(browser, request):
+    page = Path(os.environ.get("SCENE_PE_SCREENSHOT_PAGE") or request.getfixturevalue("predicted")[0])
     browser.open(page)
     assert browser.console() == [] and B.non_local(browser.requested_urls()) == []
     assert (browser.screenshot() < 245).any(axis=2).mean() > 0.1
     data = json_data(browser)
-    if data["instances"]:  # the largest instance picked, as a user would
-        big = max(data["instances"], key=lambda r: r["num_vertices"])
-        browser.js("window.scenePe.select({kind: 'instance', id: arguments[0]});", big["id"])
+    for r in sorted(data["instances"], key=lambda r: -r["num_vertices"]):  # the mouse over the largest in view
+        if hover(browser, "instance", r["id"]):
+            break
     browser.save_screenshot(ROOT / os.environ["SCENE_PE_WRITE_SCREENSHOT"])

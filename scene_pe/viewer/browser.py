@@ -80,7 +80,8 @@ class Browser:
 
     def open(self, page: str | Path, timeout: float = 180.0) -> float:
         """Load the page from file:// and wait until it has drawn; seconds from navigation to ready."""
-        self.console(), self.requested_urls()  # drop what the start page logged
+        self.driver.get("about:blank")  # leave the start page (its chrome:// requests), then drop its logs
+        self.console(), self.requested_urls()
         t = time.perf_counter()
         self.driver.get(Path(page).resolve().as_uri())
         self.wait("window.scenePe && window.scenePe.ready === true", timeout, f"{page}: ready")

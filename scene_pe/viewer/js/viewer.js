@@ -131,7 +131,7 @@
         out = new Uint8Array(base.length);
         for (let i = 0; i < n; i++) {
           const keep = ids[i] === want;
-          for (let c = 3 * i; c < 3 * i + 3; c++) out[c] = keep ? base[c] : 255 - ((255 - base[c]) >> 2);
+          for (let c = 3 * i; c < 3 * i + 3; c++) out[c] = keep ? base[c] : 255 - (((255 - base[c]) * 3) >> 3);
         }
       }
       colour.array = out;
