@@ -68,8 +68,9 @@ SLOW_FACTOR = 2.0
 # 7 cm voxels have 0.52x the 5 cm ones and took 0.53x the CPU per training step (2026-12-03).
 COST_VOXEL = 0.05
 # disk: MB per scene (generated raw + preprocessed) and per predicted scene (predictions +
-# PLYs), MB per run (checkpoints, TensorBoard); measured with du on a finished demo
-DISK_MB = {"scene": 4.6, "predicted": 6.0, "run": 50.0}  # 232 MB in all for the defaults
+# PLYs), per viewer page (val scenes and the predicted scan), MB per run (checkpoints, TensorBoard);
+# measured with du on a finished demo
+DISK_MB = {"scene": 4.6, "predicted": 6.0, "viewer": 1.4, "run": 50.0}  # 243 MB in all for the defaults
 STAGES = ["generate", "preprocess", "train", "val test", "test export", "predict"]
 
 
@@ -100,7 +101,7 @@ def print_estimate(cfg, args, est: dict[str, float]) -> None:
     steps, vals = training_plan(cfg, args.train_scenes, args.val_scenes)
     scenes = args.train_scenes + args.val_scenes + args.test_scenes
     disk = DISK_MB["scene"] * scenes + DISK_MB["predicted"] * (args.val_scenes + args.test_scenes + 1) \
-        + DISK_MB["run"]
+        + DISK_MB["viewer"] * (args.val_scenes + 1) + DISK_MB["run"]
     total = sum(est.values())
     print(f"scene_pe demo: {args.train_scenes} training, {args.val_scenes} held-out val, {args.test_scenes} test "
           f"scenes; {steps} training steps of {cfg.data.batch_size} scenes ({cfg.train.epochs} epochs), "
