@@ -20,6 +20,8 @@ setup(
     long_description=(here / "README.md").read_text(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["scene_pe", "scene_pe.*"]),
+    # the viewer's script, style and npm sources (js/three.bundle.js is built there by setup)
+    package_data={"scene_pe.viewer": ["js/*.js", "js/*.css", "js/*.json"]},
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.1",

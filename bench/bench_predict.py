@@ -37,7 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-STAGES = ("read", "align", "superpoints", "voxelize", "network", "clustering", "devoxelize", "write", "render")
+STAGES = ("read", "align", "superpoints", "voxelize", "network", "clustering", "devoxelize", "write", "render", "html")
 
 
 def make_mesh(work: Path, vertices: int) -> Path:

@@ -12,6 +12,9 @@ Colours:
                (no instance) are grey.
   semantics    ScanNet's NYU40 palette (the colours of ``_vh_clean_2.labels.ply``);
                ScanNet200: generated colours per class (``class_palette``).
+  errors       one colour per error kind of scene_pe.evaluation.errors (the HTML
+               viewer's error layer; Okabe-Ito colours, told apart with colour
+               blindness), grey where right, light grey where not scored.
   uncertainty  a viridis-like map (dark purple -> yellow, lightness increasing)
                after normalising to [vmin, vmax] (default: the 2nd / 98th
                percentiles, robust to outliers); values outside are clipped,
@@ -45,6 +48,10 @@ VIRIDIS_ANCHORS = np.array([
     (68, 1, 84), (72, 40, 120), (62, 74, 137), (49, 104, 142), (38, 130, 142),
     (31, 158, 137), (53, 183, 121), (109, 205, 89), (180, 222, 44), (253, 231, 37),
 ], dtype=np.float64)
+
+# Per error kind + 1 of scene_pe.evaluation.errors: void, right, missed, false positive, merged, split.
+ERROR_COLORS = np.array([(235, 235, 235), (165, 165, 165), (0, 114, 178), (230, 159, 0), (204, 121, 167),
+                         (0, 158, 115)], dtype=np.uint8)
 
 _VERTEX_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"),
                           ("red", "u1"), ("green", "u1"), ("blue", "u1")])
@@ -201,7 +208,7 @@ def write_prediction_plys(out_dir: str | os.PathLike, coords: np.ndarray, faces:
 
 
 __all__ = [
-    "NONE_COLOR", "VIRIDIS_ANCHORS", "hsv_to_rgb", "instance_colors", "semantic_colors", "class_palette", "colormap",
+    "NONE_COLOR", "ERROR_COLORS", "VIRIDIS_ANCHORS", "hsv_to_rgb", "instance_colors", "semantic_colors", "class_palette", "colormap",
     "robust_range", "write_colored_ply", "write_instance_ply", "write_semantic_ply",
     "write_uncertainty_ply", "write_prediction_plys",
 ]

@@ -224,3 +224,24 @@ def test_superpoint_inference_gives_every_superpoint_one_instance(scene, tmp_pat
     pairs = np.unique(np.stack([segs, arrays["instance"]]), axis=1)
     assert len(pairs[0]) == len(np.unique(segs))  # one instance (or none) per superpoint
     assert len(record["instances"]) >= 3
+
+
+def test_html_viewer_is_written_unless_off_or_not_built(scene, tmp_path, capsys, monkeypatch):
+    from scene_pe.viewer import build as viewer_build
+
+    np.save(tmp_path / "a.npy", np.c_[scene["xyz"], scene["rgb"]])
+    assert run_predict([tmp_path / "a.npy"], scene["ckpt"], tmp_path / "on", "--no-render", VOXELS) == 0
+    record = load(tmp_path / "on", "a")[1]
+    assert record["viewer"]["file"] == "a.html" and (tmp_path / "on" / "a.html").stat().st_size == \
+        record["viewer"]["bytes"] and record["viewer"]["points_drawn"] == len(scene["xyz"])
+    assert run_predict([tmp_path / "a.npy"], scene["ckpt"], tmp_path / "off", "--no-render", "--no-html",
+                       VOXELS) == 0
+    assert not (tmp_path / "off" / "a.html").exists() and load(tmp_path / "off", "a")[1]["viewer"] is None
+    # no three.js bundle built: one warning for all inputs, every other output written
+    monkeypatch.setattr(viewer_build, "BUNDLE", tmp_path / "not-built.js")
+    np.save(tmp_path / "b.npy", np.c_[scene["xyz"], scene["rgb"]])
+    capsys.readouterr()
+    assert run_predict([tmp_path / "a.npy", tmp_path / "b.npy"], scene["ckpt"], tmp_path / "none", "--no-render",
+                       VOXELS) == 0
+    assert capsys.readouterr().err.count("warning: no HTML viewer") == 1
+    assert not list((tmp_path / "none").glob("*.html")) and (tmp_path / "none" / "b.json").is_file()

@@ -4,11 +4,12 @@
 1. generate synthetic ScanNet-format scenes  (tools/make_synthetic.py)
 2. preprocess them                            (tools/preprocess.py)
 3. train                                      (tools/train.py CONFIG)
-4. evaluate on the held-out val scenes, write coloured PLYs (tools/test.py --split val --ply)
+4. evaluate on the held-out val scenes, write coloured PLYs and viewer pages with GT and errors
+                                              (tools/test.py --split val --ply --html)
 5. predict the test scenes, export and validate a benchmark submission
                                               (tools/test.py --split test --export)
 6. segment a scan given as a plain point cloud (one test scene's vertices
-   and colours in its raw, unaligned frame), with a picture
+   and colours in its raw, unaligned frame), with a picture and a viewer page
                                               (tools/predict.py --align floor)
 Each step is the command a user would run (printed before it runs) and each
 is resumable: generated scenes, preprocessed files, a finished training run
@@ -67,8 +68,9 @@ SLOW_FACTOR = 2.0
 # 7 cm voxels have 0.52x the 5 cm ones and took 0.53x the CPU per training step (2026-12-03).
 COST_VOXEL = 0.05
 # disk: MB per scene (generated raw + preprocessed) and per predicted scene (predictions +
-# PLYs), MB per run (checkpoints, TensorBoard); measured with du on a finished demo
-DISK_MB = {"scene": 4.6, "predicted": 6.0, "run": 50.0}  # 232 MB in all for the defaults
+# PLYs), per viewer page (val scenes and the predicted scan), MB per run (checkpoints, TensorBoard);
+# measured with du on a finished demo
+DISK_MB = {"scene": 4.6, "predicted": 6.0, "viewer": 1.4, "run": 50.0}  # 243 MB in all for the defaults
 STAGES = ["generate", "preprocess", "train", "val test", "test export", "predict"]
 
 
@@ -99,7 +101,7 @@ def print_estimate(cfg, args, est: dict[str, float]) -> None:
     steps, vals = training_plan(cfg, args.train_scenes, args.val_scenes)
     scenes = args.train_scenes + args.val_scenes + args.test_scenes
     disk = DISK_MB["scene"] * scenes + DISK_MB["predicted"] * (args.val_scenes + args.test_scenes + 1) \
-        + DISK_MB["run"]
+        + DISK_MB["viewer"] * (args.val_scenes + 1) + DISK_MB["run"]
     total = sum(est.values())
     print(f"scene_pe demo: {args.train_scenes} training, {args.val_scenes} held-out val, {args.test_scenes} test "
           f"scenes; {steps} training steps of {cfg.data.batch_size} scenes ({cfg.train.epochs} epochs), "
@@ -231,7 +233,7 @@ def main(argv=None) -> int:
     status = predictions_status(val_out, split_scenes(raw, "val"))
     stages.run("val test", lambda: run(
         [py, "tools/test.py", args.config, *overrides, "--checkpoint", str(last), "--split", "val",
-         "--out", str(val_out), "--ply", "--scannet-root", str(raw)]), status)
+         "--out", str(val_out), "--ply", "--html", "--scannet-root", str(raw)]), status)
     status = predictions_status(test_out, split_scenes(raw, "test"))
     stages.run("test export", lambda: run(
         [py, "tools/test.py", args.config, *overrides, "--checkpoint", str(last), "--split", "test",
@@ -265,10 +267,12 @@ def main(argv=None) -> int:
     for what, path in [("generated ScanNet-format scenes", raw), ("preprocessed scenes", pre),
                        ("training run (config, log, TensorBoard, checkpoints)", run_path),
                        ("val predictions + metrics.json", val_out), ("val coloured PLYs", val_out / "ply"),
+                       ("val viewer pages (GT, errors; open in a browser)", val_out / "html"),
                        ("test predictions", test_out), ("test coloured PLYs", test_out / "ply"),
                        ("benchmark submission zips", run_path / "submission"),
                        ("a plain point cloud segmented (tools/predict.py)", own_out),
-                       ("  its picture", own_out / f"{scan.stem}.png")]:
+                       ("  its picture", own_out / f"{scan.stem}.png"),
+                       ("  its viewer (open in a browser)", own_out / f"{scan.stem}.html")]:
         print(f"  {what:<55} {path}")
     return 0
 

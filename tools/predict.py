@@ -7,8 +7,9 @@ INPUT: a ScanNet scene folder, a mesh (.ply .obj .off .stl .gltf .glb), a point
 cloud (.ply without faces, .pcd .xyz .xyzrgb .xyzn .pts, .txt/.csv/.npy rows
 of x y z [r g b [nx ny nz]], .npz with coords/colors/normals/faces), a folder
 of them or a glob. Per input NAME, DIR gets NAME.instances.ply,
-NAME.semantic.ply, NAME.uncertainty.ply, NAME.npz, NAME.json, NAME.png (and
-scannet/NAME.txt + masks with --scannet-format); see scene_pe/predict/outputs.py.
+NAME.semantic.ply, NAME.uncertainty.ply, NAME.npz, NAME.json, NAME.png, NAME.html
+(a self-contained 3D viewer for any browser; scene_pe/viewer) and with
+--scannet-format scannet/NAME.txt + masks; see scene_pe/predict/outputs.py.
 Inputs already done (NAME.json exists) are skipped unless --overwrite.
 
 Frame: --scale (1 = metres, 0.001 for millimetres), --up (the input's up axis),
@@ -52,6 +53,7 @@ def parse_args(argv):
     ap.add_argument("--scannet-format", action="store_true", help="also write benchmark txt + mask files")
     ap.add_argument("--no-render", action="store_true", help="no PNG")
     ap.add_argument("--renderer", default="auto", choices=("auto", "open3d", "matplotlib"))
+    ap.add_argument("--no-html", action="store_true", help="no HTML viewer")
     ap.add_argument("--overwrite", action="store_true", help="predict inputs again even if done")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_intermixed_args(argv)  # overrides may follow the options
@@ -62,20 +64,22 @@ def parse_args(argv):
     return args
 
 
-def summary_line(name: str, record: dict, png) -> str:
+def summary_line(name: str, record: dict, written: list) -> str:
     counts = ", ".join(f"{c} {n}" for c, n in record["classes"].items()) or "none"
-    where = f" -> {png}" if png else ""
+    where = f" -> {', '.join(map(str, written))}" if written else ""
     return (f"{name}: {len(record['instances'])} instances ({counts}); {record['num_vertices']:,} vertices, "
             f"{record['num_blocks']} block(s), {sum(record['seconds'].values()):.1f} s{where}")
 
 
-def predict_one(predictor, opts, args, path, name, progress: bool) -> tuple[dict, Path | None]:
+def predict_one(predictor, opts, args, path, name, progress: bool) -> tuple[dict, list[Path]]:
     from scene_pe.engine.infer import uncertainty_name
     from scene_pe.predict.outputs import (class_counts, instance_records, output_paths, versions,
                                           write_summary_json, write_vertex_files)
     from scene_pe.predict.pipeline import Timings
     from scene_pe.predict.render import render_png
     from scene_pe.predict.scan import read_scan
+    from scene_pe.viewer import ViewerBundleMissing
+    from scene_pe.viewer.scenes import predicted_scan_page
 
     t = Timings()
     with t.stage("read"):
@@ -96,6 +100,16 @@ def predict_one(predictor, opts, args, path, name, progress: bool) -> tuple[dict
                                   predictor.cfg.data.labels)
     records = instance_records(result.pred, scan.coords, predictor.cfg.data.labels)
     cfg = predictor.cfg
+    viewer = None
+    if not args.no_html:
+        try:
+            with t.stage("html"):
+                page = predicted_scan_page(paths["html"], name, path, scan, result, records, cfg.data.labels,
+                                           uncertainty_name(cfg))
+            viewer = {"file": paths["html"].name, "bytes": page.bytes, "points_drawn": page.num_drawn}
+        except ViewerBundleMissing as e:  # the other outputs are still useful: say it once
+            print(f"warning: no HTML viewer: {e}", file=sys.stderr)
+            args.no_html = True
     record = {
         "input": str(path), "name": name, "kind": "mesh" if scan.is_mesh else "point cloud",
         "num_vertices": len(scan.coords), "has_colors": scan.colors is not None,
@@ -105,12 +119,12 @@ def predict_one(predictor, opts, args, path, name, progress: bool) -> tuple[dict
         "superpoints": {"mode": cfg.inference.superpoints, "source": result.superpoints},
         "checkpoint": str(args.checkpoint), "head": cfg.model.head.type,
         "voxel_size": cfg.data.voxel.voxel_size, "device": str(predictor.device),
-        "threads": int(os.environ["OMP_NUM_THREADS"]), "renderer": renderer,
+        "threads": int(os.environ["OMP_NUM_THREADS"]), "renderer": renderer, "viewer": viewer,
         "warnings": result.warnings, "seconds": {k: round(v, 4) for k, v in t.seconds.items()},
         "versions": versions(),
     }
     write_summary_json(paths["json"], record)
-    return record, (paths["png"] if renderer else None)
+    return record, [p for p, done in ((paths["png"], renderer), (paths["html"], viewer)) if done]
 
 
 def main(argv=None) -> int:
@@ -153,8 +167,8 @@ def main(argv=None) -> int:
             skipped += 1
             continue
         try:
-            record, png = predict_one(predictor, opts, args, path, name, progress)
-            print(summary_line(name, record, png), flush=True)
+            record, written = predict_one(predictor, opts, args, path, name, progress)
+            print(summary_line(name, record, written), flush=True)
         except SceneError as e:
             failures.append(str(e))
         except (AlignmentError, ValueError, OSError, RuntimeError) as e:

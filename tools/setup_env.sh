@@ -36,17 +36,40 @@ has_lib 'libGL.so.1' || need+=(libgl1)
 has_lib 'libEGL.so.1' || need+=(libegl1)
 command -v patch >/dev/null || need+=(patch)
 command -v g++ >/dev/null || need+=(g++)
+# apt_install WHAT PACKAGE...: installs them when root (fails setup if apt-get does); status 1 when not root
+apt_install() {
+  local what="$1"
+  shift
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 1
+  say "installing Debian packages${what}: $*"
+  apt-get update -qq >/dev/null || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null \
+    || die "apt-get install $* failed; install them by hand"
+}
 if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "installing Debian packages: ${need[*]}"
-    apt-get update -qq >/dev/null || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null \
-      || die "apt-get install ${need[*]} failed; install them by hand"
-  else
-    die "missing system packages: ${need[*]}. Install them (e.g. sudo apt-get install ${need[*]}) and rerun."
-  fi
+  apt_install "" "${need[@]}" \
+    || die "missing system packages: ${need[*]}. Install them (e.g. sudo apt-get install ${need[*]}) and rerun."
 else
   say "Debian prerequisites present"
+fi
+
+# 1b. The HTML viewer (scene_pe/viewer): Node.js and npm build its three.js bundle from the npm
+#     registry; Debian's Chromium and ChromeDriver run its browser tests. Installed when root; else
+#     setup says what is missing and what follows (no viewer pages; the browser tests skipped).
+#     SCENE_PE_NO_BROWSER=1 leaves Chromium out (an image that never runs the tests).
+optional=()
+command -v npm >/dev/null || optional+=(nodejs npm)
+if [ "${SCENE_PE_NO_BROWSER:-0}" != 1 ]; then
+  [ -x /usr/bin/chromium ] || optional+=(chromium)
+  [ -x /usr/bin/chromedriver ] || optional+=(chromium-driver)
+fi
+if [ ${#optional[@]} -gt 0 ]; then
+  if ! apt_install " for the HTML viewer and its browser tests" "${optional[@]}"; then
+    command -v npm >/dev/null \
+      || say "not root and no npm: the HTML viewer's bundle cannot be built, so tools/predict.py and tools/test.py --html write no pages (install nodejs npm)"
+    [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] \
+      || say "not root and no /usr/bin/chromium or /usr/bin/chromedriver: the viewer's browser tests will be skipped (install chromium chromium-driver)"
+  fi
 fi
 
 # 2. The virtual environment.
@@ -81,5 +104,9 @@ cuda_flag=()
 if ! (cd / && "$py" -c "import scene_pe, sys; sys.exit(not scene_pe.__file__.startswith('$here/'))") 2>/dev/null; then
   say "installing scene_pe (editable)"
   pip install --no-deps --no-build-isolation -e .
+fi
+# 4. The viewer's three.js bundle (seconds, once; skipped while its sources are unchanged).
+if command -v npm >/dev/null; then
+  "$py" scene_pe/viewer/build.py --quiet || die "could not build the viewer's three.js bundle (npm ci)"
 fi
 say "ready: $("$py" -c 'import scene_pe, torch, MinkowskiEngine as ME; print(f"torch {torch.__version__}, MinkowskiEngine {ME.__version__}, scene_pe {scene_pe.__version__}")')"

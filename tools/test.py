@@ -2,7 +2,7 @@
 """Inference over a split, evaluation where GT exists, benchmark submission export.
 
     tools/test.py CONFIG --checkpoint C --split val|test [--out DIR] [--export DIR]
-                  [--scannet-root R] [--ply] [--overwrite] [key.sub=value ...]
+                  [--scannet-root R] [--ply] [--html] [--overwrite] [key.sub=value ...]
 
 Per-scene predictions go to <out>/predictions/<scene>.npz (resumable: scenes
 already predicted are skipped unless --overwrite). With GT (<data.root>/gt),
@@ -13,6 +13,8 @@ scene_pe/evaluation/uncertainty.py) and writes all of it to <out>/metrics.json.
 and the semantic one (DIR/semantic/, DIR/semantic.zip) and validates both.
 --ply writes coloured PLYs (instances, semantics, per-vertex uncertainty) to <out>/ply/,
 as meshes when --scannet-root gives the raw scenes, else as point clouds.
+--html writes one self-contained 3D viewer page per scene to <out>/html/ (any browser,
+offline; with GT its GT instances and errors; scene_pe/viewer).
 Torchrun works too (each rank predicts every world-th scene).
 """
 
@@ -37,6 +39,7 @@ def parse_args(argv):
     ap.add_argument("--export", type=Path, help="write benchmark submissions (+ zips) here")
     ap.add_argument("--scannet-root", type=Path, help="raw ScanNet folder: mesh faces for --ply")
     ap.add_argument("--ply", action="store_true", help="write coloured prediction PLYs")
+    ap.add_argument("--html", action="store_true", help="write a viewer page per scene (<out>/html/)")
     ap.add_argument("--overwrite", action="store_true", help="predict scenes again even if saved")
     ap.add_argument("--no-progress", action="store_true")
     add_threads_argument(ap)
@@ -159,6 +162,12 @@ def predict_and_score(args, cfg, rank: int, world: int, device) -> int:
             status = 1 if problems else 0
         if args.ply:
             write_plys(out_dir, scenes, data_root, args.scannet_root, cfg.data.labels)
+        if args.html:
+            from scene_pe.viewer.scenes import write_saved_viewers
+
+            pages = write_saved_viewers(out_dir, scenes, data_root, cfg.data.labels, uncertainty_name(cfg))
+            print(f"viewer pages: {out_dir / 'html'} ({len(pages)}, {sum(p.bytes for p in pages) / 1e6:.1f} MB, "
+                  f"{sum(p.seconds for p in pages):.1f} s)")
     return status
 
 

@@ -17,6 +17,7 @@
         written last, so its presence marks the input done (resume)
   scannet/NAME.txt + scannet/predicted_masks/   with ``--scannet-format``
   NAME.png                                      scene_pe/predict/render.py
+  NAME.html                                     scene_pe/viewer (a 3D viewer for any browser)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def output_paths(out_dir: Path, name: str) -> dict[str, Path]:
     out_dir = Path(out_dir)
     paths = {k: out_dir / f"{name}.{k}.ply" for k in PLY_KINDS}
     paths.update(npz=out_dir / f"{name}.npz", json=out_dir / f"{name}.json", png=out_dir / f"{name}.png",
+                 html=out_dir / f"{name}.html",
                  scannet=out_dir / "scannet" / f"{name}.txt")
     return paths
 

@@ -29,10 +29,12 @@ PANEL_PX = 700
 DPI = 100
 
 
-def _subsample(n: int) -> np.ndarray:
-    if n <= MAX_POINTS:
+def subsample(n: int, budget: int = MAX_POINTS) -> np.ndarray:
+    """Sorted indices of at most ``budget`` of ``n`` points: all of them, or a uniform random subset
+    (seeded: the same subset every time), which keeps the density even over the scan."""
+    if n <= budget:
         return np.arange(n)
-    return np.sort(np.random.default_rng(0).choice(n, MAX_POINTS, replace=False))
+    return np.sort(np.random.default_rng(0).choice(n, budget, replace=False))
 
 
 def _marker_size(xy: np.ndarray) -> float:
@@ -107,7 +109,7 @@ def render_png(path: str | Path, xyz: np.ndarray, normals: np.ndarray, instance:
 
     from scene_pe.util.io import atomic_open
 
-    keep = _subsample(len(xyz))
+    keep = subsample(len(xyz))
     xyz, normals, instance, semantic = xyz[keep], normals[keep], instance[keep], semantic[keep]
     inst_rgb, sem_rgb = instance_colors(instance), semantic_colors(semantic, label_set)
     top = xyz[:, 2] <= xyz[:, 2].min() + TOP_CUT
