@@ -8,10 +8,11 @@ PY := $(VENV)/bin/python
 # one thread makes CPU runs bitwise repeatable.
 export OMP_NUM_THREADS ?= 1
 
-# Test workers (pytest-xdist): one per core this process may use (nproc follows taskset).
-TEST_WORKERS ?= $(shell nproc)
+# Test workers (pytest-xdist): one per core this process may use (nproc follows taskset; it
+# also obeys OMP_NUM_THREADS, which make >= 4.4 passes to $(shell): so without it).
+TEST_WORKERS ?= $(shell env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 
-.PHONY: setup test demo gpu-check lock clean-venv
+.PHONY: setup test demo gpu-check docker-check lock clean-venv
 
 setup:
 	VENV=$(VENV) ./tools/setup_env.sh
@@ -26,6 +27,11 @@ demo: setup
 # the GPU (CPU part only without CUDA); docs/gpu.md. Build with ME_CUDA=1 there.
 gpu-check: setup
 	$(PY) tools/gpu_check.py $(GPU_CHECK_ARGS)
+
+# Build docker/Dockerfile's CPU image and test it in containers (docs/docker.md); needs
+# root or a running Docker daemon. Not part of setup: it runs on the host's Python.
+docker-check: setup
+	./docker/check.sh
 
 # requirements.lock: the exact versions setup installs (after changing requirements.txt)
 lock:
