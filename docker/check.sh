@@ -111,7 +111,7 @@ build_args+=(--build-arg "USER_UID=$uid" --build-arg "USER_GID=$gid")
 build_image() {  # the build's steps as they start (the whole log in $CACHE/docker-build.log)
   local log="$CACHE/docker-build.log"
   if ! docker build --network host -f docker/Dockerfile -t "$IMAGE" "${build_args[@]}" . 2>&1 | tee "$log" \
-      | grep --line-buffered -E '^Step [0-9]+/[0-9]+ : (FROM|COPY|RUN)' | cut -c1-100; then
+      | grep --line-buffered -oE '^Step [0-9]+/[0-9]+ : (FROM|COPY|RUN).{0,80}'; then
     tail -40 "$log" >&2
     return 1
   fi
