@@ -198,14 +198,18 @@ def test_test_tool_writes_a_page_per_scene_with_gt(browser, overfit_run, small_d
     assert browser.console() == [] and B.non_local(browser.requested_urls()) == []
 
 
-@pytest.mark.skipif(not os.environ.get("SCENE_PE_WRITE_SCREENSHOT"), reason="SCENE_PE_WRITE_SCREENSHOT not set")
-def test_write_the_readme_screenshot(browser, request):
+def test_the_readme_screenshot_shows_a_hovered_instance(browser, request, tmp_path):
+    """The README's picture, taken here: into tmp_path, or SCENE_PE_WRITE_SCREENSHOT when set."""
     page = Path(os.environ.get("SCENE_PE_SCREENSHOT_PAGE") or request.getfixturevalue("predicted")[0])
     browser.open(page)
     assert browser.console() == [] and B.non_local(browser.requested_urls()) == []
     assert (browser.screenshot() < 245).any(axis=2).mean() > 0.1
     data = json_data(browser)
-    for r in sorted(data["instances"], key=lambda r: -r["num_vertices"]):  # the mouse over the largest in view
-        if hover(browser, "instance", r["id"]):
-            break
-    browser.save_screenshot(ROOT / os.environ["SCENE_PE_WRITE_SCREENSHOT"])
+    # the mouse over the largest instance in view
+    hovered = any(hover(browser, "instance", r["id"])
+                  for r in sorted(data["instances"], key=lambda r: -r["num_vertices"]))
+    assert hovered
+    out = ROOT / os.environ["SCENE_PE_WRITE_SCREENSHOT"] if os.environ.get("SCENE_PE_WRITE_SCREENSHOT") \
+        else tmp_path / "viewer.png"
+    browser.save_screenshot(out)
+    assert out.stat().st_size > 10_000
