@@ -7,7 +7,7 @@ enough that every 2 cm voxel of its surfaces is hit, cropped along x to
 
   eval   model.eval(), torch.no_grad(): backbone and probabilistic head forward,
          then clustering (scene_pe.method.clustering.cluster_probabilistic) and
-         devoxelization (scene_pe.engine.infer.scene_prediction: the small
+         devoxelization (scene_pe.inference.vertices.scene_prediction: the small
          instances dropped, the shipped per-voxel uncertainty, which needs the
          final instances' centre kernels, and the per-vertex gathers), timed against the
          backbone forward. The clustering runs on (a) the network's own
@@ -88,7 +88,8 @@ def half_trained_output(voxels, rng: np.random.Generator):
     """A plausible trained ProbabilisticOutput from the voxels' ground truth."""
     import torch
 
-    from scene_pe.data.labels import SCANNET20
+    from scene_pe.labels.label_set import SCANNET20
+    from scene_pe.model.build import instance_classes
     from scene_pe.model.outputs import ProbabilisticOutput
 
     centres = voxels.centres.double()
@@ -109,14 +110,14 @@ def half_trained_output(voxels, rng: np.random.Generator):
     target = torch.where(voxels.semantic >= 0, voxels.semantic, torch.zeros_like(voxels.semantic))
     logits[torch.arange(n), target] += 6.0
     return ProbabilisticOutput(mu=mu, sigma=sigma, logits=logits, coords=voxels.centres, batch=voxels.batch,
-                               instance_classes=SCANNET20.instance_classes())
+                               instance_classes=instance_classes(SCANNET20))
 
 
 def postprocess(out, voxels, min_vertices: int):
-    """Clustering + devoxelization of one scene, as scene_pe.engine.infer.predict_batch does."""
+    """Clustering + devoxelization of one scene, as scene_pe.inference.vertices.predict_batch does."""
     from scene_pe.config import InferenceConfig
-    from scene_pe.data.labels import SCANNET20
-    from scene_pe.engine.infer import scene_prediction
+    from scene_pe.labels.label_set import SCANNET20
+    from scene_pe.inference.vertices import scene_prediction
     from scene_pe.method.clustering import cluster_probabilistic
 
     t0 = time.perf_counter()
@@ -135,7 +136,8 @@ def postprocess(out, voxels, min_vertices: int):
 def worker(data: Path, arch: str, mode: str, repeats: int, threads: int) -> dict:
     import torch
 
-    from scene_pe.data.labels import SCANNET20
+    from scene_pe.labels.label_set import SCANNET20
+    from scene_pe.model.build import instance_classes
     from scene_pe.model.heads import HeadConfig
     from scene_pe.model.network import InstanceSegmentationNet
     from scene_pe.model.outputs import as_float32
@@ -150,7 +152,7 @@ def worker(data: Path, arch: str, mode: str, repeats: int, threads: int) -> dict
     voxels = voxelize([sample], VoxelizeConfig(voxel_size=VOXEL_SIZE))
     t_voxelize = time.perf_counter() - t
     net = InstanceSegmentationNet(3, BackboneConfig(name=arch), HeadConfig(num_classes=SCANNET20.num_classes),
-                                  SCANNET20.instance_classes())
+                                  instance_classes(SCANNET20))
     res = {"arch": arch, "mode": mode, "voxels": len(voxels.features), "vertices": len(sample["coords"]),
            "params_M": sum(p.numel() for p in net.parameters()) / 1e6, "voxelize_s": t_voxelize,
            "rss_before_MiB": rss_mib(), "maxrss_before_MiB": maxrss_mib(), "load_start": os.getloadavg()[0]}

@@ -5,9 +5,11 @@ In memory (80k-vertex scenes): seconds for per-scene matching from (K, N)
 bool masks, from per-vertex instance ids, and the AP over all scenes. Files
 (80k-150k vertices per scene, as ScanNet val): export, then on the folder
 ``evaluate_instance_submission`` (what tools/evaluate.py runs) with every
-core and with one, and, with --official, ScanNet's official script on the
-same folder in the same run (its numbers must be the same floats); then zip,
-validate the zip and the folder, evaluate the zip.
+core and with one; the whole ``tools/evaluate.py`` process on it (start-up and
+imports included, as a user times it) and its ``--help``; and, with --official,
+ScanNet's official script on the same folder in the same run, also a whole
+process (its numbers must be the same floats); then zip, validate the zip and
+the folder, evaluate the zip.
   python bench/bench_evaluate.py [--scenes 312] [--files 312] [--official PATH]
 PATH: a copy of ScanNet's BenchmarkScripts/3d_evaluation/evaluate_semantic_instance.py
 (util.py, util_3d.py one folder up); see bench/official_eval.py.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scene_pe.data.labels import SCANNET20  # noqa: E402
+from scene_pe.labels.label_set import SCANNET20  # noqa: E402
 from scene_pe.evaluation.instance import InstanceEvaluator  # noqa: E402
 from scene_pe.evaluation.io import evaluate_instance_submission  # noqa: E402
 from scene_pe.export.submission import (write_instance_submission,  # noqa: E402
@@ -35,6 +38,15 @@ from scene_pe.export.validate import validate_submission  # noqa: E402
 from scene_pe.util.io import int_lines_bytes  # noqa: E402
 
 import official_eval  # noqa: E402  (bench/, beside this file)
+
+EVALUATE_TOOL = Path(__file__).resolve().parents[1] / "tools" / "evaluate.py"
+
+
+def time_process(args: list[str]) -> float:
+    """Seconds of ``python tools/evaluate.py ARGS`` as a whole process (its output discarded)."""
+    t = time.perf_counter()
+    subprocess.run([sys.executable, str(EVALUATE_TOOL), *args], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
 
 
 def synthetic_scene(rng: np.random.Generator, n: int = 80_000, n_obj: int = 30, n_pred: int = 20):
@@ -92,6 +104,9 @@ def bench_files(n_scenes: int, official: Path | None) -> None:
                         tmp / "sub", tmp / "gt")
         _timed(timings, "evaluate folder (1 process)", evaluate_instance_submission,
                tmp / "sub", tmp / "gt", workers=1)
+        timings["tools/evaluate.py --help"] = min(time_process(["--help"]) for _ in range(3))
+        timings["tools/evaluate.py, whole process"] = time_process(["--pred", str(tmp / "sub"),
+                                                                    "--gt", str(tmp / "gt")])
         if official is not None:
             script = official_eval.prepare(official, tmp / "official")
             out = tmp / "official_result.csv"
@@ -114,6 +129,8 @@ def bench_files(n_scenes: int, official: Path | None) -> None:
             print(f"  official / ours (every core): {ratio:.1f}x; "
                   f"one process: {timings['official script on the folder'] / timings['evaluate folder (1 process)']:.1f}x; "
                   f"same AP/AP50/AP25 floats for every class: {same}")
+            whole = timings["official script on the folder"] / timings["tools/evaluate.py, whole process"]
+            print(f"  whole processes, official script / tools/evaluate.py: {whole:.1f}x")
 
 
 def main() -> None:

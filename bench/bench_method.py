@@ -21,7 +21,7 @@ import time
 import numpy as np
 import torch
 
-from scene_pe.data.labels import SCANNET20
+from scene_pe.labels.label_set import SCANNET20
 from scene_pe.method.clustering import (
     ClusteringConfig,
     MarginClusteringConfig,
@@ -30,9 +30,10 @@ from scene_pe.method.clustering import (
 )
 from scene_pe.method.losses_margin import MarginLossConfig, margin_loss
 from scene_pe.method.losses_probabilistic import ProbabilisticLossConfig, probabilistic_loss
+from scene_pe.model.build import instance_classes
 from scene_pe.model.outputs import MarginOutput, ProbabilisticOutput
 
-INST_CLASSES = SCANNET20.instance_classes()  # what a head output carries
+INST_CLASSES = instance_classes(SCANNET20)  # what a head output carries
 
 
 def make_scene(n: int, k: int, rng: np.random.Generator):

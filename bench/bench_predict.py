@@ -86,8 +86,8 @@ def make_checkpoint(work: Path) -> Path:
     import torch
 
     from scene_pe.config import dump_config, load_config
-    from scene_pe.engine.checkpoint import save_checkpoint
-    from scene_pe.engine.trainer import build_model
+    from scene_pe.train.checkpoint import save_checkpoint
+    from scene_pe.model.build import build_model
 
     path = work / "res16unet34c_random.pth"
     if not path.exists():

@@ -20,7 +20,7 @@ from scene_pe.config import load_config  # noqa: E402
 from scene_pe.data.preprocess import run_preprocess  # noqa: E402
 from scene_pe.data.scannet import load_label_map  # noqa: E402
 from scene_pe.synthetic.scenes import generate_dataset  # noqa: E402
-from scene_pe.engine.trainer import Trainer  # noqa: E402
+from scene_pe.train.trainer import Trainer  # noqa: E402
 
 
 def main() -> None:

@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def bench_room(vertices: int, folder: Path, repeats: int, browser) -> dict:
-    from scene_pe.data.labels import SCANNET20
-    from scene_pe.evaluation.instance import gt_from_training_labels
+    from scene_pe.labels.label_set import SCANNET20
+    from scene_pe.evaluation.matching import gt_from_training_labels
     from scene_pe.predict.outputs import instance_records
     from scene_pe.synthetic.predictions import prediction_with_errors
     from scene_pe.synthetic.scenes import generate_scene

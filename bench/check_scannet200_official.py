@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from scene_pe.data.labels import SCANNET200  # noqa: E402
+from scene_pe.labels.label_set import SCANNET200  # noqa: E402
 from scene_pe.evaluation.io import evaluate_instance_submission, evaluate_semantic_submission  # noqa: E402
 from scene_pe.export.submission import write_instance_submission  # noqa: E402
 from test_eval_instance import random_scene  # noqa: E402

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import yaml
 
-from scene_pe.data.labels import LabelSet, get_label_set
+from scene_pe.labels.label_set import LabelSet, get_label_set
 from scene_pe.data.transforms import SCANNET_TRAIN_SPECS, build_transforms
 from scene_pe.method.clustering import ClusteringConfig, MarginClusteringConfig
 from scene_pe.method.losses_margin import MarginLossConfig
@@ -33,7 +33,7 @@ def _default_train_transforms() -> list[dict]:
 @dataclass(frozen=True)
 class DataConfig:
     root: str = "data/scannet_preprocessed"  # output folder of tools/preprocess.py
-    # the classes (scene_pe/data/labels.py): scannet20 (ScanNet v2) or scannet200; must be the
+    # the classes (scene_pe/labels/label_set.py): scannet20 (ScanNet v2) or scannet200; must be the
     # label set the root was preprocessed with (tools/preprocess.py --label-set)
     label_set: Literal["scannet20", "scannet200"] = "scannet20"
     train_split: str = "train"
@@ -66,7 +66,7 @@ class ModelConfig:
 class LossConfig:
     probabilistic: ProbabilisticLossConfig = field(default_factory=ProbabilisticLossConfig)
     margin: MarginLossConfig = field(default_factory=MarginLossConfig)
-    # weight of the superpoint-consistency term, both heads (superpoints/pooling.py); 0: off
+    # weight of the superpoint-consistency term, both heads (method/superpoint_pooling.py); 0: off
     superpoint_weight: float = 0.0
 
 
@@ -77,7 +77,7 @@ class InferenceConfig:
     min_vertices: int = 100  # instances smaller than this on the mesh are dropped (benchmark ignores them)
     score_threshold: float = 0.0  # export: drop instances below this confidence
     max_instances: int = 100  # export: keep the most confident per scene
-    # superpoints (scene_pe/superpoints/pooling.py): none (the paper: voxels) | vote (voxel
+    # superpoints (scene_pe/method/superpoint_pooling.py): none (the paper: voxels) | vote (voxel
     # clusters, then each superpoint takes its vertices' most common instance) | cluster (greedy
     # clustering of superpoint-pooled outputs). Shipped: cluster, the best on the ScanNet-like
     # benchmark for both heads (README "Superpoints"). Scenes without segments use voxels.
@@ -109,7 +109,7 @@ class TrainConfig:
     # counted (configs validating more often must not train less), and the time
     # spent is saved in the checkpoint, so a resumed run continues the same budget.
     max_minutes: float = 0.0
-    # A step with a non-finite loss or gradient is skipped (engine/faults.py); this many
+    # A step with a non-finite loss or gradient is skipped (train/faults.py); this many
     # in a row end the run with an error (it has diverged).
     max_bad_steps: int = 20
 

@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scene_pe.data.labels import SCANNET20, LabelSet
+from scene_pe.labels.label_set import SCANNET20, LabelSet
 from scene_pe.data.scannet_files import NYU40_PALETTE, write_binary_ply
 
 if TYPE_CHECKING:
-    from scene_pe.engine.infer import VertexPrediction
+    from scene_pe.inference.vertices import VertexPrediction
 
 NONE_COLOR = np.array([200, 200, 200], dtype=np.uint8)  # no instance / no value
 GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0  # 0.618...: hue step with no short cycles

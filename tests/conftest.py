@@ -129,7 +129,7 @@ def overfit_run(small_dataset, tmp_path_factory) -> OverfitRun:
     deterministic algorithms. The same bits on every run of this machine; another CPU's float sums
     give another model of the same quality, so tests on it assert what such a model reliably does."""
     def train(folder: Path) -> None:
-        from scene_pe.engine.trainer import Trainer
+        from scene_pe.train.trainer import Trainer
 
         root = one_scene_root(small_dataset, folder / "one", OVERFIT_SCENE)
         trainer = Trainer(overfit_config(root, folder / "runs"), progress=False)

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from scene_pe.config import load_config
-from scene_pe.engine.trainer import Trainer
+from scene_pe.train.trainer import Trainer
 
 
 def parameters(model) -> dict[str, torch.Tensor]:

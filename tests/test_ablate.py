@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scene_pe.engine.ablation import budget_overrides, scale_milestones
-from scene_pe.engine.ablation_report import markdown, summarise
-from scene_pe.engine.checkpoint import load_checkpoint
+from scene_pe.experiments.ablation import budget_overrides, scale_milestones
+from scene_pe.experiments.ablation_report import markdown, summarise
+from scene_pe.train.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = [ROOT / "configs" / "synthetic_probabilistic.yaml", ROOT / "configs" / "synthetic_margin.yaml"]

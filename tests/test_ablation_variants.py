@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from scene_pe.data.labels import IGNORE_LABEL, SCANNET20
+from scene_pe.labels.label_set import IGNORE_LABEL, SCANNET20
 from scene_pe.method.clustering import ClusteringConfig, cluster_probabilistic, cluster_probabilistic_scene
 from scene_pe.method.kernels import (
     instance_centres,
@@ -22,9 +22,10 @@ from scene_pe.method.kernels import (
 from scene_pe.method.losses_probabilistic import ProbabilisticLossConfig, probabilistic_loss
 from scene_pe.model.heads import HeadConfig, ProbabilisticHead
 from scene_pe.model.outputs import ProbabilisticOutput
+from scene_pe.model.build import instance_classes
 
 IS_INST = SCANNET20.train_is_instance
-INST_CLASSES = SCANNET20.instance_classes()  # what a head output carries
+INST_CLASSES = instance_classes(SCANNET20)  # what a head output carries
 
 D64 = torch.float64
 L = SCANNET20.num_classes
@@ -203,7 +204,7 @@ def test_score_loss_is_validated():
 def test_extdim_head_outputs_a_bounded_6d_embedding():
     cfg = HeadConfig(embedding="deterministic_6d", hidden=8, centre_scale=1.5, num_classes=L)
     torch.manual_seed(0)
-    head = ProbabilisticHead(5, cfg, SCANNET20.instance_classes()).double()
+    head = ProbabilisticHead(5, cfg, instance_classes(SCANNET20)).double()
     feats = torch.randn(30, 5, dtype=D64) * 3
     coords = torch.randn(30, 3, dtype=D64) * 4
     batch = torch.zeros(30, dtype=torch.long)
@@ -220,7 +221,7 @@ def test_extdim_head_outputs_a_bounded_6d_embedding():
     assert bool((w[3:].abs() > 0).all()) and torch.equal(w[:3], torch.zeros_like(w[:3]))
     # the 3-D deterministic head keeps 3 outputs
     assert ProbabilisticHead(5, HeadConfig(embedding="deterministic", hidden=8, num_classes=L),
-                             SCANNET20.instance_classes()).offset[-1].out_features == 3
+                             instance_classes(SCANNET20)).offset[-1].out_features == 3
 
 
 # ---------------------------------------------------------------- clustering

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from scene_pe.engine.checkpoint import (CheckpointError, load_checkpoint, load_model_weights, rng_state,
-                                        save_checkpoint, set_rng_state)
+from scene_pe.train.checkpoint import (CheckpointError, load_checkpoint, load_model_weights, rng_state, save_checkpoint, set_rng_state)
 
 RAN = []
 
@@ -64,7 +63,7 @@ def test_weights_of_another_model_get_a_checkpoint_error(tmp_path):
 
 
 def test_the_previous_checkpoint_is_kept_and_resume_falls_back_to_it(tmp_path, caplog):
-    from scene_pe.engine.checkpoint import load_latest, previous_path
+    from scene_pe.train.checkpoint import load_latest, previous_path
 
     path = tmp_path / "last.pth"
     assert load_latest(path) is None  # nothing saved yet: nothing to resume
@@ -89,7 +88,7 @@ def test_the_previous_checkpoint_is_kept_and_resume_falls_back_to_it(tmp_path, c
 
 
 def test_a_save_that_fails_midway_leaves_both_checkpoints_untouched(tmp_path, monkeypatch):
-    from scene_pe.engine.checkpoint import previous_path
+    from scene_pe.train.checkpoint import previous_path
 
     path = tmp_path / "last.pth"
     save_checkpoint(path, {"model": {}, "step": 1}, keep_previous=True)

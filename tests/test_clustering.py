@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from scene_pe.data.labels import IGNORE_LABEL, SCANNET20
+from scene_pe.labels.label_set import IGNORE_LABEL, SCANNET20
 from scene_pe.synthetic.scenes import generate_scene
 from scene_pe.method.clustering import (
     ClusteringConfig,
@@ -19,9 +19,10 @@ from scene_pe.method.clustering import (
     cluster_probabilistic_scene,
 )
 from scene_pe.model.outputs import MarginOutput, ProbabilisticOutput
+from scene_pe.model.build import instance_classes
 
 IS_INST = SCANNET20.train_is_instance
-INST_CLASSES = SCANNET20.instance_classes()  # what a head output carries
+INST_CLASSES = instance_classes(SCANNET20)  # what a head output carries
 
 L = SCANNET20.num_classes
 WALL, CHAIR, TABLE = 0, 4, 6

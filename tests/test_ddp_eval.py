@@ -1,6 +1,6 @@
-"""Evaluation under DDP (engine/evaluate.merge_evaluators): two gloo ranks, each scoring every
+"""Evaluation under DDP (inference/evaluate.merge_evaluators): two gloo ranks, each scoring every
 second scene, end with the metrics of one process scoring them all; and the process-group
-helpers (engine/distributed.py) leave the group however a rank ends, a rank's exception reaching
+helpers (util/distributed.py) leave the group however a rank ends, a rank's exception reaching
 the launcher."""
 
 import pickle
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch.multiprocessing as mp
 
-from scene_pe.engine import distributed as D
-from scene_pe.engine.evaluate import add_scene, merge_evaluators
-from scene_pe.engine.infer import VertexPrediction
+from scene_pe.util import distributed as D
+from scene_pe.inference.evaluate import add_scene, merge_evaluators
+from scene_pe.inference.vertices import VertexPrediction
 from scene_pe.evaluation.instance import InstanceEvaluator
 from scene_pe.evaluation.semantic import SemanticEvaluator
 from scene_pe.evaluation.uncertainty import UncertaintyEvaluator

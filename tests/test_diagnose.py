@@ -7,12 +7,13 @@ import math
 import numpy as np
 import torch
 
-from scene_pe.data.labels import SCANNET20
+from scene_pe.labels.label_set import SCANNET20
 from scene_pe.config import load_config
-from scene_pe.engine.diagnose import _scene_kernels
+from scene_pe.experiments.diagnose import _scene_kernels
 from scene_pe.model.outputs import MarginOutput, ProbabilisticOutput
+from scene_pe.model.build import instance_classes
 
-INST_CLASSES = SCANNET20.instance_classes()  # what a head output carries
+INST_CLASSES = instance_classes(SCANNET20)  # what a head output carries
 
 
 def _prob(mu, sigma):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from scene_pe.engine.checkpoint import load_checkpoint, save_checkpoint
+from scene_pe.train.checkpoint import load_checkpoint, save_checkpoint
 from scene_pe.export.submission import write_instance_submission, zip_submission
 from scene_pe.util import cli
 from scene_pe.util.errors import DiskFullError

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from scene_pe.engine.checkpoint import load_checkpoint
+from scene_pe.train.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "synthetic_probabilistic.yaml"
@@ -73,7 +73,7 @@ def test_two_gloo_processes_end_with_identical_parameters(small_dataset, tmp_pat
 
 
 def test_test_tool_writes_a_valid_submission_and_predictions(small_dataset, tmp_path):
-    from scene_pe.engine.predictions import load_prediction
+    from scene_pe.inference.files import load_prediction
     from scene_pe.export.validate import validate_submission, vertex_counts_from_gt
 
     ck = train(small_dataset, tmp_path, "sub", max_steps=1)

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scene_pe.evaluation.instance import (ScenePrediction, SparseMasks, _unique,
-                                          evaluate_instances)
+from scene_pe.evaluation.instance import evaluate_instances
+from scene_pe.evaluation.masks import SparseMasks
+from scene_pe.evaluation.matching import ScenePrediction, _unique
 from scene_pe.evaluation.io import (SubmissionSource, evaluate_instance_submission,
                                     evaluate_semantic_submission, mask_indices,
                                     parse_int_lines)

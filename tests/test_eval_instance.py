@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scene_pe.data.labels import SCANNET20, SCANNET200
-from scene_pe.evaluation.instance import (AP_THRESHOLDS, ScenePrediction, evaluate_instances, gt_from_training_labels)
+from scene_pe.labels.label_set import SCANNET20, SCANNET200
+from scene_pe.evaluation.instance import AP_THRESHOLDS, evaluate_instances
+from scene_pe.evaluation.matching import ScenePrediction, gt_from_training_labels
 from scene_pe.evaluation.io import evaluate_instance_submission, read_gt_file
 from scene_pe.util.errors import SceneError
 

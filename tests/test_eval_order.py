@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from scene_pe.data.labels import SCANNET20
+from scene_pe.labels.label_set import SCANNET20
 from scene_pe.evaluation.instance import InstanceEvaluator
 from scene_pe.evaluation.uncertainty import UncertaintyEvaluator
 

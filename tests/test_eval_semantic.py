@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scene_pe.data.labels import SCANNET20
+from scene_pe.labels.label_set import SCANNET20
 from scene_pe.evaluation.io import evaluate_semantic_submission
 from scene_pe.evaluation.semantic import (SemanticEvaluator, evaluate_semantic,
                                           iou_from_confusion, semantic_confusion)

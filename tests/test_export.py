@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from plyfile import PlyData, PlyElement
 
-from scene_pe.data.labels import SCANNET20
+from scene_pe.labels.label_set import SCANNET20
 from scene_pe.evaluation.instance import evaluate_instances
 from scene_pe.evaluation.io import evaluate_instance_submission, evaluate_semantic_submission
 from scene_pe.export.submission import (mask_bytes, write_instance_submission,

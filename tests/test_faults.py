@@ -1,4 +1,4 @@
-"""Training faults by injection on the CPU (engine/faults.py): non-finite steps change nothing,
+"""Training faults by injection on the CPU (train/faults.py): non-finite steps change nothing,
 out of memory retries scene by scene, unreadable scenes and dead loader workers are skipped."""
 
 import copy
@@ -26,7 +26,7 @@ def copy_root(src: Path, dst: Path) -> Path:
 
 
 def make_trainer(root: Path, run_dir: Path, *extra: str):
-    from scene_pe.engine.trainer import Trainer
+    from scene_pe.train.trainer import Trainer
 
     cfg = load_config(ROOT / "configs" / "synthetic_probabilistic.yaml", [
         f"data.root={root}", f"run_dir={run_dir}", "name=faults", "data.num_workers=0", "data.batch_size=1",
@@ -85,7 +85,7 @@ def test_a_non_finite_step_changes_nothing_and_is_logged(small_dataset, tmp_path
     before = snapshot(trainer)
     param = next(trainer.model.parameters())
     if where == "loss":
-        import scene_pe.engine.trainer as T
+        import scene_pe.train.trainer as T
         real = T.compute_loss
         monkeypatch.setattr(T, "compute_loss", lambda *a: (lambda r: type(r)(r.total * float("nan"), r.terms))(real(*a)))
     else:
@@ -201,7 +201,7 @@ def test_a_loader_worker_that_dies_is_replaced_and_its_batch_skipped(small_datas
 
 
 def test_a_batch_whose_worker_died_before_its_tensors_were_fetched_counts_as_a_worker_death():
-    from scene_pe.engine.faults import is_worker_death
+    from scene_pe.train.faults import is_worker_death
 
     def raised(code: str, filename: str) -> BaseException:
         try:

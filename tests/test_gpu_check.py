@@ -9,25 +9,26 @@ import numpy as np
 import pytest
 import torch
 
-from scene_pe.engine import gpu_check as G
+from scene_pe.env import gpu_check as G
+from scene_pe.env import minkowski as M
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_kernel_offsets_are_the_27_neighbours():
-    offsets = G.kernel_offsets()
+    offsets = M.kernel_offsets()
     assert offsets.shape == (27, 3)
     assert sorted(map(tuple, offsets)) == [tuple(np.array(i) - 1) for i in np.ndindex(3, 3, 3)]
 
 
 def test_sparse_conv_equals_dense_conv3d_and_a_wrong_kernel_layout_is_caught():
-    coords, feats, kernel, out_weight = G.random_points(seed=3, n=800, extent=10)
-    sparse = G.sparse_conv(coords, feats, kernel, out_weight, "cpu")
-    d = G.compare(sparse, G.dense_conv(coords, feats, kernel, out_weight))
+    coords, feats, kernel, out_weight = M.random_points(seed=3, n=800, extent=10)
+    sparse = M.sparse_conv(coords, feats, kernel, out_weight, "cpu")
+    d = M.compare(sparse, M.dense_conv(coords, feats, kernel, out_weight))
     assert d.ok(1e-5) and d.scale > 1
     assert sparse[2].shape == kernel.shape and float(sparse[1].abs().sum()) > 0
     # the check is not vacuous: the kernel's indices in another order no longer match
-    mirrored = G.compare(sparse, G.dense_conv(coords, feats, kernel.flip(0), out_weight))
+    mirrored = M.compare(sparse, M.dense_conv(coords, feats, kernel.flip(0), out_weight))
     assert not mirrored.ok(1e-2)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from scene_pe.engine.checkpoint import CheckpointError, load_checkpoint
+from scene_pe.train.checkpoint import CheckpointError, load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "synthetic_probabilistic.yaml"

@@ -7,14 +7,15 @@ import math
 import pytest
 import torch
 
-from scene_pe.data.labels import IGNORE_LABEL, SCANNET20
+from scene_pe.labels.label_set import IGNORE_LABEL, SCANNET20
 from scene_pe.method.losses import split_scenes
 from scene_pe.method.losses_margin import MarginLossConfig, margin_loss
 from scene_pe.method.lovasz import lovasz_hinge_rows
 from scene_pe.method.losses_probabilistic import ProbabilisticLossConfig, probabilistic_loss
 from scene_pe.model.outputs import MarginOutput, ProbabilisticOutput
+from scene_pe.model.build import instance_classes
 
-INST_CLASSES = SCANNET20.instance_classes()  # what a head output carries
+INST_CLASSES = instance_classes(SCANNET20)  # what a head output carries
 
 D64 = torch.float64
 L = SCANNET20.num_classes
@@ -377,7 +378,7 @@ def test_bad_targets_raise():
     batch = torch.tensor([0, 0, 1, 1])
     mu, sigma, logits = torch.zeros(4, 3), torch.ones(4, 3), torch.zeros(4, L)
     with pytest.raises(ValueError, match="spans several scenes"):
-        split_scenes(batch, torch.tensor([4, 4, 4, 4]), torch.tensor([1, 1, 1, 1]), SCANNET20.instance_classes())
+        split_scenes(batch, torch.tensor([4, 4, 4, 4]), torch.tensor([1, 1, 1, 1]), instance_classes(SCANNET20))
     with pytest.raises(ValueError, match="semantic ids"):
         _both_losses(mu, sigma, logits, batch, torch.tensor([0, 25, 1, 1]), torch.full((4,), -1))
     with pytest.raises(ValueError, match="shape"):

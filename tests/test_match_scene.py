@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from scene_pe.evaluation.instance import match_scene
+from scene_pe.evaluation.matching import match_scene
 from scene_pe.evaluation.masks import SparseMasks
 from scene_pe.util.errors import SceneError
 

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from scene_pe.data.labels import SCANNET20
+from scene_pe.labels.label_set import SCANNET20
 from scene_pe.model.heads import HeadConfig
 from scene_pe.model.network import InstanceSegmentationNet
 from scene_pe.model.outputs import MarginOutput, ProbabilisticOutput
 from scene_pe.model.unet import ARCHITECTURES, STRIDE, BackboneConfig, Res16UNet
 from scene_pe.sparse.voxelize import VoxelizeConfig, voxelize
+from scene_pe.model.build import instance_classes
 
 VOXEL = 0.05
 
@@ -32,7 +33,7 @@ def surface_scene(seed, n=3000, shift=(0.0, 0.0, 0.0)):
 def make_net(head: HeadConfig, backbone="Res16UNet14S"):
     torch.manual_seed(0)
     head = dataclasses.replace(head, num_classes=SCANNET20.num_classes)
-    return InstanceSegmentationNet(3, BackboneConfig(name=backbone), head, SCANNET20.instance_classes())
+    return InstanceSegmentationNet(3, BackboneConfig(name=backbone), head, instance_classes(SCANNET20))
 
 
 VARIANTS = ["anisotropic_heteroscedastic", "anisotropic_homoscedastic",

@@ -5,7 +5,7 @@ against closed forms on planes and spheres."""
 import numpy as np
 import open3d as o3d
 
-from scene_pe.data.scannet import estimate_normals, vertex_normals
+from scene_pe.geometry.normals import estimate_normals, vertex_normals
 
 CENTRE = np.array([1.0, 2.0, 3.0])
 RADIUS = 0.5

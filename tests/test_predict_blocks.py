@@ -20,11 +20,12 @@ import trimesh
 
 from scene_pe.config import dump_config, load_config
 from scene_pe.data.scannet import read_axis_alignment, read_mesh
-from scene_pe.engine.checkpoint import save_checkpoint
-from scene_pe.engine.trainer import build_model
+from scene_pe.train.checkpoint import save_checkpoint
+from scene_pe.model.build import build_model
 from scene_pe.model.outputs import ProbabilisticOutput
 from scene_pe.predict import pipeline
 from scene_pe.predict.frame import apply
+from scene_pe.model.build import instance_classes
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -46,7 +47,7 @@ def oracle_outputs(label_set):
         centroid /= torch.bincount(local, minlength=len(ids)).unsqueeze(1)
         own = inst >= 0
         mu = torch.where(own.unsqueeze(1), centroid[local], x)
-        is_instance = label_set.instance_classes()
+        is_instance = instance_classes(label_set)
         cls = torch.where(sem >= 0, sem, torch.zeros_like(sem))  # ignored vertices: wall (stuff)
         cls = torch.where(own & ~is_instance[cls], torch.full_like(cls, chair), cls)
         cls = torch.where(~own & is_instance[cls], torch.zeros_like(cls), cls)

@@ -6,7 +6,7 @@ import pytest
 import trimesh
 from plyfile import PlyData, PlyElement
 
-from scene_pe.engine.infer import VertexPrediction
+from scene_pe.inference.vertices import VertexPrediction
 from scene_pe.predict.blocks import merge_blocks, plan_blocks
 from scene_pe.predict.frame import (apply, floor_alignment, homogeneous, model_frame, rotation_between,
                                     rotation_z, up_rotation, wall_angle)

@@ -16,7 +16,7 @@ from scene_pe.superpoints.segmentator import segment_mesh
 import pytest
 
 from scene_pe.data import preprocess as pp
-from scene_pe.data.labels import IGNORE_LABEL
+from scene_pe.labels.label_set import IGNORE_LABEL
 from scene_pe.data.scannet import LABEL_MAP_NAME, gt_ids, load_label_map, read_mesh, read_scene
 from scene_pe.evaluation.io import read_gt_file
 from scene_pe.util import io as sio
@@ -210,7 +210,7 @@ def _write_npz(path: Path) -> Path:
 # ---------------------------------------------------------------- synthetic round trip
 def test_synthetic_round_trip(tmp_path):
     from scene_pe.data import scannet_files as sf
-    from scene_pe.data.labels import SCANNET20
+    from scene_pe.labels.label_set import SCANNET20
     from scene_pe.synthetic.scenes import generate_scene, scene_seed, write_scene
     from scene_pe.synthetic.catalog import used_label_rows
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from plyfile import PlyData, PlyElement
 
-from scene_pe.data.labels import IGNORE_LABEL, SCANNET20
+from scene_pe.labels.label_set import IGNORE_LABEL, SCANNET20
 from scene_pe.data.scannet import (LABEL_MAP_NAME, SceneWarning, gt_ids, load_label_map,
                                    read_scene, write_gt_txt)
 from scene_pe.evaluation.io import read_gt_file

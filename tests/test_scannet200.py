@@ -13,7 +13,7 @@ import torch
 
 from scene_pe.config import load_config
 from scene_pe.data.dataset import SceneDataset, load_scene
-from scene_pe.data.labels import IGNORE_LABEL, SCANNET20, SCANNET200, get_label_set
+from scene_pe.labels.label_set import IGNORE_LABEL, SCANNET20, SCANNET200, get_label_set
 from scene_pe.data.preprocess import run_preprocess
 from scene_pe.data.scannet import load_label_map
 from scene_pe.data.transforms import build_transforms
@@ -136,8 +136,9 @@ def test_labels_follow_the_label_set(raw200, pre200, tmp_path):
 
 
 def test_a_200_class_model_trains_and_predicts_scannet200_ids(pre200):
-    from scene_pe.engine.infer import predict_batch
-    from scene_pe.engine.trainer import build_model, compute_loss
+    from scene_pe.inference.vertices import predict_batch
+    from scene_pe.model.build import build_model
+    from scene_pe.train.loss import compute_loss
     from scene_pe.sparse.voxelize import voxelize
 
     for config in ("synthetic200_probabilistic.yaml", "scannet200_margin.yaml"):

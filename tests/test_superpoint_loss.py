@@ -1,4 +1,4 @@
-"""``loss.superpoint_weight > 0`` in training (engine/trainer.compute_loss): the loss gains
+"""``loss.superpoint_weight > 0`` in training (train/loss.compute_loss): the loss gains
 ``weight x`` the superpoints' mean within-superpoint variance of the embedding (the probabilistic
 head's mu, the margin head's embedding), computed here by hand; scenes without superpoints add
 nothing."""
@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from scene_pe.config import load_config
-from scene_pe.engine.trainer import build_model, compute_loss
+from scene_pe.model.build import build_model
+from scene_pe.train.loss import compute_loss
 from scene_pe.sparse.voxelize import voxelize
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from scene_pe.data.labels import SCANNET20
-from scene_pe.superpoints import pooling as SP
+from scene_pe.labels.label_set import SCANNET20
+from scene_pe.method import superpoint_pooling as SP
 from scene_pe.superpoints.segmentator import (SegmentatorConfig, edge_weights, mesh_edges, mesh_normals,
                                               segment_cloud, segment_mesh)
+from scene_pe.model.build import instance_classes
 
-INST_CLASSES = SCANNET20.instance_classes()  # what a head output carries
+INST_CLASSES = instance_classes(SCANNET20)  # what a head output carries
 
 
 def segment_tool():
@@ -196,7 +197,7 @@ def test_vote_takes_the_most_common_instance_ties_to_the_smallest():
 
 def ideal_scene(seed: int = 0):
     """Vertices of 4 objects + floor, superpoints nested in them, voxels of 2..4 vertices, ideal outputs."""
-    from scene_pe.data.labels import SCANNET20
+    from scene_pe.labels.label_set import SCANNET20
     from scene_pe.model.outputs import ProbabilisticOutput
 
     rng = np.random.default_rng(seed)
@@ -223,7 +224,7 @@ def ideal_scene(seed: int = 0):
 @pytest.mark.parametrize("mode", ["vote", "cluster"])
 def test_superpoint_inference_recovers_ideal_instances_exactly(mode):
     from scene_pe.config import InferenceConfig
-    from scene_pe.engine.infer import scene_prediction
+    from scene_pe.inference.vertices import scene_prediction
 
     out, inst, segment, p2v = ideal_scene()
     cfg = InferenceConfig(superpoints=mode, min_vertices=50)

@@ -14,7 +14,7 @@ from scipy.spatial import cKDTree
 
 from scene_pe.data import scannet_files as sf
 from scene_pe.synthetic import mesh as sm
-from scene_pe.data.labels import SCANNET20
+from scene_pe.labels.label_set import SCANNET20
 from scene_pe.synthetic.scenes import generate_dataset, generate_scene, scene_seed, write_scene
 from scene_pe.synthetic.catalog import RAW_TO_NYU40
 

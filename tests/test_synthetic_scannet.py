@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scene_pe.data.labels import SCANNET20
+from scene_pe.labels.label_set import SCANNET20
 from scene_pe.synthetic.catalog import RAW_TO_NYU40
 from scene_pe.synthetic.layout import floor_item, room_corners
 from scene_pe.synthetic.layout_scannet import INSTANCES, class_weights, count_instances, make_scannet_layout

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from scene_pe.config import load_config
-from scene_pe.engine.checkpoint import load_checkpoint
+from scene_pe.train.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "synthetic_probabilistic.yaml"
@@ -17,7 +17,7 @@ LR = 0.002
 
 
 def make_trainer(data_root, run_dir, *overrides):
-    from scene_pe.engine.trainer import Trainer
+    from scene_pe.train.trainer import Trainer
 
     cfg = load_config(CONFIG, [f"data.root={data_root}", f"run_dir={run_dir}", "name=t", "data.num_workers=0",
                                "data.batch_size=1", "data.voxel.voxel_size=0.1", "model.backbone.stem_channels=8",
@@ -75,7 +75,7 @@ def test_grad_clip_scales_the_gradient_to_the_clip_value_and_adam_steps_with_it(
 
 def test_best_checkpoint_is_the_best_validation_ap_replaced_only_on_improvement(small_dataset, tmp_path,
                                                                                monkeypatch):
-    import scene_pe.engine.trainer as T
+    import scene_pe.train.trainer as T
 
     trainer = make_trainer(small_dataset, tmp_path)
     aps = iter([float("nan"), 0.2, 0.1, 0.5, 0.5, 0.3, 0.7])

@@ -14,12 +14,11 @@ import torch
 
 from scene_pe.config import dump_config, load_config
 from scene_pe.data.dataset import preprocessed_split
-from scene_pe.engine.checkpoint import save_checkpoint
-from scene_pe.engine.evaluate import evaluate_loader, inference_loader
-from scene_pe.engine.trainer import build_model
-from scene_pe.engine.infer import predict_batch, predictions_from_outputs
-from scene_pe.engine.tuning import (TuningError, cache_outputs, chosen_index, grid_points, parse_grid,
-                                    split_halves, tune)
+from scene_pe.train.checkpoint import save_checkpoint
+from scene_pe.inference.evaluate import evaluate_loader, inference_loader
+from scene_pe.model.build import build_model
+from scene_pe.inference.vertices import predict_batch, predictions_from_outputs
+from scene_pe.experiments.tuning import (TuningError, cache_outputs, chosen_index, grid_points, parse_grid, split_halves, tune)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "synthetic_probabilistic.yaml"
@@ -140,7 +139,7 @@ def test_tool_writes_json_and_marks_the_chosen_row(untrained_run, tmp_path):
 def test_bad_value_fails_before_the_network_runs(untrained_run, monkeypatch, capsys):
     import importlib.util
 
-    import scene_pe.engine.checkpoint as checkpoint
+    import scene_pe.train.checkpoint as checkpoint
     from scene_pe.model.network import InstanceSegmentationNet
 
     spec = importlib.util.spec_from_file_location("tune_tool", ROOT / "tools" / "tune_inference.py")

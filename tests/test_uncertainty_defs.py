@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from scene_pe.config import load_config
-from scene_pe.data.labels import SCANNET20
-from scene_pe.engine.infer import small_instance_remap
+from scene_pe.labels.label_set import SCANNET20
+from scene_pe.inference.vertices import small_instance_remap
 from scene_pe.method.kernels import log_bhattacharyya
 from scene_pe.method.uncertainty import centre_kernels, probabilistic_uncertainty
 from scene_pe.util.typed_config import ConfigError

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scene_pe.data.labels import SCANNET20
+from scene_pe.labels.label_set import SCANNET20
 from scene_pe.evaluation.uncertainty import (UncertaintyEvaluator, auroc, decile_error_rates, tie_counts,
                                              wrong_assignments)
 from scene_pe.util.errors import SceneError
@@ -183,8 +183,8 @@ def test_evaluator_pools_scenes_and_merges():
 def test_saved_predictions_are_scored_like_the_instance_evaluator(tmp_path):
     """engine.predictions.evaluate_saved: uncertainty metric on the scenes with a GT file."""
     from scene_pe.data.scannet import write_gt_txt
-    from scene_pe.engine.infer import VertexPrediction
-    from scene_pe.engine.predictions import evaluate_saved, save_prediction
+    from scene_pe.inference.vertices import VertexPrediction
+    from scene_pe.inference.files import evaluate_saved, save_prediction
 
     rng = np.random.default_rng(3)
     gt_dir, want = tmp_path / "gt", UncertaintyEvaluator()

@@ -11,11 +11,11 @@ import re
 import numpy as np
 import pytest
 
-from scene_pe.data.labels import SCANNET20, SCANNET200
-from scene_pe.engine.infer import VertexPrediction
+from scene_pe.labels.label_set import SCANNET20, SCANNET200
+from scene_pe.inference.vertices import VertexPrediction
 from scene_pe.evaluation.errors import (FALSE_POSITIVE, MERGED, MISSED, RIGHT, SPLIT, VOID, error_kinds,
                                         match_instances)
-from scene_pe.evaluation.instance import gt_from_training_labels
+from scene_pe.evaluation.matching import gt_from_training_labels
 from scene_pe.evaluation.uncertainty import wrong_assignments
 from scene_pe.predict.outputs import instance_records
 from scene_pe.synthetic.predictions import prediction_with_errors

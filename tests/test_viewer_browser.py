@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scene_pe.data.labels import SCANNET20
-from scene_pe.evaluation.instance import gt_from_training_labels
+from scene_pe.labels.label_set import SCANNET20
+from scene_pe.evaluation.matching import gt_from_training_labels
 from scene_pe.predict.outputs import instance_records
 from scene_pe.synthetic.predictions import prediction_with_errors
 from scene_pe.synthetic.scenes import generate_scene

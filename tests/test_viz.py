@@ -169,7 +169,7 @@ def test_writers_reject_bad_shapes(tmp_path):
 
 
 def test_write_prediction_plys(tmp_path):
-    from scene_pe.engine.infer import VertexPrediction
+    from scene_pe.inference.vertices import VertexPrediction
     from scene_pe.viz import write_prediction_plys
     coords, faces = grid_mesh()
     n = len(coords)

@@ -61,7 +61,7 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from scene_pe.engine.ablation import AblationError, run_ablation
+    from scene_pe.experiments.ablation import AblationError, run_ablation
 
     try:
         return run_ablation(args.configs, args.seeds, args.out, args.overrides, epochs=args.epochs,

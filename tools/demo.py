@@ -155,7 +155,7 @@ def training_status(last: Path, epochs: int) -> str:
     """"ran", or for a run directory that already has last.pth "reused" (all epochs done) / "resumed"."""
     if not last.exists():
         return "ran"
-    from scene_pe.engine.checkpoint import CheckpointError, load_checkpoint
+    from scene_pe.train.checkpoint import CheckpointError, load_checkpoint
     try:
         epoch = load_checkpoint(last).get("epoch", 0)
     except CheckpointError:
@@ -164,7 +164,7 @@ def training_status(last: Path, epochs: int) -> str:
 
 
 def predictions_status(out_dir: Path, scenes: list[str]) -> str:
-    from scene_pe.engine.predictions import prediction_path
+    from scene_pe.inference.files import prediction_path
     done = sum(prediction_path(out_dir, s).exists() for s in scenes)
     if done == 0:
         return "ran"

@@ -7,7 +7,7 @@ RUN_DIR holds config.yaml and last.pth (tools/train.py, tools/ablate.py runs).
 Prints, per run: the share of instance voxels whose own GT instance's kernel
 beats every other instance's ("separable"), the median own kernel, the shares
 with own < tau and with another instance >= tau, and sigma quantiles on
-instance and on other voxels (scene_pe/engine/diagnose.py says how each is
+instance and on other voxels (scene_pe/experiments/diagnose.py says how each is
 computed). Exit status 2 on a missing run.
 """
 
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
         if not (run / "config.yaml").is_file() or not (run / "last.pth").is_file():
             print(f"diagnose: {run}: no config.yaml and last.pth (not a training run folder)", file=sys.stderr)
             return 2
-    from scene_pe.engine.diagnose import diagnose_run
+    from scene_pe.experiments.diagnose import diagnose_run
 
     results = {}
     for run in args.runs:

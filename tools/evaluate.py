@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scene_pe.data.labels import LABEL_SET_NAMES  # noqa: E402
-from scene_pe.data.preprocess import label_set_of_gt  # noqa: E402
+from scene_pe.labels.label_set import LABEL_SET_NAMES  # noqa: E402
+from scene_pe.labels.folder import label_set_of_gt  # noqa: E402
 from scene_pe.evaluation.semantic import GT_FORMATS  # noqa: E402
 from scene_pe.evaluation.io import (evaluate_instance_submission,  # noqa: E402
                                     evaluate_semantic_submission)

@@ -54,7 +54,8 @@ def main(argv=None) -> int:
     import torch
 
     from scene_pe.config import load_config
-    from scene_pe.engine import gpu_check as G
+    from scene_pe.env import gpu_check as G
+    from scene_pe.env import minkowski as M
     from scene_pe.model.precision import amp_dtype
     from scene_pe.util.typed_config import ConfigError
 
@@ -79,20 +80,20 @@ def main(argv=None) -> int:
         if not ok:
             failed.append(name)
 
-    env = G.environment()
+    env = M.environment()
     report["environment"] = env
     print(f"torch {env['torch']} (CUDA {env['torch_cuda']}), MinkowskiEngine {env['minkowski']}; "
           f"GPUs: {', '.join(env['gpus']) or 'none'}")
     if env["cuda_available"]:
         check("MinkowskiEngine built with CUDA", env["minkowski_cuda"],
               "yes" if env["minkowski_cuda"] else "no: rebuild it (docs/gpu.md)")
-    data = G.random_points(seed=0)
-    cpu = G.sparse_conv(*data, "cpu")
-    d = G.compare(cpu, G.dense_conv(*data))
+    data = M.random_points(seed=0)
+    cpu = M.sparse_conv(*data, "cpu")
+    d = M.compare(cpu, M.dense_conv(*data))
     check("CPU sparse conv = dense conv3d", d.ok(RTOL), f"{d}")
     cuda = env["cuda_available"] and env["minkowski_cuda"]
     if cuda:
-        d = G.compare(cpu, G.sparse_conv(*data, "cuda"))
+        d = M.compare(cpu, M.sparse_conv(*data, "cuda"))
         check("CUDA sparse conv = CPU sparse conv", d.ok(RTOL), f"{d}")
     elif not env["cuda_available"]:
         print("no CUDA device: the GPU checks are skipped (CPU part done)")

@@ -72,7 +72,7 @@ def summary_line(name: str, record: dict, written: list) -> str:
 
 
 def predict_one(predictor, opts, args, path, name, progress: bool) -> tuple[dict, list[Path]]:
-    from scene_pe.engine.infer import uncertainty_name
+    from scene_pe.inference.vertices import uncertainty_name
     from scene_pe.predict.outputs import (class_counts, instance_records, output_paths, versions,
                                           write_summary_json, write_vertex_files)
     from scene_pe.predict.pipeline import Timings
@@ -96,7 +96,7 @@ def predict_one(predictor, opts, args, path, name, progress: bool) -> tuple[dict
     if not args.no_render:
         with t.stage("render"):
             renderer = render_png(paths["png"], result.xyz_model, result.normals, result.pred.instance,
-                                  result.pred.labels, result.pred.semantic, f"{name}  ({path})", args.renderer,
+                                  result.pred.labels, result.pred.semantic, f"{name}  ({Path(path).name})", args.renderer,
                                   predictor.cfg.data.labels)
     records = instance_records(result.pred, scan.coords, predictor.cfg.data.labels)
     cfg = predictor.cfg
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     threads = set_cpu_threads(args.threads)  # before torch / MinkowskiEngine load
     import torch
 
-    from scene_pe.engine.checkpoint import CheckpointError
+    from scene_pe.train.checkpoint import CheckpointError
     from scene_pe.predict.frame import AlignmentError
     from scene_pe.predict.outputs import output_paths
     from scene_pe.predict.pipeline import PredictOptions, Predictor

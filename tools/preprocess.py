@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scene_pe.data.labels import LABEL_SET_NAMES, get_label_set  # noqa: E402
+from scene_pe.labels.label_set import LABEL_SET_NAMES, get_label_set  # noqa: E402
 from scene_pe.data.preprocess import (SPLITS, default_workers, run_preprocess,  # noqa: E402
                                       split_file_path, split_name)
 from scene_pe.data.scannet import LABEL_MAP_NAME, load_label_map  # noqa: E402

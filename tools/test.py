@@ -47,7 +47,7 @@ def parse_args(argv):
 
 
 def export(cfg, out_dir: Path, export_dir: Path, scenes: list[str]) -> list[str]:
-    from scene_pe.engine.predictions import load_prediction
+    from scene_pe.inference.files import load_prediction
     from scene_pe.export.submission import write_instance_submission, write_semantic_submission, zip_submission
     from scene_pe.export.validate import validate_submission
 
@@ -72,7 +72,7 @@ def export(cfg, out_dir: Path, export_dir: Path, scenes: list[str]) -> list[str]
 def write_plys(out_dir: Path, scenes: list[str], data_root: Path, scannet_root: Path | None, label_set) -> None:
     from scene_pe.data.dataset import load_scene
     from scene_pe.data.scannet import read_mesh
-    from scene_pe.engine.predictions import load_prediction
+    from scene_pe.inference.files import load_prediction
     from scene_pe.viz import write_prediction_plys
 
     for scene in scenes:
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
-    from scene_pe.engine import distributed as D
+    from scene_pe.util import distributed as D
 
     rank, world, device = D.init_distributed()
     ok = False
@@ -116,11 +116,11 @@ def predict_and_score(args, cfg, rank: int, world: int, device) -> int:
     import torch
 
     from scene_pe.data.dataset import preprocessed_split
-    from scene_pe.engine.checkpoint import CheckpointError, load_checkpoint, load_model_weights
-    from scene_pe.engine.evaluate import predict_scenes
-    from scene_pe.engine.infer import uncertainty_name
-    from scene_pe.engine.predictions import evaluate_saved, prediction_path, save_prediction
-    from scene_pe.engine.trainer import build_model
+    from scene_pe.train.checkpoint import CheckpointError, load_checkpoint, load_model_weights
+    from scene_pe.inference.evaluate import predict_scenes
+    from scene_pe.inference.vertices import uncertainty_name
+    from scene_pe.inference.files import evaluate_saved, prediction_path, save_prediction
+    from scene_pe.model.build import build_model
     from scene_pe.model.precision import amp_dtype
 
     data_root = Path(cfg.data.root)

@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
-    from scene_pe.engine.trainer import Trainer
+    from scene_pe.train.trainer import Trainer
 
     trainer = Trainer(cfg, resume=args.resume, checkpoint_every=args.checkpoint_every,
                       progress=not args.no_progress)

@@ -8,7 +8,7 @@ RUN_DIR holds config.yaml and last.pth (tools/train.py, tools/ablate.py runs);
 give the seeds of one config together: a grid point's score is the mean over
 them. The sorted val scenes are halved by position: the point with the best
 mean AP on the even half ("select") is chosen, and its figures on the odd half
-("report") are the ones to quote (scene_pe/engine/tuning.py). Prints a markdown
+("report") are the ones to quote (scene_pe/experiments/tuning.py). Prints a markdown
 table; --out also writes tuning.json and tuning.md there. Examples:
 
     tools/tune_inference.py runs/ablate/runs/full_aniso_hetero/seed{0,1,2} \\
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
             print(f"tune_inference: {run}: no config.yaml and last.pth (not a training run folder)",
                   file=sys.stderr)
             return 2
-    from scene_pe.engine.tuning import TuningError, format_all_table, format_table, tune
+    from scene_pe.experiments.tuning import TuningError, format_all_table, format_table, tune
 
     try:
         result = tune(args.runs, args.grid, args.max_scenes, progress=not args.no_progress)

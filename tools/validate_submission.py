@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scene_pe.evaluation.io import SubmissionSource  # noqa: E402
 from scene_pe.export.validate import (validate_submission, vertex_counts_from_gt,  # noqa: E402
                                       vertex_counts_from_scannet)
-from scene_pe.data.labels import LABEL_SET_NAMES, get_label_set  # noqa: E402
-from scene_pe.data.preprocess import label_set_of_gt  # noqa: E402
+from scene_pe.labels.label_set import LABEL_SET_NAMES, get_label_set  # noqa: E402
+from scene_pe.labels.folder import label_set_of_gt  # noqa: E402
 from scene_pe.util import cli  # noqa: E402
 from scene_pe.util.io import read_lines  # noqa: E402
 

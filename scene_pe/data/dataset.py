@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from scene_pe.data.labels import LEGACY_LABEL_SET
+from scene_pe.labels.label_set import LEGACY_LABEL_SET
 from scene_pe.data.transforms import Compose
 from scene_pe.sparse.voxelize import VoxelBatch, VoxelizeConfig, voxelize
 from scene_pe.util.errors import SceneError

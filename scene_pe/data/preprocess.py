@@ -21,7 +21,8 @@ from typing import Iterable, Literal
 import numpy as np
 from tqdm import tqdm
 
-from scene_pe.data.labels import LEGACY_LABEL_SET, SCANNET20, LabelSet, get_label_set
+from scene_pe.labels.label_set import SCANNET20, LabelSet
+from scene_pe.labels.folder import claim_label_set
 from scene_pe.data.scannet import (LabelMap, RawScene, ScenePaths, SemanticSource, gt_ids,
                                    read_scene, write_gt_txt)
 from scene_pe.util.errors import SceneError
@@ -29,7 +30,6 @@ from scene_pe.util.io import (remove_stale_temps, save_npz_atomic, write_lines_a
                               write_text_atomic)
 
 SPLITS = ("train", "val", "test")
-LABEL_SET_FILE = "label_set.txt"  # the label set an output folder was written with
 SCAN_DIRS = ("scans", "scans_test")  # ScanNet puts test scenes in scans_test
 Status = Literal["written", "skipped", "failed"]
 
@@ -219,36 +219,6 @@ def run_preprocess(root: str | Path, out_dir: str | Path, splits: dict[str, list
     if order:
         write_text_atomic(out_dir / "preprocess_report.txt", summary.format(max_lines=10**9) + "\n")
     return summary
-
-
-def stored_label_set(out_dir: str | Path) -> LabelSet | None:
-    """The label set a preprocessed folder was written with (None: not written yet)."""
-    path = Path(out_dir) / LABEL_SET_FILE
-    if not path.is_file():
-        return None
-    name = path.read_text(encoding="utf-8").strip()
-    try:
-        return get_label_set(name)
-    except ValueError as e:
-        raise SceneError("-", path, str(e)) from None
-
-
-def label_set_of_gt(gt_dir: str | Path, given: str | None) -> LabelSet:
-    """The label set to score GT of ``gt_dir`` with: ``given``, else the one its preprocessed
-    folder (the parent) records, else the legacy one (folders written before label sets)."""
-    if given is not None:
-        return get_label_set(given)
-    return stored_label_set(Path(gt_dir).parent) or LEGACY_LABEL_SET
-
-
-def claim_label_set(out_dir: Path, label_set: LabelSet) -> None:
-    """Record ``label_set`` for ``out_dir``, or refuse when the folder holds another one."""
-    stored = stored_label_set(out_dir)
-    if stored is None:
-        write_text_atomic(out_dir / LABEL_SET_FILE, label_set.name + "\n")
-    elif stored != label_set:
-        raise ValueError(f"{out_dir}: preprocessed with label set {stored.name}, not {label_set.name}; "
-                         "use another output folder")
 
 
 def default_workers() -> int:

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import open3d as o3d
 from plyfile import PlyData
 
-from scene_pe.data.labels import NUM_NYU40, NYU40_COLUMN, SCANNET20, TSV_ID_COLUMNS, LabelSet
+from scene_pe.labels.label_set import NUM_NYU40, NYU40_COLUMN, SCANNET20, TSV_ID_COLUMNS, LabelSet
+from scene_pe.geometry.normals import vertex_normals
+from scene_pe.superpoints.segmentator import segment_mesh
 from scene_pe.util.errors import SceneError
 from scene_pe.util.io import atomic_open, int_lines_bytes
 
@@ -195,30 +196,6 @@ def ply_triangles(ply: PlyData, path: Path, scene: str, num_vertices: int) -> np
     return faces.astype(np.int32)
 
 
-def vertex_normals(coords: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals (open3d); vertices without faces get +z."""
-    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(coords.astype(np.float64)),
-                                     o3d.utility.Vector3iVector(faces.astype(np.int32)))
-    mesh.compute_vertex_normals()
-    n = np.asarray(mesh.vertex_normals, dtype=np.float32)
-    norm = np.linalg.norm(n, axis=1)
-    bad = ~(np.isfinite(norm) & (norm > 0.5))  # isolated vertices / degenerate faces only
-    n[bad] = (0.0, 0.0, 1.0)
-    return n
-
-
-def estimate_normals(xyz: np.ndarray) -> np.ndarray:
-    """Unit normals of a point cloud (metres), oriented towards its bounding-box centre."""
-    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz.astype(np.float64)))
-    pcd.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=0.1, max_nn=30))
-    centre = (xyz.min(axis=0) + xyz.max(axis=0)) / 2.0
-    pcd.orient_normals_towards_camera_location(centre.astype(np.float64))
-    n = np.asarray(pcd.normals, dtype=np.float32)
-    bad = ~np.isfinite(n).all(axis=1) | (np.linalg.norm(n, axis=1) < 0.5)  # isolated points
-    n[bad] = (0.0, 0.0, 1.0)
-    return n
-
-
 def read_axis_alignment(path: Path, scene: str) -> np.ndarray | None:
     """The ``axisAlignment`` 4x4 (row-major) of a scene .txt, or None when absent."""
     if not path.is_file():
@@ -297,7 +274,6 @@ def read_scene(scene_dir: str | Path, label_map: LabelMap | None, align: bool = 
     if p.segs.is_file():
         segment = read_segments(p.segs, scene, n)
     else:  # no segs.json (own scans): ScanNet's over-segmentation of the file as it is
-        from scene_pe.superpoints.segmentator import segment_mesh
         segment = segment_mesh(coords, faces)
 
     matrix = read_axis_alignment(p.meta, scene)

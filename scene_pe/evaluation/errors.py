@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scene_pe.data.labels import SCANNET20, LabelSet
-from scene_pe.evaluation.instance import match_scene
+from scene_pe.labels.label_set import SCANNET20, LabelSet
+from scene_pe.evaluation.matching import match_scene
 from scene_pe.evaluation.uncertainty import NO_INSTANCE, own_instances, wrong_assignments
 
 VOID, RIGHT, MISSED, FALSE_POSITIVE, MERGED, SPLIT = -1, 0, 1, 2, 3, 4

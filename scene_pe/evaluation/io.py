@@ -19,9 +19,10 @@ import zipfile
 from pathlib import Path
 import numpy as np
 
-from scene_pe.data.labels import SCANNET20, LabelSet
-from scene_pe.evaluation.instance import (MIN_REGION_SIZE, InstanceEvaluator, InstanceResult,
-                                          ScenePrediction, SparseMasks)
+from scene_pe.labels.label_set import SCANNET20, LabelSet
+from scene_pe.evaluation.instance import InstanceEvaluator, InstanceResult
+from scene_pe.evaluation.masks import SparseMasks
+from scene_pe.evaluation.matching import MIN_REGION_SIZE, ScenePrediction
 from scene_pe.evaluation.parallel import map_scenes
 from scene_pe.evaluation.semantic import GtFormat, SemanticEvaluator, SemanticResult
 from scene_pe.util.archive import folder_files, open_zip, read_member

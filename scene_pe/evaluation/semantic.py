@@ -26,7 +26,7 @@ from typing import Literal, Mapping
 
 import numpy as np
 
-from scene_pe.data.labels import SCANNET20, LabelSet
+from scene_pe.labels.label_set import SCANNET20, LabelSet
 from scene_pe.util.errors import SceneError
 
 

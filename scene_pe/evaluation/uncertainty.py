@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scene_pe.data.labels import SCANNET20, LabelSet
+from scene_pe.labels.label_set import SCANNET20, LabelSet
 from scene_pe.evaluation.semantic import gt_labels
 from scene_pe.util.errors import SceneError
 

@@ -1,0 +1,1 @@
+"""Benchmark submission files and their validation (no torch, no open3d)."""

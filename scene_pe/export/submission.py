@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scene_pe.data.labels import SCANNET20, LabelSet
+from scene_pe.labels.label_set import SCANNET20, LabelSet
 from scene_pe.util.io import atomic_open, int_lines_bytes
 
 MASK_DIR = "predicted_masks"

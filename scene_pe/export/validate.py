@@ -23,7 +23,7 @@ from typing import Iterable, Mapping
 import numpy as np
 from plyfile import PlyData
 
-from scene_pe.data.labels import SCANNET20, LabelSet
+from scene_pe.labels.label_set import SCANNET20, LabelSet
 from scene_pe.evaluation.io import SubmissionSource, gt_files, resolve_mask_path
 from scene_pe.util.archive import ArchiveError
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from scene_pe.data.labels import IGNORE_LABEL
+from scene_pe.labels.label_set import IGNORE_LABEL
 
 
 @dataclass

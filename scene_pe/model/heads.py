@@ -138,5 +138,5 @@ HEADS = {"probabilistic": ProbabilisticHead, "margin": MarginHead}
 
 
 def build_head(in_channels: int, cfg: HeadConfig, instance_classes: torch.Tensor) -> nn.Module:
-    """``instance_classes``: (C,) bool of the label set (``LabelSet.instance_classes()``)."""
+    """``instance_classes``: (C,) bool of the label set (``model.build.instance_classes``)."""
     return HEADS[cfg.type](in_channels, cfg, instance_classes)

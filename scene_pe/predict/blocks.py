@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse
 from scipy.sparse.csgraph import connected_components
 
-from scene_pe.engine.infer import VertexPrediction, small_instance_remap
+from scene_pe.inference.vertices import VertexPrediction, small_instance_remap
 
 
 @dataclass

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from scene_pe.geometry.normals import estimate_normals
+
 UP_AXES = ("z", "-z", "y", "-y", "x", "-x")
 
 # Proper rotations taking each named input axis to +z.
@@ -209,8 +211,9 @@ def floor_alignment(points: np.ndarray, cfg: FloorConfig = FloorConfig()) -> tup
     tilt = rotation_between(plane[:3], np.array([0.0, 0.0, 1.0]))
     level = homogeneous(tilt, (0.0, 0.0, plane[3]))  # n.p + d = 0  ->  z = 0
     pcd.transform(level)
-    pcd.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=4 * cfg.subsample, max_nn=30))
-    angle = wall_angle(np.asarray(pcd.normals))
+    # unoriented: wall_angle works modulo 90 deg, so a normal's sign does not matter
+    normals = estimate_normals(np.asarray(pcd.points), radius=4 * cfg.subsample, orient=False)
+    angle = wall_angle(normals.astype(np.float64))
     if angle is not None:
         above = apply(level, points)
         above = above[above[:, 2] > 0.1]  # the floor's points carry no wall direction

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scene_pe.data.labels import LabelSet
-from scene_pe.engine.infer import VertexPrediction
+from scene_pe.labels.label_set import LabelSet
+from scene_pe.inference.vertices import VertexPrediction
 from scene_pe.util.io import save_npz_atomic, write_text_atomic
 
 PLY_KINDS = ("instances", "semantic", "uncertainty")

@@ -25,15 +25,17 @@ import numpy as np
 import torch
 
 from scene_pe.config import Config, config_from_text
-from scene_pe.data.scannet import estimate_normals, vertex_normals
+from scene_pe.geometry.normals import estimate_normals, vertex_normals
 from scene_pe.data.transforms import build_transforms
-from scene_pe.engine.checkpoint import CheckpointError, load_checkpoint, load_model_weights
-from scene_pe.engine.infer import VertexPrediction, network_outputs, predictions_from_outputs, scene_clusters
+from scene_pe.train.checkpoint import CheckpointError, load_checkpoint, load_model_weights
+from scene_pe.inference.vertices import (VertexPrediction, network_outputs, predictions_from_outputs, scene_clusters)
+from scene_pe.model.build import build_model
 from scene_pe.model.precision import amp_dtype
 from scene_pe.predict.blocks import merge_blocks, plan_blocks
 from scene_pe.predict.frame import FloorConfig, FrameInfo, apply, model_frame
 from scene_pe.predict.scan import Scan
 from scene_pe.sparse.voxelize import voxelize
+from scene_pe.superpoints.segmentator import segment_cloud, segment_mesh
 from scene_pe.util.typed_config import ConfigError
 
 NO_COLOUR = 0.5  # colours in [0, 1]; centred to 0 by voxel_features
@@ -86,8 +88,6 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, path: Path, device: str | torch.device = "cpu", overrides: list[str] = ()
                         ) -> "Predictor":
-        from scene_pe.engine.trainer import build_model
-
         device = torch.device(device)
         ck = load_checkpoint(path, "cpu")
         if not isinstance(ck.get("config"), str):
@@ -147,7 +147,6 @@ class Predictor:
             return None, None
         if scan.segments is not None:
             return scan.segments, "segs.json"
-        from scene_pe.superpoints.segmentator import segment_cloud, segment_mesh
         if scan.is_mesh:
             return segment_mesh(scan.coords, scan.faces), "built-in segmentator (mesh)"
         return segment_cloud(xyz, normals), "built-in segmentator (point cloud)"

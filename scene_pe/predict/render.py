@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scene_pe.data.labels import SCANNET20, LabelSet
+from scene_pe.labels.label_set import SCANNET20, LabelSet
 from scene_pe.viz import class_palette, instance_colors, semantic_colors
 
 TOP_CUT = 2.0        # metres above the lowest point shown in the top views

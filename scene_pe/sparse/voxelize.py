@@ -20,7 +20,7 @@ import MinkowskiEngine as ME
 import numpy as np
 import torch
 
-from scene_pe.data.labels import IGNORE_LABEL
+from scene_pe.labels.label_set import IGNORE_LABEL
 
 Feature = Literal["colors", "normals", "coords"]
 FEATURE_DIMS = {"colors": 3, "normals": 3, "coords": 3}

@@ -1,1 +1,1 @@
-"""Superpoints: the built-in over-segmentation (segmentator.py) and superpoint pooling."""
+"""Over-segmentation of meshes and point clouds into superpoints (ScanNet's segmentator, tools/segment.py)."""

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from scene_pe.geometry.normals import estimate_normals
+
 K_THRESH = 0.01
 MIN_VERTICES = 20
 KNN = 10
@@ -188,7 +190,6 @@ def segment_cloud(xyz: np.ndarray, normals: np.ndarray | None = None,
                   cfg: SegmentatorConfig = SegmentatorConfig()) -> np.ndarray:
     """The same over-segmentation on a point cloud's k-nearest-neighbour graph."""
     if normals is None:
-        from scene_pe.data.scannet import estimate_normals
         normals = estimate_normals(np.asarray(xyz, dtype=np.float32))
     edges = knn_edges(np.asarray(xyz, dtype=np.float64), cfg.knn)
     return segment_graph(len(xyz), edges, edge_weights(xyz, np.asarray(normals, np.float32), edges), cfg)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from scene_pe.data.labels import SCANNET20
+from scene_pe.labels.label_set import SCANNET20
 from scene_pe.synthetic import objects as obj
 from scene_pe.synthetic.catalog import LABEL_ROWS, RAW_TO_NYU40
 from scene_pe.synthetic.layout import ROOM_TYPES, Layout, Placer, finish_layout, place_mandatory

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scene_pe.data.labels import SCANNET20, LabelSet
-from scene_pe.engine.infer import VertexPrediction
+from scene_pe.labels.label_set import SCANNET20, LabelSet
+from scene_pe.inference.vertices import VertexPrediction
 
 FLOOR_NAME = "floor"
 

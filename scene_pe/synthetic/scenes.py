@@ -27,7 +27,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from scene_pe.data import scannet_files as sf
-from scene_pe.data.labels import IGNORE_LABEL, SCANNET20
+from scene_pe.labels.label_set import IGNORE_LABEL, SCANNET20
 from scene_pe.synthetic.catalog import RAW_TO_NYU40, SCENE_TYPES, instance_color, used_label_rows
 from scene_pe.synthetic.layout import Layout, make_layout
 from scene_pe.synthetic.mesh import SurfaceArrays, build_mesh

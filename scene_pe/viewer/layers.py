@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from scene_pe.data.labels import LabelSet
-from scene_pe.engine.infer import VertexPrediction
+from scene_pe.labels.label_set import LabelSet
+from scene_pe.inference.vertices import VertexPrediction
 from scene_pe.evaluation.errors import ERROR_KINDS, VOID, error_kinds, match_instances
 from scene_pe.predict.render import subsample
 from scene_pe.viz import ERROR_COLORS, NONE_COLOR, class_palette, colormap, instance_colors, robust_range

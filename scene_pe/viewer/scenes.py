@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scene_pe.data.labels import LabelSet
+from scene_pe.labels.label_set import LabelSet
 from scene_pe.viewer.layers import SceneView
 from scene_pe.viewer.page import ViewerPage, write_viewer
 
@@ -14,7 +14,7 @@ from scene_pe.viewer.page import ViewerPage, write_viewer
 def predicted_scan_page(path: Path, name: str, source: Path, scan, result, records: list[dict], label_set: LabelSet,
                         uncertainty_definition: str) -> ViewerPage:
     """tools/predict.py's page of one scan: in the model frame (z up), with the JSON's instance records."""
-    notes = [f"{source}: {len(scan.coords):,} vertices ({'mesh' if scan.is_mesh else 'point cloud'}), shown in the "
+    notes = [f"{Path(source).name}: {len(scan.coords):,} vertices ({'mesh' if scan.is_mesh else 'point cloud'}), shown in the "
              "model frame (z up, metres; NAME.json gives the transform to the input's frame)"]
     view = SceneView(name, result.xyz_model, result.pred, label_set, records, colors=scan.colors,
                      title=name, uncertainty_definition=uncertainty_definition, notes=notes)
@@ -25,7 +25,7 @@ def saved_scene_view(out_dir: Path, data_root: Path, scene: str, label_set: Labe
                      uncertainty_definition: str) -> SceneView:
     """A scene tools/test.py predicted (<out>/predictions), with its GT where <data.root>/gt has it."""
     from scene_pe.data.dataset import load_scene
-    from scene_pe.engine.predictions import load_prediction
+    from scene_pe.inference.files import load_prediction
     from scene_pe.evaluation.io import read_gt_file
     from scene_pe.predict.outputs import instance_records
 

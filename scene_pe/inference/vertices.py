@@ -21,13 +21,13 @@ import numpy as np
 import torch
 
 from scene_pe.config import InferenceConfig
-from scene_pe.data.labels import LabelSet
+from scene_pe.labels.label_set import LabelSet
 from scene_pe.method.clustering import Clusters, cluster_margin, cluster_probabilistic
 from scene_pe.method.uncertainty import probabilistic_uncertainty
 from scene_pe.model.outputs import HeadOutput, MarginOutput, ProbabilisticOutput, as_float32, select_rows
 from scene_pe.model.precision import autocast
 from scene_pe.sparse.voxelize import VoxelBatch, majority_label
-from scene_pe.superpoints import pooling as SP
+from scene_pe.method import superpoint_pooling as SP
 
 
 @dataclass
@@ -102,7 +102,7 @@ def predict_batch(model: torch.nn.Module, voxels: VoxelBatch, cfg: InferenceConf
 
 def superpoint_clusters(out: HeadOutput, segment: np.ndarray, local: np.ndarray, cfg: InferenceConfig
                         ) -> tuple[Clusters, np.ndarray]:
-    """Superpoint clustering of one scene (scene_pe/superpoints/pooling.py): the clusters of its
+    """Superpoint clustering of one scene (scene_pe/method/superpoint_pooling.py): the clusters of its
     superpoints and each vertex's superpoint index."""
     sp_of_vertex, num_superpoints = SP.compact_ids(segment)
     weights = SP.membership(sp_of_vertex, num_superpoints, local, out.batch.shape[0])

@@ -11,9 +11,9 @@ from typing import Iterable
 
 import numpy as np
 
-from scene_pe.data.labels import LabelSet
-from scene_pe.engine.evaluate import add_scene
-from scene_pe.engine.infer import VertexPrediction
+from scene_pe.labels.label_set import LabelSet
+from scene_pe.inference.evaluate import add_scene
+from scene_pe.inference.vertices import VertexPrediction
 from scene_pe.evaluation.instance import InstanceEvaluator
 from scene_pe.evaluation.io import read_gt_file
 from scene_pe.evaluation.semantic import SemanticEvaluator

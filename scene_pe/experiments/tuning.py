@@ -77,9 +77,9 @@ class CachedScene:
 def cache_outputs(run_path: Path, max_scenes: int = 0, progress: bool = True) -> tuple[object, list[CachedScene]]:
     """Run the model once on the run's val scenes that have GT; returns (config, cache)."""
     from scene_pe.data.dataset import preprocessed_split
-    from scene_pe.engine.checkpoint import load_trained_run
-    from scene_pe.engine.evaluate import inference_loader
-    from scene_pe.engine.infer import network_outputs
+    from scene_pe.train.checkpoint import load_trained_run
+    from scene_pe.inference.evaluate import inference_loader
+    from scene_pe.inference.vertices import network_outputs
     from scene_pe.evaluation.io import read_gt_file
 
     cfg, model, _ = load_trained_run(run_path)
@@ -103,7 +103,7 @@ def cache_outputs(run_path: Path, max_scenes: int = 0, progress: bool = True) ->
 def score_point(config_path: Path, point: tuple[str, ...], cache: list[CachedScene]) -> dict[str, dict]:
     """Metrics of one grid point on each half of the cached scenes."""
     from scene_pe.config import load_config
-    from scene_pe.engine.infer import predictions_from_outputs
+    from scene_pe.inference.vertices import predictions_from_outputs
 
     cfg = load_config(config_path, list(point))
     halves = split_halves([c.voxels.scenes[0] for c in cache])

@@ -19,8 +19,8 @@ from torch.utils.data import DataLoader
 from scene_pe.config import Config
 from scene_pe.data.dataset import SceneDataset, VoxelCollate, worker_init
 from scene_pe.data.transforms import build_transforms
-from scene_pe.engine import distributed as D
-from scene_pe.engine.infer import VertexPrediction, predict_batch
+from scene_pe.util import distributed as D
+from scene_pe.inference.vertices import VertexPrediction, predict_batch
 from scene_pe.evaluation.instance import InstanceEvaluator
 from scene_pe.evaluation.io import read_gt_file
 from scene_pe.evaluation.semantic import SemanticEvaluator

@@ -30,6 +30,7 @@ import torch
 
 from scene_pe.method.kernels import instance_centres, log_bhattacharyya, logvar_from_sigma, rbf_logvar
 from scene_pe.model.outputs import MarginOutput, as_float32
+from scene_pe.model.build import instance_classes
 
 
 def _scene_kernels(out, inst: torch.Tensor, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -72,14 +73,14 @@ def _other_sigma(out, sem: torch.Tensor, inst: torch.Tensor) -> np.ndarray:
 def diagnose_run(run_path: Path, max_scenes: int = 0) -> dict:
     """Statistics of ``run_path``/last.pth on its config's val split (see the module doc)."""
     from scene_pe.data.dataset import preprocessed_split
-    from scene_pe.engine.checkpoint import load_trained_run
-    from scene_pe.engine.evaluate import inference_loader
+    from scene_pe.train.checkpoint import load_trained_run
+    from scene_pe.inference.evaluate import inference_loader
 
     cfg, model, _ = load_trained_run(run_path)
     scenes = preprocessed_split(Path(cfg.data.root), cfg.data.val_split)
     scenes = scenes[:max_scenes] if max_scenes else scenes
     tau = cfg.inference.probabilistic.tau if cfg.model.head.type == "probabilistic" else 0.5
-    is_inst = cfg.data.labels.instance_classes()
+    is_inst = instance_classes(cfg.data.labels)
     own_l, other_l, sig_l, rest_l = [], [], [], []
     for voxels, _ in inference_loader(cfg, scenes):
         out = as_float32(model(voxels))

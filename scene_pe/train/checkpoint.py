@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from scene_pe.config import load_config
+from scene_pe.model.build import build_model
 from scene_pe.util.io import atomic_open
 
 log = logging.getLogger("scene_pe.checkpoint")
@@ -169,8 +171,6 @@ def load_model_weights(model: torch.nn.Module, ck: dict[str, Any], path: Path) -
 
 def load_trained_run(run_path: Path, device: str | torch.device = "cpu"):
     """(config, model in eval mode on ``device``, checkpoint) of a training run folder."""
-    from scene_pe.config import load_config
-    from scene_pe.engine.trainer import build_model  # trainer imports this module
 
     run_path = Path(run_path)
     cfg = load_config(run_path / "config.yaml")

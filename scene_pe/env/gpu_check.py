@@ -1,133 +1,24 @@
-"""Is this machine ready to train? MinkowskiEngine's CUDA build, its convolution, and timings.
+"""Is this machine ready to train? Timed training and inference, and DDP, on its devices.
 
-Parts (tools/gpu_check.py runs them in this order):
+Parts 1-3 of ``make gpu-check`` (the environment, MinkowskiEngine's convolution
+on the CPU and on the GPU against closed forms) live in ``minkowski.py``; this
+module holds the rest (tools/gpu_check.py runs them in this order):
 
-1. environment: torch, CUDA, GPUs, MinkowskiEngine and whether it was built with CUDA;
-2. convolution on the CPU against a closed form: a MinkowskiEngine 3x3x3 sparse
-   convolution on random points equals torch's dense ``conv3d`` of the same
-   features placed on a grid (zero where no point), forward and backward (the
-   gradients of the features and of the kernel). MinkowskiEngine's kernel index
-   of each neighbour offset is read off the convolution itself (probing), not assumed;
-3. with CUDA: the same convolution on the GPU equals the CPU one (forward, backward);
-4. with CUDA: training steps (AMP) of the configured network on a generated
-   ScanNet-size scene, timed per phase, peak GPU memory, and inference time per
-   scene (network + clustering, as tools/test.py runs it);
+4. with CUDA: training steps (float32 and AMP) of the configured network on a
+   generated ScanNet-size scene, timed per phase, peak GPU memory, and inference
+   time per scene (network + clustering, as tools/test.py runs it);
 5. with 2+ GPUs: a 2-process NCCL DistributedDataParallel step whose ranks end
    with the same weights.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 
-@dataclass
-class ConvDiff:
-    """Largest absolute differences, and the scale they compare against."""
-
-    forward: float
-    grad_features: float
-    grad_kernel: float
-    scale: float
-
-    def ok(self, rtol: float) -> bool:
-        return max(self.forward, self.grad_features, self.grad_kernel) <= rtol * self.scale
-
-
-def environment() -> dict:
-    import MinkowskiEngine as ME
-
-    cuda = torch.cuda.is_available()
-    return {"torch": torch.__version__, "torch_cuda": torch.version.cuda, "cuda_available": cuda,
-            "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-            if cuda else [],
-            "minkowski": ME.__version__, "minkowski_cuda": bool(ME.is_cuda_available())}
-
-
-# ------------------------------------------------------------------ convolution
-def _conv(in_ch: int, out_ch: int):
-    import MinkowskiEngine as ME
-
-    return ME.MinkowskiConvolution(in_ch, out_ch, kernel_size=3, stride=1, bias=False, dimension=3)
-
-
-def _sparse(coords: torch.Tensor, feats: torch.Tensor, device):
-    import MinkowskiEngine as ME
-
-    return ME.SparseTensor(feats.to(device), coords.to(device), device=str(device))
-
-
-def kernel_offsets() -> np.ndarray:
-    """(27, 3): the neighbour offset q that kernel index k multiplies (input at c + q -> output c)."""
-    conv = _conv(1, 1)
-    with torch.no_grad():
-        conv.kernel.copy_(torch.arange(1.0, 28.0).view(27, 1, 1))
-    offsets = np.array(list(itertools.product((-1, 0, 1), repeat=3)))
-    coords = torch.from_numpy(np.c_[np.zeros(27, int), offsets]).int()
-    found = np.zeros((27, 3), int)
-    origin = torch.zeros(1, 4)
-    for j, q in enumerate(offsets):
-        feats = torch.zeros(27, 1)
-        feats[j] = 1.0
-        with torch.no_grad():
-            value = conv(_sparse(coords, feats, "cpu")).features_at_coordinates(origin)
-        found[int(round(float(value))) - 1] = q
-    if len({tuple(q) for q in found}) != 27:
-        raise RuntimeError("MinkowskiEngine's 3x3x3 kernel does not map one index per offset")
-    return found
-
-
-def random_points(seed: int, n: int = 1500, extent: int = 14, channels: tuple = (8, 16)):
-    """Unique random voxel coordinates of 2 scenes, features, kernel and output weights."""
-    rng = np.random.default_rng(seed)
-    xyz = rng.integers(0, extent, (n, 3))
-    batch = rng.integers(0, 2, n)
-    coords = np.unique(np.c_[batch, xyz], axis=0)
-    c_in, c_out = channels
-    return (torch.from_numpy(coords).int(), torch.from_numpy(rng.standard_normal((len(coords), c_in))).float(),
-            torch.from_numpy(rng.standard_normal((27, c_in, c_out)) / 10).float(),
-            torch.from_numpy(rng.standard_normal((len(coords), c_out))).float())
-
-
-def sparse_conv(coords, feats, kernel, out_weight, device):
-    """Output features (at ``coords``), grad of features and of the kernel, on ``device``."""
-    conv = _conv(kernel.shape[1], kernel.shape[2]).to(device)
-    with torch.no_grad():
-        conv.kernel.copy_(kernel.to(device))
-    x = feats.detach().clone().to(device).requires_grad_(True)  # a copy: feats stays as given
-    out = conv(_sparse(coords, x, device)).features_at_coordinates(coords.float().to(device))
-    (out * out_weight.to(device)).sum().backward()
-    return out.detach().cpu(), x.grad.cpu(), conv.kernel.grad.cpu()
-
-
-def dense_conv(coords, feats, kernel, out_weight):
-    """The same with torch's dense conv3d on a zero-filled grid (the closed form)."""
-    b, xyz = coords[:, 0].long(), coords[:, 1:].long() + 1  # one voxel of zero padding
-    size = int(xyz.max()) + 2
-    x = feats.detach().clone().requires_grad_(True)
-    grid = torch.zeros(int(b.max()) + 1, feats.shape[1], size, size, size)
-    grid[b, :, xyz[:, 0], xyz[:, 1], xyz[:, 2]] = x
-    w = kernel.detach().clone().requires_grad_(True)
-    # conv3d's weight (out, in, 3, 3, 3) at [q + 1] is ME's kernel of offset q, transposed
-    index = {tuple(q): k for k, q in enumerate(kernel_offsets())}
-    order = [index[q] for q in itertools.product((-1, 0, 1), repeat=3)]
-    w3 = w[order].reshape(3, 3, 3, kernel.shape[1], kernel.shape[2]).permute(4, 3, 0, 1, 2)
-    out = torch.nn.functional.conv3d(grid, w3, padding=1)[b, :, xyz[:, 0], xyz[:, 1], xyz[:, 2]]
-    (out * out_weight).sum().backward()
-    return out.detach(), x.grad, w.grad
-
-
-def compare(a, b) -> ConvDiff:
-    diffs = [float((x - y).abs().max()) for x, y in zip(a, b)]
-    return ConvDiff(*diffs, scale=max(float(x.abs().max()) for x in a))
-
-
-# ------------------------------------------------------------------ training and inference
 def scannet_sample(vertices: int, seed: int = 0) -> dict:
     """A generated ScanNet-profile room as a training sample (aligned frame, ScanNet v2 training
     labels: the generator's rooms are labelled in NYU40 ids)."""
@@ -176,7 +67,8 @@ def training_check(cfg, sample: dict, device: torch.device, steps: int = 3, batc
                    amp_dtype: torch.dtype | None = None) -> dict:
     """Seconds per phase (mean over ``steps`` after one warm-up step), peak GPU memory; the heads in
     ``amp_dtype`` (None: float32), the backbone in float32 either way (model/precision.py)."""
-    from scene_pe.engine.trainer import build_model, compute_loss
+    from scene_pe.model.build import build_model
+    from scene_pe.train.loss import compute_loss
     from scene_pe.model.precision import autocast, needs_scaler
 
     torch.manual_seed(0)
@@ -215,8 +107,8 @@ def training_check(cfg, sample: dict, device: torch.device, steps: int = 3, batc
 def inference_check(cfg, sample: dict, device: torch.device, repeats: int = 3,
                     amp_dtype: torch.dtype | None = None) -> dict:
     """Seconds per scene of the network and of network + clustering (eval, no grad)."""
-    from scene_pe.engine.infer import network_outputs, predictions_from_outputs
-    from scene_pe.engine.trainer import build_model
+    from scene_pe.inference.vertices import network_outputs, predictions_from_outputs
+    from scene_pe.model.build import build_model
     from scene_pe.sparse.voxelize import voxelize
 
     torch.manual_seed(0)
@@ -241,11 +133,11 @@ def inference_check(cfg, sample: dict, device: torch.device, repeats: int = 3,
 def ddp_worker(rank: int, world: int, store_port: int, backend: str, cfg, sample: dict, result_path: str) -> None:
     """One rank (``torch.multiprocessing.spawn``): joins the group, runs ``_ddp_steps``, leaves it.
 
-    The group is left however the steps end (engine/distributed.process_group): after a
+    The group is left however the steps end (util/distributed.process_group): after a
     barrier when they succeeded, without one when they raised (the exception then reaches
     the launcher, which ends the other ranks).
     """
-    from scene_pe.engine import distributed as D
+    from scene_pe.util import distributed as D
 
     with D.process_group(backend, rank, world, D.store_client(store_port, world)):
         _ddp_steps(rank, world, backend, cfg, sample, result_path)
@@ -259,7 +151,8 @@ def _ddp_steps(rank: int, world: int, backend: str, cfg, sample: dict, result_pa
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from scene_pe.engine.trainer import build_model, compute_loss
+    from scene_pe.model.build import build_model
+    from scene_pe.train.loss import compute_loss
 
     device = torch.device("cuda", rank) if backend == "nccl" else torch.device("cpu")
     if device.type == "cuda":
@@ -292,7 +185,7 @@ def ddp_check(cfg, sample: dict, backend: str, result_path: str, world: int = 2)
     a rank that raised makes ``spawn`` raise (ProcessRaisedException) after ending the others."""
     import torch.multiprocessing as mp
 
-    from scene_pe.engine import distributed as D
+    from scene_pe.util import distributed as D
 
     store = D.host_store(world)  # held until spawn returned: every rank has exited
     mp.spawn(ddp_worker, args=(world, store.port, backend, cfg, sample, result_path), nprocs=world)

@@ -13,7 +13,6 @@ continues the same ``train.max_minutes`` budget.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
@@ -29,23 +28,17 @@ from torch.utils.data import DataLoader, DistributedSampler
 from scene_pe.config import Config, dump_config
 from scene_pe.data.dataset import SceneDataset, VoxelCollate, preprocessed_split, worker_init
 from scene_pe.data.transforms import build_transforms
-from scene_pe.engine import distributed as D
-from scene_pe.engine.checkpoint import load_latest, model_state, rng_state, save_checkpoint, set_rng_state
-from scene_pe.engine.evaluate import evaluate_loader
-from scene_pe.engine.faults import (WORKER_DEATH_ERRORS, BufferSnapshot, FaultLog, SkippingCollate, SkippingDataset,
-                                    WorkerDeathDeferral, backward_scene_by_scene, free_memory, gradients_finite,
-                                    is_worker_death, shut_down)
+from scene_pe.util import distributed as D
+from scene_pe.train.checkpoint import load_latest, model_state, rng_state, save_checkpoint, set_rng_state
+from scene_pe.inference.evaluate import evaluate_loader
+from scene_pe.train.faults import (WORKER_DEATH_ERRORS, BufferSnapshot, FaultLog, SkippingCollate, SkippingDataset, WorkerDeathDeferral, backward_scene_by_scene, free_memory, gradients_finite, is_worker_death, shut_down)
 from scene_pe.method.losses import LossResult
-from scene_pe.method.losses_margin import margin_loss
-from scene_pe.method.losses_probabilistic import probabilistic_loss
-from scene_pe.model.network import InstanceSegmentationNet
-from scene_pe.model.outputs import HeadOutput, ProbabilisticOutput
+from scene_pe.model.build import build_model
 from scene_pe.model.precision import amp_dtype, autocast, needs_scaler
 from scene_pe.sparse.voxelize import VoxelBatch
-from scene_pe.superpoints.pooling import consistency_loss
+from scene_pe.train.loss import compute_loss
 from scene_pe.util.errors import RunError
 from scene_pe.util.io import write_text_atomic
-from scene_pe.util.typed_config import ConfigError
 
 log = logging.getLogger("scene_pe.train")
 
@@ -63,34 +56,6 @@ class ResumableSampler(DistributedSampler):
 
     def __len__(self):
         return super().__len__() - self.start_batch * self.batch_size
-
-
-def build_model(cfg: Config) -> InstanceSegmentationNet:
-    """The network for ``cfg``; its class count and stuff classes come from ``data.label_set``."""
-    labels = cfg.data.labels
-    head = cfg.model.head
-    if head.num_classes == 0:
-        head = dataclasses.replace(head, num_classes=labels.num_classes)
-    elif head.num_classes != labels.num_classes:
-        raise ConfigError(f"model.head.num_classes={head.num_classes} but data.label_set={labels.name} "
-                          f"has {labels.num_classes} classes (leave num_classes at 0)")
-    return InstanceSegmentationNet(cfg.data.voxel.in_channels, cfg.model.backbone, head,
-                                   labels.instance_classes())
-
-
-def compute_loss(out: HeadOutput, voxels: VoxelBatch, cfg: Config):
-    """The head's loss; the losses cast AMP outputs to float32 themselves."""
-    semantic = voxels.semantic.to(out.logits.device)
-    instance = voxels.instance.to(out.logits.device)
-    if isinstance(out, ProbabilisticOutput):
-        loss = probabilistic_loss(out, semantic, instance, cfg.loss.probabilistic)
-    else:
-        loss = margin_loss(out, semantic, instance, cfg.loss.margin)
-    if cfg.loss.superpoint_weight > 0:  # the superpoint-consistency switch (superpoints/pooling.py)
-        embedding = out.mu if isinstance(out, ProbabilisticOutput) else out.embedding
-        sp = consistency_loss(embedding, voxels.point_to_voxel, voxels.segments or [])
-        loss = LossResult(loss.total + cfg.loss.superpoint_weight * sp, {**loss.terms, "superpoint": sp.detach()})
-    return loss
 
 
 def setup_logging(run_path: Path | None) -> None:
@@ -142,7 +107,7 @@ class Trainer:
         self.amp_dtype = amp_dtype(t, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=needs_scaler(self.amp_dtype))
         self.epoch, self.step, self.best = 0, 0, -math.inf
-        self.faults = FaultLog(t.max_bad_steps)  # skipped steps and scenes (engine/faults.py)
+        self.faults = FaultLog(t.max_bad_steps)  # skipped steps and scenes (train/faults.py)
         self.worker_deaths = WorkerDeathDeferral()
         # training seconds over this run and the ones it resumed; _since: start of the
         # interval being counted (None outside fit and during validation)
@@ -191,7 +156,7 @@ class Trainer:
         self.sampler.start_batch = start_batch
         self.train_set.set_epoch(self.epoch)
         # yields (voxels or None, samples, unreadable scenes): a scene file that cannot be read
-        # is left out of its batch instead of ending the run (engine/faults.py)
+        # is left out of its batch instead of ending the run (train/faults.py)
         return DataLoader(SkippingDataset(self.train_set), batch_size=self.cfg.data.batch_size,
                           sampler=self.sampler, num_workers=self.cfg.data.num_workers,
                           collate_fn=SkippingCollate(self.collate), drop_last=True, worker_init_fn=worker_init)
@@ -231,7 +196,7 @@ class Trainer:
         self.faults.oom_scene(self.step, scene)
 
     def train_step(self, voxels: VoxelBatch, samples: list[dict] | None = None) -> dict[str, float] | None:
-        """One optimiser step; None when the step was skipped (engine/faults.py)."""
+        """One optimiser step; None when the step was skipped (train/faults.py)."""
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         # BatchNorm statistics move in the forward pass: a skipped step puts them back (a NaN

@@ -6,7 +6,7 @@ Layout under the output folder DIR:
     DIR/runs/<config stem>/seed<k>/   one tools/train.py run (config.yaml, train.log, last.pth, ...)
         ablate.log                    output of its training and evaluation subprocesses
         metrics.json                  evaluation of its final model; written last: the run is done
-    DIR/results.json, results.md, results.png      (scene_pe.engine.ablation_report)
+    DIR/results.json, results.md, results.png      (scene_pe.experiments.ablation_report)
 
 Rules (docs/method.md, "Ablations"):
 - Seeds 0..N-1 (``train.seed``). Every config must read the same data
@@ -205,7 +205,7 @@ def run_one(spec: RunSpec, env: dict[str, str]) -> str:
     resume = (spec.path / "last.pth").exists()
     log_path = spec.path / "ablate.log"
     train = [sys.executable, str(TRAIN_TOOL), str(spec.config), *spec.overrides, "--no-progress"]
-    evaluate = [sys.executable, "-m", "scene_pe.engine.ablation", "evaluate", str(spec.path),
+    evaluate = [sys.executable, "-m", "scene_pe.experiments.ablation", "evaluate", str(spec.path),
                 str(spec.config), spec.stem]
     with open(log_path, "a") as log:
         for what, cmd in (("training", train + (["--resume"] if resume else [])), ("evaluation", evaluate)):
@@ -264,9 +264,9 @@ def scalars(result: dict) -> dict[str, float | None]:
 def evaluate_run(run_path: Path) -> dict:
     """Evaluate <run_path>/last.pth on its config's val split, as validation does."""
     from scene_pe.data.dataset import preprocessed_split
-    from scene_pe.engine import distributed as D
-    from scene_pe.engine.checkpoint import load_trained_run
-    from scene_pe.engine.evaluate import evaluate_loader
+    from scene_pe.util import distributed as D
+    from scene_pe.train.checkpoint import load_trained_run
+    from scene_pe.inference.evaluate import evaluate_loader
     from scene_pe.model.precision import amp_dtype
 
     _, _, device = D.init_distributed()
@@ -290,7 +290,7 @@ def _evaluate_main(argv: list[str]) -> int:
 def run_ablation(configs: list[Path], seeds: int, out: Path, overrides: list[str], *, epochs: int | None = None,
                  minutes: float | None = None, jobs: int = 1, echo: Callable[[str], None] = print) -> int:
     """The whole ablation; returns the exit status (1 if any run failed). Raises AblationError."""
-    from scene_pe.engine.ablation_report import write_results
+    from scene_pe.experiments.ablation_report import write_results
 
     if jobs < 1:
         raise AblationError(f"--jobs must be >= 1, not {jobs}")
@@ -317,4 +317,4 @@ def run_ablation(configs: list[Path], seeds: int, out: Path, overrides: list[str
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "evaluate":
         sys.exit(_evaluate_main(sys.argv[2:]))
-    sys.exit("usage: python -m scene_pe.engine.ablation evaluate RUN_DIR CONFIG NAME (used by tools/ablate.py)")
+    sys.exit("usage: python -m scene_pe.experiments.ablation evaluate RUN_DIR CONFIG NAME (used by tools/ablate.py)")

@@ -22,9 +22,8 @@ from functools import cached_property
 from typing import Mapping
 
 import numpy as np
-import torch
 
-from scene_pe.data.labels_scannet200 import SCANNET200_CLASSES
+from scene_pe.labels.scannet200 import SCANNET200_CLASSES
 
 IGNORE_LABEL = -100  # torch.nn.functional.cross_entropy's default ignore_index
 NUM_NYU40 = 41  # NYU40 ids 0 (unannotated) .. 40: the labels.ply / palette id space
@@ -107,10 +106,6 @@ class LabelSet:
     @cached_property
     def instance_train_ids(self) -> np.ndarray:
         return np.flatnonzero(self.train_is_instance)
-
-    def instance_classes(self, device=None) -> torch.Tensor:
-        """``train_is_instance`` as a torch bool tensor (what the heads put in their outputs)."""
-        return torch.as_tensor(self.train_is_instance, device=device)
 
     @cached_property
     def _to_instance_index(self) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Experiments on trained runs: the paper's ablation and its report, threshold tuning, diagnosis."""

@@ -1,0 +1,1 @@
+"""Geometry every layer shares: normals of meshes and point clouds."""

@@ -1,0 +1,1 @@
+"""Training: the loop, its loss, fault handling, checkpoints."""
