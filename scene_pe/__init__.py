@@ -14,7 +14,8 @@ predictions (inference/) -> evaluation/ and export/. Each unit imports only unit
 - config: the typed config, built from the pieces' own config classes;
 - inference, train, experiments: a network run on scenes, trained, studied;
 - synthetic, viz, predict, env, viewer: the generated rooms, pictures, any scan in, checks of
-  the machine, the HTML viewer, which use everything below.
+  the machine, the HTML viewer, which use everything below;
+- commands: what each tool in tools/ does once its arguments are parsed (the tools stay thin).
 """
 
 import warnings

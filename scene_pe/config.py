@@ -80,7 +80,7 @@ class InferenceConfig:
     # superpoints (scene_pe/method/superpoint_pooling.py): none (the paper: voxels) | vote (voxel
     # clusters, then each superpoint takes its vertices' most common instance) | cluster (greedy
     # clustering of superpoint-pooled outputs). Shipped: cluster, the best on the ScanNet-like
-    # benchmark for both heads (README "Superpoints"). Scenes without segments use voxels.
+    # benchmark for both heads (docs/results.md, "Superpoints"). Scenes without segments use voxels.
     superpoints: Literal["none", "vote", "cluster"] = "cluster"
 
 

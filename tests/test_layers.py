@@ -16,7 +16,7 @@ PACKAGE = ROOT / "scene_pe"
 # Bottom to top: a unit may import only the units before it (scene_pe/__init__.py says why each sits where it does).
 ORDER = ["util", "labels", "geometry", "sparse", "superpoints", "evaluation", "export", "data", "model",
          "method", "config", "inference", "train", "experiments", "synthetic", "viz", "predict", "env",
-         "viewer"]
+         "viewer", "commands"]
 LIGHT = ["scene_pe.labels.label_set", "scene_pe.labels.folder", "scene_pe.labels.scannet200",
          "scene_pe.evaluation.io", "scene_pe.evaluation.instance", "scene_pe.evaluation.semantic",
          "scene_pe.evaluation.uncertainty", "scene_pe.evaluation.errors", "scene_pe.export.submission",

@@ -14,7 +14,6 @@ the input, as ScanNet's Segmentator names it; an existing file is kept unless
 """
 
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -33,34 +32,13 @@ def main(argv=None) -> int:
     ap.add_argument("--overwrite", action="store_true",
                     help="replace an existing segs.json (a ScanNet folder's own file is never replaced silently)")
     args = ap.parse_args(argv)
-
-    from scene_pe.data.scannet_files import write_segs_json
-    from scene_pe.predict.scan import expand_inputs, is_scannet_folder, output_names, read_scan
-    from scene_pe.superpoints.segmentator import SegmentatorConfig, segment_scan
-    from scene_pe.util.errors import SceneError
+    from scene_pe.commands.segment import run
+    from scene_pe.predict.scan import expand_inputs
 
     paths = expand_inputs(args.inputs)
     if args.out and len(paths) != 1:
         ap.error("--out takes one input; use --out-dir for several")
-    cfg = SegmentatorConfig(args.k_thresh, args.min_vertices, args.knn)
-    failures = 0
-    for path, name in zip(paths, output_names(paths)):
-        try:
-            t0 = time.perf_counter()
-            scan = read_scan(path, name)
-            seg = segment_scan(scan.coords, scan.faces, scan.normals, cfg)
-            stem = scan.path.stem if is_scannet_folder(path) else name
-            out = args.out or (args.out_dir or scan.path.parent) / f"{stem}.{args.k_thresh:f}.segs.json"
-            if out.exists() and not args.overwrite:
-                raise SceneError(name, out, "exists; not replaced (--overwrite, or --out / --out-dir elsewhere)")
-            write_segs_json(out, name, seg, params=cfg.params(), mesh_name=stem)
-            kind = "mesh" if scan.is_mesh else "point cloud"
-            print(f"{name}: {len(set(seg.tolist()))} segments over {len(seg):,} vertices ({kind}), "
-                  f"{time.perf_counter() - t0:.2f} s -> {out}")
-        except (SceneError, ValueError, OSError) as e:
-            failures += 1
-            print(f"FAILED {e}", file=sys.stderr)
-    return 1 if failures else 0
+    return run(args, paths)
 
 
 if __name__ == "__main__":

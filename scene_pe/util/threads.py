@@ -7,7 +7,7 @@ resumed or killed-and-rerun ``tools/test.py`` is promised to write the bytes an
 uninterrupted run writes, so every tool defaults to one thread. One thread
 costs little: a second one made CPU inference of a 150k-vertex room 1.03x
 faster on an idle 2-core machine, no faster with one core busy and 0.67x as
-fast with both busy (README "Speed"), because OpenMP and OpenBLAS threads spin
+fast with both busy (docs/results.md, "Speed"), because OpenMP and OpenBLAS threads spin
 waiting for each other on shared cores. ``--threads 0`` (every core, shared
 among torchrun's local ranks) or ``--threads N`` trade that promise for speed
 on large idle machines.

@@ -33,8 +33,9 @@ def saved_scene_view(out_dir: Path, data_root: Path, scene: str, label_set: Labe
     gt_path = Path(data_root) / "gt" / f"{scene}.txt"
     gt = read_gt_file(gt_path, scene) if gt_path.exists() else None
     colors = np.round(np.clip(sample["colors"], 0.0, 1.0) * 255.0).astype(np.uint8)
-    notes = [f"{data_root}: preprocessed scene, axis-aligned frame (z up, metres)"
-             + ("; GT from " + str(gt_path) if gt is not None else "; no GT")]
+    # names, not paths: a page is shared and pictured, and must not carry a machine's folders
+    notes = [f"{scene}.npz of {Path(data_root).name}/scenes: preprocessed scene, axis-aligned frame (z up, metres)"
+             + (f"; GT from gt/{scene}.txt" if gt is not None else "; no GT")]
     return SceneView(scene, sample["coords"], pred, label_set, instance_records(pred, sample["coords"], label_set),
                      colors=colors, gt=gt, title=scene, uncertainty_definition=uncertainty_definition, notes=notes)
 
