@@ -35,7 +35,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cloud", action="store_true")
     args = ap.parse_args(argv)
 
-    from scene_pe.superpoints.segmentator import (edge_weights, mesh_edges, mesh_normals, segment_cloud,
+    from scene_pe.geometry.normals import running_mean_normals
+    from scene_pe.superpoints.segmentator import (edge_weights, mesh_edges, segment_cloud,
                                                   segment_graph, segment_mesh)
     from scene_pe.synthetic.scenes import generate_scene
 
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
         xyz, faces = scene.vertices.astype(np.float32), scene.faces.astype(np.int64)
 
         def geometry():
-            normals = mesh_normals(xyz, faces)
+            normals = running_mean_normals(xyz, faces)
             edges = mesh_edges(faces)
             return edges, edge_weights(xyz, normals, edges)
 

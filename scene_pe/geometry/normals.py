@@ -1,11 +1,14 @@
-"""Normals of meshes (area-weighted, from the faces) and of point clouds (local planes).
+"""Normals of meshes and point clouds: the one home of every normal the package computes.
 
-The one implementation that the ScanNet reader, the superpoint segmentator and
-prediction on arbitrary scans all use.
+* ``vertex_normals``: area-weighted mesh normals, the input feature (ScanNet reader, predict);
+* ``running_mean_normals``: ScanNet's Segmentator's own mesh normals, which its
+  over-segmentation needs bit for bit (superpoints/segmentator.py);
+* ``estimate_normals``: point-cloud normals from local planes (segmentator, predict).
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import open3d as o3d
 
@@ -38,3 +41,35 @@ def estimate_normals(xyz: np.ndarray, radius: float = CLOUD_RADIUS, max_nn: int 
     bad = ~np.isfinite(n).all(axis=1) | (np.linalg.norm(n, axis=1) < 0.5)  # isolated points
     n[bad] = (0.0, 0.0, 1.0)
     return n
+
+
+@numba.njit(cache=True)
+def _running_mean_normals(xyz: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    n = xyz.shape[0]
+    normals = np.zeros((n, 3), dtype=np.float32)
+    counts = np.zeros(n, dtype=np.float32)
+    one = np.float32(1.0)
+    for f in range(faces.shape[0]):
+        i1, i2, i3 = faces[f, 0], faces[f, 1], faces[f, 2]
+        ux, uy, uz = xyz[i2, 0] - xyz[i1, 0], xyz[i2, 1] - xyz[i1, 1], xyz[i2, 2] - xyz[i1, 2]
+        vx, vy, vz = xyz[i3, 0] - xyz[i1, 0], xyz[i3, 1] - xyz[i1, 1], xyz[i3, 2] - xyz[i1, 2]
+        cx, cy, cz = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+        norm = np.float32(np.sqrt(cx * cx + cy * cy + cz * cz))
+        if not norm > 0:  # zero-area face: no direction to contribute
+            continue
+        cx, cy, cz = cx / norm, cy / norm, cz / norm
+        for v in (i1, i2, i3):
+            t = one / (counts[v] + one)
+            s = one - t
+            normals[v, 0] = t * cx + s * normals[v, 0]
+            normals[v, 1] = t * cy + s * normals[v, 1]
+            normals[v, 2] = t * cz + s * normals[v, 2]
+            counts[v] += one
+    return normals
+
+
+def running_mean_normals(xyz: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(N, 3) float32 vertex normals as ScanNet's Segmentator computes them: the running mean of the
+    unit face normals, faces in file order, not renormalised; zero-area faces skipped."""
+    return _running_mean_normals(np.ascontiguousarray(xyz, dtype=np.float32),
+                                 np.ascontiguousarray(faces, dtype=np.int64))

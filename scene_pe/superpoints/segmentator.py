@@ -4,7 +4,7 @@ Felzenszwalb and Huttenlocher's algorithm (IJCV 2004) on a surface graph, with
 the choices of ScanNet's Segmentator (facts read from its public source; the
 code here is written from the paper):
 
-* vertex normals: the running mean of the unit face normals, faces in file
+* vertex normals: the running mean of the unit face normals (geometry/normals.py), faces in file
   order, in float32, not renormalised (a vertex between opposite faces keeps
   a short normal). Faces of zero area have no normal and are skipped (the
   Segmentator would give their vertices NaN normals);
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from scene_pe.geometry.normals import estimate_normals
+from scene_pe.geometry.normals import estimate_normals, running_mean_normals
 
 K_THRESH = 0.01
 MIN_VERTICES = 20
@@ -54,37 +54,6 @@ class SegmentatorConfig:
     def params(self) -> dict:
         """The ``params`` record of a segs.json."""
         return {"kThresh": self.k_thresh, "segMinVerts": self.min_vertices}
-
-
-@numba.njit(cache=True)
-def _running_mean_normals(xyz: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    n = xyz.shape[0]
-    normals = np.zeros((n, 3), dtype=np.float32)
-    counts = np.zeros(n, dtype=np.float32)
-    one = np.float32(1.0)
-    for f in range(faces.shape[0]):
-        i1, i2, i3 = faces[f, 0], faces[f, 1], faces[f, 2]
-        ux, uy, uz = xyz[i2, 0] - xyz[i1, 0], xyz[i2, 1] - xyz[i1, 1], xyz[i2, 2] - xyz[i1, 2]
-        vx, vy, vz = xyz[i3, 0] - xyz[i1, 0], xyz[i3, 1] - xyz[i1, 1], xyz[i3, 2] - xyz[i1, 2]
-        cx, cy, cz = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
-        norm = np.float32(np.sqrt(cx * cx + cy * cy + cz * cz))
-        if not norm > 0:  # zero-area face: no direction to contribute
-            continue
-        cx, cy, cz = cx / norm, cy / norm, cz / norm
-        for v in (i1, i2, i3):
-            t = one / (counts[v] + one)
-            s = one - t
-            normals[v, 0] = t * cx + s * normals[v, 0]
-            normals[v, 1] = t * cy + s * normals[v, 1]
-            normals[v, 2] = t * cz + s * normals[v, 2]
-            counts[v] += one
-    return normals
-
-
-def mesh_normals(xyz: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(N, 3) float32 running-mean vertex normals (module docstring)."""
-    return _running_mean_normals(np.ascontiguousarray(xyz, dtype=np.float32),
-                                 np.ascontiguousarray(faces, dtype=np.int64))
 
 
 def mesh_edges(faces: np.ndarray) -> np.ndarray:
@@ -169,7 +138,7 @@ def segment_mesh(xyz: np.ndarray, faces: np.ndarray, cfg: SegmentatorConfig = Se
                  ) -> np.ndarray:
     """ScanNet's over-segmentation of a triangle mesh: (N,) segment id per vertex."""
     faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
-    normals = mesh_normals(xyz, faces)
+    normals = running_mean_normals(xyz, faces)
     edges = mesh_edges(faces)
     return segment_graph(len(xyz), edges, edge_weights(xyz, normals, edges), cfg)
 
