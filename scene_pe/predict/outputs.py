@@ -29,9 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from scene_pe.labels.label_set import LabelSet
+from scene_pe.export.submission import write_instance_submission
 from scene_pe.inference.vertices import VertexPrediction
+from scene_pe.labels.label_set import LabelSet
 from scene_pe.util.io import save_npz_atomic, write_text_atomic
+from scene_pe.viz import write_prediction_plys
 
 PLY_KINDS = ("instances", "semantic", "uncertainty")
 
@@ -84,8 +86,6 @@ def write_vertex_files(paths: dict[str, Path], scan, pred: VertexPrediction, mod
                        scannet_format: bool, score_threshold: float, max_instances: int,
                        label_set: LabelSet) -> None:
     """The PLYs, the npz and (optionally) the benchmark txt + masks of one input."""
-    from scene_pe.viz import write_prediction_plys
-
     write_prediction_plys(paths["npz"].parent, scan.coords.astype(np.float32), scan.faces if scan.is_mesh else None,
                           pred, {k: paths[k] for k in PLY_KINDS}, label_set)
     conf = np.where(pred.instance >= 0, pred.confidence[np.maximum(pred.instance, 0)] if len(pred.labels)
@@ -96,8 +96,6 @@ def write_vertex_files(paths: dict[str, Path], scan, pred: VertexPrediction, mod
                     instance_confidence=pred.confidence.astype(np.float32),
                     model_from_input=model_from_input.astype(np.float64))
     if scannet_format:
-        from scene_pe.export.submission import write_instance_submission
-
         write_instance_submission(paths["scannet"].parent, paths["scannet"].stem, pred.instance, pred.labels,
                                   pred.confidence, score_threshold=score_threshold, max_instances=max_instances,
                                   label_set=label_set)

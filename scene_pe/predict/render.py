@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from scene_pe.labels.label_set import SCANNET20, LabelSet
+from scene_pe.util.io import atomic_open
 from scene_pe.viz import class_palette, instance_colors, semantic_colors
 
 TOP_CUT = 2.0        # metres above the lowest point shown in the top views
@@ -106,8 +107,6 @@ def render_png(path: str | Path, xyz: np.ndarray, normals: np.ndarray, instance:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
-
-    from scene_pe.util.io import atomic_open
 
     keep = subsample(len(xyz))
     xyz, normals, instance, semantic = xyz[keep], normals[keep], instance[keep], semantic[keep]
