@@ -37,7 +37,7 @@ def parse_args(argv):
     ap.add_argument("--split", default="val", help="split list under <data.root>/splits (val, test, ...)")
     ap.add_argument("--out", type=Path, help="output folder (default: <run>/test_<split>)")
     ap.add_argument("--export", type=Path, help="write benchmark submissions (+ zips) here")
-    ap.add_argument("--scannet-root", type=Path, help="raw ScanNet folder: mesh faces for --ply")
+    ap.add_argument("--scannet-root", type=Path, help="raw ScanNet folder (or ScanNet++ release): mesh faces for --ply")
     ap.add_argument("--ply", action="store_true", help="write coloured prediction PLYs")
     ap.add_argument("--html", action="store_true", help="write a viewer page per scene (<out>/html/)")
     ap.add_argument("--overwrite", action="store_true", help="predict scenes again even if saved")
@@ -79,8 +79,9 @@ def write_plys(out_dir: Path, scenes: list[str], data_root: Path, scannet_root: 
         pred, sample = load_prediction(out_dir, scene), load_scene(data_root, scene, label_set.name)
         faces = None
         if scannet_root is not None:
-            for sub in ("scans", "scans_test"):
-                mesh = scannet_root / sub / scene / f"{scene}_vh_clean_2.ply"
+            for mesh in (scannet_root / "scans" / scene / f"{scene}_vh_clean_2.ply",
+                         scannet_root / "scans_test" / scene / f"{scene}_vh_clean_2.ply",
+                         scannet_root / "data" / scene / "scans" / "mesh_aligned_0.05.ply"):  # ScanNet++
                 if mesh.exists():
                     faces = read_mesh(mesh, scene)[2]
                     break

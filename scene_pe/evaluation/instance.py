@@ -180,6 +180,10 @@ class _Pooled:
     pair_pred: np.ndarray
     pair_gt: np.ndarray
     pair_iou: np.ndarray
+    gt_below_1000: np.ndarray  # (G,) bool: values 1..999, scored as small GT (matching.py)
+
+    def gt_scored(self, min_region_size: int) -> np.ndarray:
+        return (self.gt_size >= min_region_size) & ~self.gt_below_1000
 
     @classmethod
     def of(cls, scenes: Sequence[SceneMatches]) -> "_Pooled":
@@ -197,9 +201,12 @@ class _Pooled:
         iou = inter / (gt_size[pair_gt] + pred_size[pair_pred] - inter)
         # Greedy matching order: GT (scene, then id), then prediction order.
         order = np.lexsort((pair_pred, pair_gt))
+        below = [s.gt_below_1000 if s.gt_below_1000 is not None else np.zeros(len(s.gt_class), bool)
+                 for s in scenes]
         return cls(cat("pred_class", np.int64), cat("pred_score", np.float64), pred_size,
                    cat("pred_ignore", np.int64), cat("gt_class", np.int64), gt_size,
-                   pair_pred[order], pair_gt[order], iou[order])
+                   pair_pred[order], pair_gt[order], iou[order],
+                   np.concatenate(below or [np.zeros(0, bool)]).astype(bool))
 
 
 def _greedy(lg: np.ndarray, lp: np.ndarray, score: np.ndarray, num_gt: int):
@@ -227,7 +234,7 @@ def _greedy(lg: np.ndarray, lp: np.ndarray, score: np.ndarray, num_gt: int):
 def _threshold_aps(pool: _Pooled, t: float, min_region_size: int, num_classes: int) -> np.ndarray:
     """(K,) AP of every instance class at IoU threshold ``t``."""
     n_pred, n_gt = len(pool.pred_class), len(pool.gt_class)
-    gt_scored = pool.gt_size >= min_region_size
+    gt_scored = pool.gt_scored(min_region_size)
     cand = pool.pair_iou > t
     has_candidate = np.zeros(n_pred, dtype=bool)
     has_candidate[pool.pair_pred[cand]] = True  # small GT included: such a prediction is no FP
@@ -281,7 +288,7 @@ def compute_ap(scenes: Sequence[SceneMatches], *, min_region_size: int = MIN_REG
     k = len(label_set.instance_ids)
     per_t = np.stack([_threshold_aps(pool, t, min_region_size, k) for t in AP_THRESHOLDS], axis=1)
     ap25 = _threshold_aps(pool, AP25_THRESHOLD, min_region_size, k)
-    num_gt = np.bincount(pool.gt_class[pool.gt_size >= min_region_size], minlength=k)
+    num_gt = np.bincount(pool.gt_class[pool.gt_scored(min_region_size)], minlength=k)
     num_pred = np.bincount(pool.pred_class, minlength=k)
     return InstanceResult(per_t, ap25, num_gt, num_pred, len(scenes), label_set)
 

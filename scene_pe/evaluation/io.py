@@ -24,6 +24,7 @@ from scene_pe.evaluation.instance import InstanceEvaluator, InstanceResult
 from scene_pe.evaluation.masks import SparseMasks
 from scene_pe.evaluation.matching import MIN_REGION_SIZE, ScenePrediction
 from scene_pe.evaluation.parallel import map_scenes
+from scene_pe.evaluation.rle import rle_indices
 from scene_pe.evaluation.semantic import GtFormat, SemanticEvaluator, SemanticResult
 from scene_pe.util.archive import folder_files, open_zip, read_member
 from scene_pe.util.errors import SceneError
@@ -232,10 +233,11 @@ def read_instance_scene(source: SubmissionSource, scene: str, num_vertices: int,
         seen.add(member)
         if not source.exists(member):
             raise SceneError(scene, path, f"line {i}: mask file {source.display(member)} not found")
-        inside, n_lines = mask_indices(source.read(member), scene, source.display(member))
+        read_mask = rle_indices if label_set.rle_masks else mask_indices  # ScanNet++: RLE JSON
+        inside, n_lines = read_mask(source.read(member), scene, source.display(member))
         if n_lines != num_vertices:
-            raise SceneError(scene, source.display(member), f"{n_lines} lines, but the scene has "
-                             f"{num_vertices} vertices")
+            what = f"'length' {n_lines}" if label_set.rle_masks else f"{n_lines} lines"
+            raise SceneError(scene, source.display(member), f"{what}, but the scene has {num_vertices} vertices")
         masks.append(inside)
         labels.append(label)
         scores.append(conf)

@@ -31,6 +31,7 @@ from scene_pe.labels.scannet200 import SCANNET200_CLASSES
 
 IGNORE_LABEL = -100  # torch.nn.functional.cross_entropy's default ignore_index
 NUM_NYU40 = 41  # NYU40 ids 0 (unannotated) .. 40: the labels.ply / palette id space
+SCANNETPP_NAME = "scannetpp"  # the label set whose classes come with the data (labels/scannetpp.py)
 NYU40_COLUMN = "nyu40id"  # the tsv column of NYU40 ids (labels.ply's, ScanNet v2's benchmark ids)
 
 
@@ -78,6 +79,11 @@ class LabelSet:
     def nyu40_ids(self) -> bool:
         """Whether the benchmark ids are NYU40 ids (then labels.ply and ScanNet's palette apply)."""
         return self.tsv_column == NYU40_COLUMN
+
+    @property
+    def rle_masks(self) -> bool:
+        """Whether its benchmark's instance masks are run-length encoded JSON (ScanNet++), not 0/1 lines."""
+        return self.name == SCANNETPP_NAME
 
     @cached_property
     def instance_ids(self) -> tuple[int, ...]:
@@ -156,7 +162,6 @@ SCANNET200 = LabelSet(
     splits={s: tuple(r[0] for r in SCANNET200_CLASSES if r[2] == s) for s in ("head", "common", "tail")},
 )
 
-SCANNETPP_NAME = "scannetpp"  # the label set whose classes come with the data (labels/scannetpp.py)
 LABEL_SETS: dict[str, LabelSet] = {s.name: s for s in (SCANNET20, SCANNET200)}
 LABEL_SET_NAMES = (*LABEL_SETS, SCANNETPP_NAME)
 TSV_ID_COLUMNS = tuple(dict.fromkeys(s.tsv_column for s in LABEL_SETS.values()))  # what the tsv reader keeps
