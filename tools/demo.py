@@ -16,7 +16,9 @@ is resumable: generated scenes, preprocessed files, a finished training run
 and saved predictions are reused. --config configs/synthetic_margin.yaml
 trains the learnable-margin baseline instead; --config
 configs/synthetic200_probabilistic.yaml runs it all with the ScanNet200 label set
-(rooms with extra ScanNet200 categories, in <out>/scannet200 and <out>/preprocessed200).
+(rooms with extra ScanNet200 categories, in <out>/scannet200 and <out>/preprocessed200; ScanNet++'s
+layout and label set with configs/synthetic_scannetpp_probabilistic.yaml, in <out>/scannetpp and
+<out>/preprocessedpp).
 """
 
 import json
@@ -146,8 +148,16 @@ class Stages:
         return "\n".join(lines)
 
 
+def split_path(raw: Path, split: str) -> Path:
+    """A generated folder's split list (ScanNet++'s layout: splits/<release name>)."""
+    from scene_pe.data.scannetpp import SPLIT_FILES
+
+    plus = raw / "splits" / SPLIT_FILES[split]
+    return plus if plus.exists() else raw / f"scannetv2_{split}.txt"
+
+
 def split_scenes(raw: Path, split: str) -> list[str]:
-    path = raw / f"scannetv2_{split}.txt"
+    path = split_path(raw, split)
     return path.read_text().split() if path.exists() else []
 
 
@@ -178,7 +188,10 @@ def own_scan(raw: Path, folder: Path) -> Path:
     from scene_pe.viz import write_colored_ply
 
     scene = split_scenes(raw, "test")[0]
-    xyz, rgb, _ = read_mesh(raw / "scans_test" / scene / f"{scene}_vh_clean_2.ply", scene)
+    mesh = raw / "scans_test" / scene / f"{scene}_vh_clean_2.ply"
+    if not mesh.exists():  # ScanNet++'s layout
+        mesh = raw / "data" / scene / "scans" / "mesh_aligned_0.05.ply"
+    xyz, rgb, _ = read_mesh(mesh, scene)
     path = folder / f"{scene}_points.ply"
     write_colored_ply(path, xyz, rgb)
     return path
@@ -201,9 +214,11 @@ def main(argv=None) -> int:
 
     # the label set decides the generated rooms and the folders (one label set per folder)
     label_set = load_config(ROOT / args.config, args.overrides).data.label_set
-    scannet20 = label_set == "scannet20"
-    suffix, profile = ("", "basic") if scannet20 else ("200", "basic200")
+    suffix, profile = {"scannet20": ("", "basic"), "scannet200": ("200", "basic200"),
+                       "scannetpp": ("pp", "scannetpp")}[label_set]
     raw, pre = out / f"scannet{suffix}", out / f"preprocessed{suffix}"
+    # ScanNet++'s layout: its label set comes with the rooms' metadata folder
+    dataset = ["--dataset", "scannetpp"] if label_set == "scannetpp" else ["--label-set", label_set]
     overrides = [f"data.root={pre}", f"run_dir={out / 'runs'}", *args.overrides]
     cfg = load_config(ROOT / args.config, overrides)
     run_path = cfg.run_path
@@ -213,7 +228,7 @@ def main(argv=None) -> int:
     stages = Stages()
     start = time.time()
 
-    generated = (raw / "scannetv2_test.txt").exists()
+    generated = split_path(raw, "test").exists()
     stages.run("generate", lambda: None if generated else run(
         [py, "tools/make_synthetic.py", "--out", str(raw), "--train", str(args.train_scenes),
          "--val", str(args.val_scenes), "--test", str(args.test_scenes), "--seed", str(args.seed),
@@ -223,7 +238,7 @@ def main(argv=None) -> int:
     preprocessed = generated and bool(every) and all((pre / "scenes" / f"{s}.npz").exists() for s in every)
     stages.run("preprocess", lambda: run(
         [py, "tools/preprocess.py", "--scannet-root", str(raw), "--out", str(pre), "--split", "all",
-         "--workers", str(args.workers), "--label-set", label_set]), "reused (checked)" if preprocessed else "ran")
+         "--workers", str(args.workers), *dataset]), "reused (checked)" if preprocessed else "ran")
 
     status = training_status(last, cfg.train.epochs)
     resume = ["--resume"] if last.exists() else []
