@@ -11,7 +11,10 @@ from its algorithm, vectorised). Its rules, as implemented here:
   non-benchmark objects) are *void*.
 * A prediction whose label is not one of the instance classes, or whose mask has
   fewer than 100 vertices, is dropped: neither TP nor FP.
-* A GT instance under 100 vertices ("small") is not scored (no TP, no FN).
+* A GT instance under 100 vertices ("small") is not scored (no TP, no FN); nor is a
+  GT value 1..999 (class id 0: the official ``instance_id >= 1000`` filter; only ScanNet++
+  can have instances of class id 0). Value 0 is no instance (void unless class id 0 has
+  instances, ScanNet++'s case).
 * For IoU threshold ``t``, per class and scene, GT instances in increasing id
   order scan the predictions of their class in prediction order and take those
   with IoU > t (strictly) not already taken by an earlier GT: the first is a
@@ -20,7 +23,8 @@ from its algorithm, vectorised). Its rules, as implemented here:
   a later GT; for t >= 0.5 no prediction can exceed t with two GT instances.)
 * A prediction with IoU <= t to every GT instance of its class (small ones
   included) is a FP, unless more than ``t`` of its vertices are void or lie on
-  small GT instances of its class (then it is ignored).
+  small GT instances of its class (then it is ignored; a GT below 1000 that is also small
+  counts twice, as the official sum).
 * Per class, the TP/FP entries of all scenes are ranked by confidence. At each
   distinct confidence ``c`` (ascending): precision and recall of the entries
   with confidence >= c, recall over the scored GT instances; then an artificial
@@ -28,7 +32,8 @@ from its algorithm, vectorised). Its rules, as implemented here:
   r_{-1} = r_0 and 0 past the artificial point (the official convolution).
 * A class without scored GT is NaN; with GT but no prediction, 0. Per class AP
   is the mean over the 9 thresholds; means over classes ignore NaN.
-* ScanNet200 is scored by the same script with its class list; its head /
+* ScanNet++ is scored by its toolkit's copy of the script (``scannetpp.py``: the vertex mask);
+  ScanNet200 is scored by the same script with its class list; its head /
   common / tail figures are the same NaN-ignoring means over the instance
   classes of each split.
 

@@ -137,14 +137,17 @@ def match_scene(gt_ids, masks, labels, scores, *, scene: str = "scene",
     gt_cols = np.flatnonzero((uniq_class >= 0) & (uniq > 0))
     gt_class, gt_size = uniq_class[gt_cols], counts[gt_cols].astype(np.int64)
     below_1000 = uniq[gt_cols] < 1000
-    unscored = (gt_size < min_region_size) | below_1000
+    # vertices of a prediction on unscored GT of its class count as ignored, twice for GT that is
+    # both below 1000 and small as the official sum (class id 0 never has scored GT, so its AP is
+    # NaN whatever is ignored: the rules for values below 1000 cannot change a score; value 0 not
+    # being void can, for the other classes' predictions)
+    ignore_weight = (gt_size < min_region_size).astype(np.int64) + below_1000
     pred_class, size, void = pred_class[keep], size[keep], void[keep]
     same = pred_class[:, None] == gt_class[None, :]
     inter = np.where(same, inter[keep][:, gt_cols], 0)
     pair_pred, pair_gt = np.nonzero(inter)
     pair_inter = inter[pair_pred, pair_gt].astype(np.int64)
-    small = unscored[pair_gt]
-    on_small = np.bincount(pair_pred[small], weights=pair_inter[small], minlength=len(size))
+    on_small = np.bincount(pair_pred, weights=pair_inter * ignore_weight[pair_gt], minlength=len(size))
     return SceneMatches(pred_class, scores[keep], size.astype(np.int64),
                         void.astype(np.int64) + on_small.astype(np.int64),
                         gt_class, gt_size, pair_pred, pair_gt, pair_inter, below_1000)
