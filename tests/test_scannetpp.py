@@ -29,19 +29,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def raw_pp(tmp_path_factory) -> tuple[Path, dict]:
-    """3 annotated rooms and a test room in ScanNet++'s release layout."""
+    """3 annotated rooms and a test room in ScanNet++'s release layout, and the split lists."""
     raw = tmp_path_factory.mktemp("rawpp") / "scannetpp"
-    splits = generate_dataset(raw, 2, 1, 1, seed=5, num_vertices=(30000, 36000), profile="scannetpp")
-    return raw, splits
+    return raw, generate_dataset(raw, 2, 1, 1, seed=5, num_vertices=(30000, 36000), profile="scannetpp")
 
 
 @pytest.fixture(scope="module")
 def pre_pp(raw_pp, tmp_path_factory) -> Path:
-    raw, splits = raw_pp
+    """The rooms preprocessed with the classes of their metadata folder."""
+    classes = read_benchmark_metadata(raw_pp[0])
     out = tmp_path_factory.mktemp("prepp")
-    classes = read_benchmark_metadata(raw)
-    s = run_preprocess(raw, out, splits, None, progress=False, label_set=classes.label_set(), classes=classes)
-    assert s.ok and len(s.of("written")) == 4, s.format()
+    summary = run_preprocess(raw_pp[0], out, raw_pp[1], None, progress=False, label_set=classes.label_set(), classes=classes)
+    assert summary.ok and len(summary.of("written")) == 4, summary.format()
     return out
 
 

@@ -25,11 +25,10 @@ import numpy as np
 
 from scene_pe.labels.label_set import LabelSet
 from scene_pe.evaluation.instance import InstanceEvaluator, InstanceResult
-from scene_pe.evaluation.io import (SubmissionSource, _scenes_to_score, gt_files, parse_int_lines,
-                                    read_instance_scene)
+from scene_pe.evaluation.io import (SubmissionSource, gt_files, parse_int_lines, read_instance_scene,
+                                    score_scenes)
 from scene_pe.evaluation.masks import SparseMasks
 from scene_pe.evaluation.matching import MIN_REGION_SIZE
-from scene_pe.evaluation.parallel import map_scenes
 from scene_pe.evaluation.semantic import SemanticResult
 from scene_pe.util.errors import SceneError
 
@@ -147,13 +146,9 @@ def evaluate_plus_instance(pred: str | Path, gt: PlusGt, label_set: LabelSet, *,
                            min_region_size: int = MIN_REGION_SIZE, workers: int | None = None
                            ) -> tuple[InstanceResult, list[str]]:
     """AP of a ScanNet++ instance submission; also the GT scenes it has no predictions for."""
-    files = gt_files(gt.instance_dir)
     ev = InstanceEvaluator(min_region_size, label_set)
-    with SubmissionSource(pred) as source:
-        todo, missing = _scenes_to_score(source, files, require_all)
-        jobs = [(s, (files[s], gt, min_region_size, label_set)) for s in todo]
-        for scene_ev in map_scenes(_instance_scene, source, jobs, workers):
-            ev.merge(scene_ev)
+    missing = score_scenes(pred, gt_files(gt.instance_dir), require_all, _instance_scene,
+                           (gt, min_region_size, label_set), ev.merge, workers)
     return ev.result(), missing
 
 
@@ -183,13 +178,14 @@ def evaluate_plus_semantic(pred: str | Path, gt: PlusGt, label_set: LabelSet, *,
     """Top-k IoU of a ScanNet++ semantic submission (k -> result); and GT scenes without predictions."""
     if gt.semantic_dir is None:
         raise ValueError("ScanNet++ semantic scoring needs the semantic GT folder")
-    files = gt_files(gt.semantic_dir)
     c = label_set.num_classes
     total = {k: np.zeros((c, c + 1), np.int64) for k in top_k}
-    with SubmissionSource(pred) as source:
-        todo, missing = _scenes_to_score(source, files, require_all)
-        jobs = [(s, (files[s], gt, c, tuple(top_k))) for s in todo]
-        for conf in map_scenes(_semantic_scene, source, jobs, workers):
-            for k in top_k:
-                total[k] += conf[k]
-    return {k: SemanticResult(total[k], len(todo), label_set) for k in top_k}, missing
+    scored = []
+
+    def merge(confusions: dict[int, np.ndarray]) -> None:
+        scored.append(1)
+        for k in top_k:
+            total[k] += confusions[k]
+    missing = score_scenes(pred, gt_files(gt.semantic_dir), require_all, _semantic_scene, (gt, c, tuple(top_k)),
+                           merge, workers)
+    return {k: SemanticResult(total[k], len(scored), label_set) for k in top_k}, missing
