@@ -279,7 +279,8 @@ def main(argv=None) -> int:
     print(f"uncertainty ({u['definition']}) flags wrongly assigned vertices: AUROC {fmt(u['auroc'])} "
           f"(among assigned {fmt(u['auroc_assigned'])})")
     print("outputs:")
-    for what, path in [("generated ScanNet-format scenes", raw), ("preprocessed scenes", pre),
+    layout = "ScanNet++" if label_set == "scannetpp" else "ScanNet"
+    for what, path in [(f"generated {layout}-format scenes", raw), ("preprocessed scenes", pre),
                        ("training run (config, log, TensorBoard, checkpoints)", run_path),
                        ("val predictions + metrics.json", val_out), ("val coloured PLYs", val_out / "ply"),
                        ("val viewer pages (GT, errors; open in a browser)", val_out / "html"),
