@@ -10,6 +10,7 @@ sub-config it needs (e.g. a HeadConfig), never the whole file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,7 +54,7 @@ class DataConfig:
     num_workers: int = 2
     repeat: int = 1  # passes over the training scenes per epoch (small synthetic sets)
 
-    @property
+    @cached_property  # scannetpp: its record is read once per config, not on every call (per batch)
     def labels(self) -> LabelSet:
         if self.label_set != SCANNETPP_NAME:
             return get_label_set(self.label_set)
