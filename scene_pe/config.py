@@ -9,13 +9,16 @@ sub-config it needs (e.g. a HeadConfig), never the whole file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from scene_pe.labels.label_set import LabelSet, get_label_set
+from scene_pe.labels.label_set import SCANNETPP_NAME, LabelSet, get_label_set
+from scene_pe.labels.folder import stored_classes
+from scene_pe.labels.scannetpp import scannetpp_label_set
 from scene_pe.data.transforms import SCANNET_TRAIN_SPECS, build_transforms
 from scene_pe.method.clustering import ClusteringConfig, MarginClusteringConfig
 from scene_pe.method.losses_margin import MarginLossConfig
@@ -33,9 +36,15 @@ def _default_train_transforms() -> list[dict]:
 @dataclass(frozen=True)
 class DataConfig:
     root: str = "data/scannet_preprocessed"  # output folder of tools/preprocess.py
-    # the classes (scene_pe/labels/label_set.py): scannet20 (ScanNet v2) or scannet200; must be the
-    # label set the root was preprocessed with (tools/preprocess.py --label-set)
-    label_set: Literal["scannet20", "scannet200"] = "scannet20"
+    # the classes (scene_pe/labels/label_set.py): scannet20 (ScanNet v2), scannet200 or scannetpp
+    # (ScanNet++); must be the label set the root was preprocessed with (tools/preprocess.py
+    # --label-set, or --dataset scannetpp)
+    label_set: Literal["scannet20", "scannet200", "scannetpp"] = "scannet20"
+    # scannetpp only: its semantic and instance class names, read from the release at preprocessing
+    # and recorded in <root>/label_set_classes.json. Empty: read from there; a training run copies
+    # them into its config.yaml (with_recorded_classes), so a checkpoint carries its classes.
+    classes: list[str] = field(default_factory=list)
+    instance_classes: list[str] = field(default_factory=list)
     train_split: str = "train"
     val_split: str = "val"
     voxel: VoxelizeConfig = field(default_factory=VoxelizeConfig)
@@ -45,11 +54,26 @@ class DataConfig:
     num_workers: int = 2
     repeat: int = 1  # passes over the training scenes per epoch (small synthetic sets)
 
-    @property
+    @cached_property  # scannetpp: its record is read once per config, not on every call (per batch)
     def labels(self) -> LabelSet:
-        return get_label_set(self.label_set)
+        if self.label_set != SCANNETPP_NAME:
+            return get_label_set(self.label_set)
+        if self.classes:
+            return scannetpp_label_set(self.classes, self.instance_classes)
+        recorded = stored_classes(self.root)
+        if recorded is None:
+            raise ValueError(f"data.label_set=scannetpp: no classes in the config and none recorded in "
+                             f"{self.root} (preprocess a ScanNet++ release there: tools/preprocess.py "
+                             "--dataset scannetpp)")
+        return recorded.label_set()
 
     def validate(self) -> None:
+        if (self.classes or self.instance_classes) and self.label_set != SCANNETPP_NAME:
+            raise ValueError("data.classes / data.instance_classes are for label_set scannetpp only")
+        if self.classes:
+            unknown = sorted(set(self.instance_classes) - set(self.classes))
+            if unknown or len(set(self.classes)) != len(self.classes):
+                raise ValueError(f"data.classes must be distinct and hold the instance classes (not {unknown[:5]})")
         build_transforms(self.train_transforms)  # unknown transform or argument -> error now
         build_transforms(self.val_transforms)
         if self.batch_size < 1 or self.num_workers < 0 or self.repeat < 1:
@@ -183,6 +207,16 @@ def config_from_text(text: str, overrides: list[str] = (), source: str = "config
         return from_dict(Config, apply_overrides(data, list(overrides)))
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
+
+
+def with_recorded_classes(cfg: Config) -> Config:
+    """``cfg`` with ScanNet++'s classes copied from its preprocessed folder into ``data`` (a run's
+    config.yaml then carries them to its checkpoints); other label sets unchanged."""
+    if cfg.data.label_set != SCANNETPP_NAME or cfg.data.classes:
+        return cfg
+    labels = cfg.data.labels
+    data = replace(cfg.data, classes=list(labels.names), instance_classes=list(labels.instance_names))
+    return replace(cfg, data=data)
 
 
 def dump_config(cfg: Config) -> str:

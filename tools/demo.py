@@ -16,7 +16,9 @@ is resumable: generated scenes, preprocessed files, a finished training run
 and saved predictions are reused. --config configs/synthetic_margin.yaml
 trains the learnable-margin baseline instead; --config
 configs/synthetic200_probabilistic.yaml runs it all with the ScanNet200 label set
-(rooms with extra ScanNet200 categories, in <out>/scannet200 and <out>/preprocessed200).
+(rooms with extra ScanNet200 categories, in <out>/scannet200 and <out>/preprocessed200; ScanNet++'s
+layout and label set with configs/synthetic_scannetpp_probabilistic.yaml, in <out>/scannetpp and
+<out>/preprocessedpp).
 """
 
 import sys

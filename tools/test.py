@@ -35,7 +35,7 @@ def parse_args(argv):
     ap.add_argument("--split", default="val", help="split list under <data.root>/splits (val, test, ...)")
     ap.add_argument("--out", type=Path, help="output folder (default: <run>/test_<split>)")
     ap.add_argument("--export", type=Path, help="write benchmark submissions (+ zips) here")
-    ap.add_argument("--scannet-root", type=Path, help="raw ScanNet folder: mesh faces for --ply")
+    ap.add_argument("--scannet-root", type=Path, help="raw ScanNet folder (or ScanNet++ release): mesh faces for --ply")
     ap.add_argument("--ply", action="store_true", help="write coloured prediction PLYs")
     ap.add_argument("--html", action="store_true", help="write a viewer page per scene (<out>/html/)")
     ap.add_argument("--overwrite", action="store_true", help="predict scenes again even if saved")

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scene_pe.evaluation.io import SubmissionSource  # noqa: E402
 from scene_pe.export.validate import (validate_submission, vertex_counts_from_gt,  # noqa: E402
                                       vertex_counts_from_scannet)
-from scene_pe.labels.label_set import LABEL_SET_NAMES, get_label_set  # noqa: E402
+from scene_pe.labels.label_set import LABEL_SET_NAMES, SCANNETPP_NAME, get_label_set  # noqa: E402
+from scene_pe.labels.scannetpp import read_benchmark_metadata  # noqa: E402
 from scene_pe.labels.folder import label_set_of_gt  # noqa: E402
 from scene_pe.util import cli  # noqa: E402
 from scene_pe.util.io import read_lines  # noqa: E402
@@ -73,8 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         counts = vertex_counts_from_gt(args.vertex_counts, scenes)
     # the GT folder's recorded label set, unless given; without a GT folder ScanNet v2's
-    label_set = label_set_of_gt(args.vertex_counts, args.label_set) if args.vertex_counts \
-        else get_label_set(args.label_set or "scannet20")
+    # ScanNet++ without a GT folder: the classes of the release's metadata (--scannet-root)
+    try:
+        if args.vertex_counts:
+            label_set = label_set_of_gt(args.vertex_counts, args.label_set)
+        elif args.label_set == SCANNETPP_NAME:
+            label_set = read_benchmark_metadata(args.scannet_root).label_set()
+        else:
+            label_set = get_label_set(args.label_set or "scannet20")
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     problems = validate_submission(args.submission, counts, expected,
                                    task="semantic" if args.semantic else "instance", label_set=label_set)
     for line in problems:

@@ -127,8 +127,16 @@ class Stages:
         return "\n".join(lines)
 
 
+def split_path(raw: Path, split: str) -> Path:
+    """A generated folder's split list (ScanNet++'s layout: splits/<release name>)."""
+    from scene_pe.data.scannetpp import SPLIT_FILES
+
+    plus = raw / "splits" / SPLIT_FILES[split]
+    return plus if plus.exists() else raw / f"scannetv2_{split}.txt"
+
+
 def split_scenes(raw: Path, split: str) -> list[str]:
-    path = raw / f"scannetv2_{split}.txt"
+    path = split_path(raw, split)
     return path.read_text().split() if path.exists() else []
 
 
@@ -159,7 +167,10 @@ def own_scan(raw: Path, folder: Path) -> Path:
     from scene_pe.viz import write_colored_ply
 
     scene = split_scenes(raw, "test")[0]
-    xyz, rgb, _ = read_mesh(raw / "scans_test" / scene / f"{scene}_vh_clean_2.ply", scene)
+    mesh = raw / "scans_test" / scene / f"{scene}_vh_clean_2.ply"
+    if not mesh.exists():  # ScanNet++'s layout
+        mesh = raw / "data" / scene / "scans" / "mesh_aligned_0.05.ply"
+    xyz, rgb, _ = read_mesh(mesh, scene)
     path = folder / f"{scene}_points.ply"
     write_colored_ply(path, xyz, rgb)
     return path
@@ -173,9 +184,11 @@ def run(args) -> int:
 
     # the label set decides the generated rooms and the folders (one label set per folder)
     label_set = load_config(ROOT / args.config, args.overrides).data.label_set
-    scannet20 = label_set == "scannet20"
-    suffix, profile = ("", "basic") if scannet20 else ("200", "basic200")
+    suffix, profile = {"scannet20": ("", "basic"), "scannet200": ("200", "basic200"),
+                       "scannetpp": ("pp", "scannetpp")}[label_set]
     raw, pre = out / f"scannet{suffix}", out / f"preprocessed{suffix}"
+    # ScanNet++'s layout: its label set comes with the rooms' metadata folder
+    dataset = ["--dataset", "scannetpp"] if label_set == "scannetpp" else ["--label-set", label_set]
     overrides = [f"data.root={pre}", f"run_dir={out / 'runs'}", *args.overrides]
     cfg = load_config(ROOT / args.config, overrides)
     run_path = cfg.run_path
@@ -185,7 +198,7 @@ def run(args) -> int:
     stages = Stages()
     start = time.time()
 
-    generated = (raw / "scannetv2_test.txt").exists()
+    generated = split_path(raw, "test").exists()
     stages.run("generate", lambda: None if generated else run_tool(
         [py, "tools/make_synthetic.py", "--out", str(raw), "--train", str(args.train_scenes),
          "--val", str(args.val_scenes), "--test", str(args.test_scenes), "--seed", str(args.seed),
@@ -195,7 +208,7 @@ def run(args) -> int:
     preprocessed = generated and bool(every) and all((pre / "scenes" / f"{s}.npz").exists() for s in every)
     stages.run("preprocess", lambda: run_tool(
         [py, "tools/preprocess.py", "--scannet-root", str(raw), "--out", str(pre), "--split", "all",
-         "--workers", str(args.workers), "--label-set", label_set]), "reused (checked)" if preprocessed else "ran")
+         "--workers", str(args.workers), *dataset]), "reused (checked)" if preprocessed else "ran")
 
     status = training_status(last, cfg.train.epochs)
     resume = ["--resume"] if last.exists() else []
@@ -236,7 +249,8 @@ def run(args) -> int:
     print(f"uncertainty ({u['definition']}) flags wrongly assigned vertices: AUROC {fmt(u['auroc'])} "
           f"(among assigned {fmt(u['auroc_assigned'])})")
     print("outputs:")
-    for what, path in [("generated ScanNet-format scenes", raw), ("preprocessed scenes", pre),
+    layout = "ScanNet++" if label_set == "scannetpp" else "ScanNet"
+    for what, path in [(f"generated {layout}-format scenes", raw), ("preprocessed scenes", pre),
                        ("training run (config, log, TensorBoard, checkpoints)", run_path),
                        ("val predictions + metrics.json", val_out), ("val coloured PLYs", val_out / "ply"),
                        ("val viewer pages (GT, errors; open in a browser)", val_out / "html"),

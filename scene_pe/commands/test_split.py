@@ -43,8 +43,9 @@ def write_plys(out_dir: Path, scenes: list[str], data_root: Path, scannet_root: 
         pred, sample = load_prediction(out_dir, scene), load_scene(data_root, scene, label_set.name)
         faces = None
         if scannet_root is not None:
-            for sub in ("scans", "scans_test"):
-                mesh = scannet_root / sub / scene / f"{scene}_vh_clean_2.ply"
+            for mesh in (scannet_root / "scans" / scene / f"{scene}_vh_clean_2.ply",
+                         scannet_root / "scans_test" / scene / f"{scene}_vh_clean_2.ply",
+                         scannet_root / "data" / scene / "scans" / "mesh_aligned_0.05.ply"):  # ScanNet++
                 if mesh.exists():
                     faces = read_mesh(mesh, scene)[2]
                     break

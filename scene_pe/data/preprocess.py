@@ -1,5 +1,8 @@
 """Raw ScanNet scenes -> compact ``<out>/scenes/<scene>.npz`` (+ ``<out>/gt/<scene>.txt``).
 
+ScanNet++ scenes (``classes`` given: the release's benchmark classes) also get the benchmark's
+semantic GT (``<out>/gt_semantic/``) and the evaluation's vertex mask (``<out>/gt_mask/``).
+
 One scene per task in a process pool; every file is written atomically, so a killed run
 leaves only finished files and a rerun skips finished scenes (resumable). A failing scene
 is recorded with its reason and the others still run.
@@ -23,11 +26,13 @@ from tqdm import tqdm
 
 from scene_pe.labels.label_set import SCANNET20, LabelSet
 from scene_pe.labels.folder import claim_label_set
+from scene_pe.labels.scannetpp import BenchmarkClasses
 from scene_pe.data.scannet import (LabelMap, RawScene, ScenePaths, SemanticSource, gt_ids,
                                    read_scene, write_gt_txt)
+from scene_pe.data.scannetpp import PlusPaths, read_plus_scene
 from scene_pe.util.errors import SceneError
-from scene_pe.util.io import (remove_stale_temps, save_npz_atomic, write_lines_atomic,
-                              write_text_atomic)
+from scene_pe.util.io import (atomic_open, remove_stale_temps, save_npz_atomic, signed_int_lines_bytes,
+                              write_lines_atomic, write_text_atomic)
 
 SPLITS = ("train", "val", "test")
 SCAN_DIRS = ("scans", "scans_test")  # ScanNet puts test scenes in scans_test
@@ -76,6 +81,16 @@ def output_paths(out_dir: str | Path, scene: str) -> tuple[Path, Path]:
     return out / "scenes" / f"{scene}.npz", out / "gt" / f"{scene}.txt"
 
 
+def plus_gt_paths(out_dir: str | Path, scene: str) -> tuple[Path, Path]:
+    """ScanNet++: (semantic GT txt, evaluation vertex mask txt) of one scene."""
+    out = Path(out_dir)
+    return out / "gt_semantic" / f"{scene}.txt", out / "gt_mask" / f"{scene}.txt"
+
+
+def _annotated(scene_dir: Path, classes: BenchmarkClasses | None) -> bool:
+    return (PlusPaths if classes is not None else ScenePaths).of(scene_dir).annotated
+
+
 def is_done(out_dir: str | Path, scene: str, annotated: bool) -> bool:
     """A scene is done when its npz and, if annotated, its GT txt exist."""
     npz, gt = output_paths(out_dir, scene)
@@ -100,23 +115,31 @@ def scene_arrays(raw: RawScene) -> dict[str, np.ndarray]:
 def preprocess_scene(scene_dir: str | Path, out_dir: str | Path, label_map: LabelMap | None,
                      align: bool = True, overwrite: bool = False,
                      semantic_source: SemanticSource = "aggregation",
-                     label_set: LabelSet = SCANNET20) -> SceneResult:
-    """Read one raw scene and write its npz (and GT txt); never raises for a bad scene."""
+                     label_set: LabelSet = SCANNET20, classes: BenchmarkClasses | None = None) -> SceneResult:
+    """Read one raw scene and write its npz (and GT txt); never raises for a bad scene.
+    ``classes``: the scene is a ScanNet++ one, labelled with these benchmark classes."""
     scene_dir = Path(scene_dir)
     scene = scene_dir.name
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            if not overwrite and is_done(out_dir, scene, ScenePaths.of(scene_dir).annotated):
+            if not overwrite and is_done(out_dir, scene, _annotated(scene_dir, classes)):
                 return SceneResult(scene, "skipped")
-            raw = read_scene(scene_dir, label_map, align=align, semantic_source=semantic_source,
-                             label_set=label_set)
+            plus = read_plus_scene(scene_dir, classes) if classes is not None else None
+            raw = plus.raw if plus is not None else read_scene(
+                scene_dir, label_map, align=align, semantic_source=semantic_source, label_set=label_set)
             npz, gt = output_paths(out_dir, scene)
-            for path in (npz, gt):  # leftovers of a killed run (one run per out dir)
+            for path in (npz, gt, *plus_gt_paths(out_dir, scene)):  # leftovers of a killed run
                 remove_stale_temps(path)
+            if plus is not None:  # the benchmark's semantic GT and vertex mask, before the GT txt
+                sem_path, mask_path = plus_gt_paths(out_dir, scene)
+                write_gt_txt(mask_path, plus.eval_mask)
+                if raw.has_labels:
+                    with atomic_open(sem_path, "wb") as f:  # class index, -100 unlabelled (toolkit's)
+                        f.write(signed_int_lines_bytes(plus.gt_semantic))
             if raw.has_labels:  # GT first: the npz marks the scene done
-                write_gt_txt(gt, gt_ids(raw))
+                write_gt_txt(gt, plus.gt_instance if plus is not None else gt_ids(raw))
             save_npz_atomic(npz, **scene_arrays(raw))
             status, reason = "written", ""
         except SceneError as e:
@@ -128,9 +151,10 @@ def preprocess_scene(scene_dir: str | Path, out_dir: str | Path, label_map: Labe
                        time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def find_scene_dir(root: str | Path, scene: str) -> Path | None:
-    """``root/scans/<scene>`` or ``root/scans_test/<scene>``, whichever exists."""
-    for sub in SCAN_DIRS:
+def find_scene_dir(root: str | Path, scene: str, plus: bool = False) -> Path | None:
+    """``root/scans/<scene>`` or ``root/scans_test/<scene>``, whichever exists (ScanNet++:
+    ``root/data/<scene>``, or ``root/<scene>`` when ``root`` is the release's data folder)."""
+    for sub in (("data", ".") if plus else SCAN_DIRS):
         d = Path(root) / sub / scene
         if d.is_dir():
             return d
@@ -155,7 +179,8 @@ def run_preprocess(root: str | Path, out_dir: str | Path, splits: dict[str, list
                    label_map: LabelMap | None, scenes: Iterable[str] | None = None,
                    workers: int = 1, overwrite: bool = False, align: bool = True,
                    semantic_source: SemanticSource = "aggregation",
-                   progress: bool = True, label_set: LabelSet = SCANNET20) -> Summary:
+                   progress: bool = True, label_set: LabelSet = SCANNET20,
+                   classes: BenchmarkClasses | None = None) -> Summary:
     """Preprocess the scenes of ``splits`` (filtered by ``scenes``; or just ``scenes``).
 
     Writes ``<out>/splits/<split>.txt`` listing each split's scenes that are done on disk,
@@ -163,7 +188,10 @@ def run_preprocess(root: str | Path, out_dir: str | Path, splits: dict[str, list
     this process. An output folder holds one label set: another one is refused.
     """
     out_dir = Path(out_dir)
-    claim_label_set(out_dir, label_set)
+    plus = classes is not None
+    if plus:
+        label_set = classes.label_set()
+    claim_label_set(out_dir, label_set, classes)
     wanted = list(dict.fromkeys(scenes)) if scenes is not None else None
     if splits:
         order = [s for names in splits.values() for s in names]
@@ -177,14 +205,15 @@ def run_preprocess(root: str | Path, out_dir: str | Path, splits: dict[str, list
     results: dict[str, SceneResult] = {}
     jobs = []
     for scene in order:
-        d = find_scene_dir(root, scene)
+        d = find_scene_dir(root, scene, plus)
         if d is None:
+            where = "data/" if plus else "scans/ or scans_test/"
             results[scene] = SceneResult(scene, "failed", str(SceneError(
-                scene, Path(root) / SCAN_DIRS[0] / scene, "scene folder not found under scans/ or scans_test/")))
-        elif not overwrite and is_done(out_dir, scene, ScenePaths.of(d).annotated):
+                scene, Path(root) / ("data" if plus else SCAN_DIRS[0]) / scene, f"scene folder not found under {where}")))
+        elif not overwrite and is_done(out_dir, scene, _annotated(d, classes)):
             results[scene] = SceneResult(scene, "skipped")
         else:
-            jobs.append((d, out_dir, label_map, align, overwrite, semantic_source, label_set))
+            jobs.append((d, out_dir, label_map, align, overwrite, semantic_source, label_set, classes))
 
     bar = tqdm(total=len(jobs), desc="preprocess", unit="scene", disable=not progress)
     if workers <= 1 or len(jobs) <= 1:
@@ -211,8 +240,8 @@ def run_preprocess(root: str | Path, out_dir: str | Path, splits: dict[str, list
 
     summary = Summary([results[s] for s in order])
     for split, names in splits.items():
-        done = [s for s in names if (d := find_scene_dir(root, s)) is not None
-                and is_done(out_dir, s, ScenePaths.of(d).annotated)]
+        done = [s for s in names if (d := find_scene_dir(root, s, plus)) is not None
+                and is_done(out_dir, s, _annotated(d, classes))]
         path = out_dir / "splits" / f"{split}.txt"
         write_lines_atomic(path, done)
         summary.split_files[split] = path

@@ -11,7 +11,10 @@ from its algorithm, vectorised). Its rules, as implemented here:
   non-benchmark objects) are *void*.
 * A prediction whose label is not one of the instance classes, or whose mask has
   fewer than 100 vertices, is dropped: neither TP nor FP.
-* A GT instance under 100 vertices ("small") is not scored (no TP, no FN).
+* A GT instance under 100 vertices ("small") is not scored (no TP, no FN); nor is a
+  GT value 1..999 (class id 0: the official ``instance_id >= 1000`` filter; only ScanNet++
+  can have instances of class id 0). Value 0 is no instance (void unless class id 0 has
+  instances, ScanNet++'s case).
 * For IoU threshold ``t``, per class and scene, GT instances in increasing id
   order scan the predictions of their class in prediction order and take those
   with IoU > t (strictly) not already taken by an earlier GT: the first is a
@@ -20,7 +23,8 @@ from its algorithm, vectorised). Its rules, as implemented here:
   a later GT; for t >= 0.5 no prediction can exceed t with two GT instances.)
 * A prediction with IoU <= t to every GT instance of its class (small ones
   included) is a FP, unless more than ``t`` of its vertices are void or lie on
-  small GT instances of its class (then it is ignored).
+  small GT instances of its class (then it is ignored; a GT below 1000 that is also small
+  counts twice, as the official sum).
 * Per class, the TP/FP entries of all scenes are ranked by confidence. At each
   distinct confidence ``c`` (ascending): precision and recall of the entries
   with confidence >= c, recall over the scored GT instances; then an artificial
@@ -28,7 +32,8 @@ from its algorithm, vectorised). Its rules, as implemented here:
   r_{-1} = r_0 and 0 past the artificial point (the official convolution).
 * A class without scored GT is NaN; with GT but no prediction, 0. Per class AP
   is the mean over the 9 thresholds; means over classes ignore NaN.
-* ScanNet200 is scored by the same script with its class list; its head /
+* ScanNet++ is scored by its toolkit's copy of the script (``scannetpp.py``: the vertex mask);
+  ScanNet200 is scored by the same script with its class list; its head /
   common / tail figures are the same NaN-ignoring means over the instance
   classes of each split.
 
@@ -180,6 +185,10 @@ class _Pooled:
     pair_pred: np.ndarray
     pair_gt: np.ndarray
     pair_iou: np.ndarray
+    gt_below_1000: np.ndarray  # (G,) bool: values 1..999, scored as small GT (matching.py)
+
+    def gt_scored(self, min_region_size: int) -> np.ndarray:
+        return (self.gt_size >= min_region_size) & ~self.gt_below_1000
 
     @classmethod
     def of(cls, scenes: Sequence[SceneMatches]) -> "_Pooled":
@@ -197,9 +206,12 @@ class _Pooled:
         iou = inter / (gt_size[pair_gt] + pred_size[pair_pred] - inter)
         # Greedy matching order: GT (scene, then id), then prediction order.
         order = np.lexsort((pair_pred, pair_gt))
+        below = [s.gt_below_1000 if s.gt_below_1000 is not None else np.zeros(len(s.gt_class), bool)
+                 for s in scenes]
         return cls(cat("pred_class", np.int64), cat("pred_score", np.float64), pred_size,
                    cat("pred_ignore", np.int64), cat("gt_class", np.int64), gt_size,
-                   pair_pred[order], pair_gt[order], iou[order])
+                   pair_pred[order], pair_gt[order], iou[order],
+                   np.concatenate(below or [np.zeros(0, bool)]).astype(bool))
 
 
 def _greedy(lg: np.ndarray, lp: np.ndarray, score: np.ndarray, num_gt: int):
@@ -227,7 +239,7 @@ def _greedy(lg: np.ndarray, lp: np.ndarray, score: np.ndarray, num_gt: int):
 def _threshold_aps(pool: _Pooled, t: float, min_region_size: int, num_classes: int) -> np.ndarray:
     """(K,) AP of every instance class at IoU threshold ``t``."""
     n_pred, n_gt = len(pool.pred_class), len(pool.gt_class)
-    gt_scored = pool.gt_size >= min_region_size
+    gt_scored = pool.gt_scored(min_region_size)
     cand = pool.pair_iou > t
     has_candidate = np.zeros(n_pred, dtype=bool)
     has_candidate[pool.pair_pred[cand]] = True  # small GT included: such a prediction is no FP
@@ -281,7 +293,7 @@ def compute_ap(scenes: Sequence[SceneMatches], *, min_region_size: int = MIN_REG
     k = len(label_set.instance_ids)
     per_t = np.stack([_threshold_aps(pool, t, min_region_size, k) for t in AP_THRESHOLDS], axis=1)
     ap25 = _threshold_aps(pool, AP25_THRESHOLD, min_region_size, k)
-    num_gt = np.bincount(pool.gt_class[pool.gt_size >= min_region_size], minlength=k)
+    num_gt = np.bincount(pool.gt_class[pool.gt_scored(min_region_size)], minlength=k)
     num_pred = np.bincount(pool.pred_class, minlength=k)
     return InstanceResult(per_t, ap25, num_gt, num_pred, len(scenes), label_set)
 

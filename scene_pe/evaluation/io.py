@@ -17,6 +17,8 @@ import posixpath
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Callable
+
 import numpy as np
 
 from scene_pe.labels.label_set import SCANNET20, LabelSet
@@ -24,6 +26,7 @@ from scene_pe.evaluation.instance import InstanceEvaluator, InstanceResult
 from scene_pe.evaluation.masks import SparseMasks
 from scene_pe.evaluation.matching import MIN_REGION_SIZE, ScenePrediction
 from scene_pe.evaluation.parallel import map_scenes
+from scene_pe.evaluation.rle import rle_indices
 from scene_pe.evaluation.semantic import GtFormat, SemanticEvaluator, SemanticResult
 from scene_pe.util.archive import folder_files, open_zip, read_member
 from scene_pe.util.errors import SceneError
@@ -232,10 +235,11 @@ def read_instance_scene(source: SubmissionSource, scene: str, num_vertices: int,
         seen.add(member)
         if not source.exists(member):
             raise SceneError(scene, path, f"line {i}: mask file {source.display(member)} not found")
-        inside, n_lines = mask_indices(source.read(member), scene, source.display(member))
+        read_mask = rle_indices if label_set.rle_masks else mask_indices  # ScanNet++: RLE JSON
+        inside, n_lines = read_mask(source.read(member), scene, source.display(member))
         if n_lines != num_vertices:
-            raise SceneError(scene, source.display(member), f"{n_lines} lines, but the scene has "
-                             f"{num_vertices} vertices")
+            what = f"'length' {n_lines}" if label_set.rle_masks else f"{n_lines} lines"
+            raise SceneError(scene, source.display(member), f"{what}, but the scene has {num_vertices} vertices")
         masks.append(inside)
         labels.append(label)
         scores.append(conf)
@@ -272,6 +276,17 @@ def _scenes_to_score(source: SubmissionSource, gt: dict[str, Path], require_all:
     return scenes, missing
 
 
+def score_scenes(pred: str | Path, gt: dict[str, Path], require_all: bool, fn: Callable, args: tuple,
+                 merge: Callable, workers: int | None) -> list[str]:
+    """``merge(fn(source, scene, gt_path, *args))`` for each scene of the submission ``pred`` (in
+    ``workers`` processes); returns the GT scenes it has no predictions for."""
+    with SubmissionSource(pred) as source:
+        todo, missing = _scenes_to_score(source, gt, require_all)
+        for result in map_scenes(fn, source, [(s, (gt[s], *args)) for s in todo], workers):
+            merge(result)
+    return missing
+
+
 def _instance_scene(source: SubmissionSource, scene: str, gt_path: Path,
                     skip_invalid_labels: bool, min_region_size: int, label_set: LabelSet) -> InstanceEvaluator:
     """One scene read and matched (in a worker process): an evaluator holding just it."""
@@ -300,13 +315,9 @@ def evaluate_instance_submission(pred: str | Path, gt_dir: str | Path, *,
 
     ``workers``: processes reading the scenes (default: every core; 1: this process).
     """
-    gt = gt_files(gt_dir)
     ev = InstanceEvaluator(min_region_size, label_set)
-    with SubmissionSource(pred) as source:
-        todo, missing = _scenes_to_score(source, gt, require_all)
-        jobs = [(s, (gt[s], skip_invalid_labels, min_region_size, label_set)) for s in todo]
-        for scene_ev in map_scenes(_instance_scene, source, jobs, workers):
-            ev.merge(scene_ev)
+    missing = score_scenes(pred, gt_files(gt_dir), require_all, _instance_scene,
+                           (skip_invalid_labels, min_region_size, label_set), ev.merge, workers)
     return ev.result(), missing
 
 
@@ -318,11 +329,7 @@ def evaluate_semantic_submission(pred: str | Path, gt_dir: str | Path, *,
 
     ``workers``: processes reading the scenes (default: every core; 1: this process).
     """
-    gt = gt_files(gt_dir)
     ev = SemanticEvaluator(label_set, gt_format)
-    with SubmissionSource(pred) as source:
-        todo, missing = _scenes_to_score(source, gt, require_all)
-        for scene_ev in map_scenes(_semantic_scene, source, [(s, (gt[s], label_set, gt_format)) for s in todo],
-                                   workers):
-            ev.merge(scene_ev)
+    missing = score_scenes(pred, gt_files(gt_dir), require_all, _semantic_scene, (label_set, gt_format),
+                           ev.merge, workers)
     return ev.result(), missing

@@ -61,6 +61,7 @@ class SceneMatches:
     pair_pred: np.ndarray  # (M,) same-class (prediction, GT) pairs that intersect
     pair_gt: np.ndarray  # (M,)
     pair_inter: np.ndarray  # (M,) intersection in vertices
+    gt_below_1000: np.ndarray | None = None  # (G,) GT values 1..999: never scored (None: all >= 1000)
 
 
 def _unique(gt_ids: np.ndarray):
@@ -124,21 +125,29 @@ def match_scene(gt_ids, masks, labels, scores, *, scene: str = "scene",
         masks = masks != 0  # official: any non-zero value is inside
 
     inter, uniq, counts = _intersections(gt_ids, masks, k, scene)
-    uniq_class = label_set.instance_index(uniq // 1000)  # 0 // 1000 = 0 -> -1: unannotated is void
+    uniq_class = label_set.instance_index(uniq // 1000)  # 0 // 1000 = 0 -> -1 unless class id 0 has instances
     size = inter.sum(axis=1)
     void = inter[:, uniq_class < 0].sum(axis=1)
     pred_class = label_set.instance_index(labels)
     keep = (pred_class >= 0) & (size >= min_region_size)
 
-    gt_cols = np.flatnonzero(uniq_class >= 0)
+    # Value 0 is no GT instance (the official get_instances skips it) but, when class id 0 has
+    # instances (only possible for scannetpp), not void either; values 1..999 are GT instances
+    # the official scripts never score (their filter instance_id >= 1000): as small ones.
+    gt_cols = np.flatnonzero((uniq_class >= 0) & (uniq > 0))
     gt_class, gt_size = uniq_class[gt_cols], counts[gt_cols].astype(np.int64)
+    below_1000 = uniq[gt_cols] < 1000
+    # vertices of a prediction on unscored GT of its class count as ignored, twice for GT that is
+    # both below 1000 and small as the official sum (class id 0 never has scored GT, so its AP is
+    # NaN whatever is ignored: the rules for values below 1000 cannot change a score; value 0 not
+    # being void can, for the other classes' predictions)
+    ignore_weight = (gt_size < min_region_size).astype(np.int64) + below_1000
     pred_class, size, void = pred_class[keep], size[keep], void[keep]
     same = pred_class[:, None] == gt_class[None, :]
     inter = np.where(same, inter[keep][:, gt_cols], 0)
     pair_pred, pair_gt = np.nonzero(inter)
     pair_inter = inter[pair_pred, pair_gt].astype(np.int64)
-    small = gt_size[pair_gt] < min_region_size
-    on_small = np.bincount(pair_pred[small], weights=pair_inter[small], minlength=len(size))
+    on_small = np.bincount(pair_pred, weights=pair_inter * ignore_weight[pair_gt], minlength=len(size))
     return SceneMatches(pred_class, scores[keep], size.astype(np.int64),
                         void.astype(np.int64) + on_small.astype(np.int64),
-                        gt_class, gt_size, pair_pred, pair_gt, pair_inter)
+                        gt_class, gt_size, pair_pred, pair_gt, pair_inter, below_1000)

@@ -11,6 +11,10 @@ vertex. Class ids are the label set's (NYU40 ids for ScanNet v2, the tsv ``id``
 for ScanNet200: the same formats, other ids). The two kinds both use ``<scene>.txt``, so they need separate folders.
 The zip holds the folder's content without a root folder.
 
+ScanNet++ (``scannetpp``; its toolkit's ``prepare_semantic_gt.py`` and ``eval_instance.py``):
+the same files but class ids 0..C-1 and masks ``predicted_masks/<scene>_<kkk>.json``, each
+run-length encoded (``evaluation/rle.py``).
+
 Every file is written atomically (temporary file + rename; no fsync, see
 ``_write_bytes``), masks before the scene file that names them; the text is
 built with numpy, not per line.
@@ -25,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from scene_pe.labels.label_set import SCANNET20, LabelSet
+from scene_pe.evaluation.rle import rle_bytes
 from scene_pe.util.io import atomic_open, int_lines_bytes
 
 MASK_DIR = "predicted_masks"
@@ -58,7 +63,7 @@ def _select(labels: np.ndarray, scores: np.ndarray, sizes: np.ndarray,
 
 def _remove_stale_masks(mask_dir: Path, scene: str) -> None:
     """Masks of an earlier export of this scene would otherwise end up in the zip."""
-    pattern = re.compile(re.escape(scene) + r"_\d+\.txt")
+    pattern = re.compile(re.escape(scene) + r"_\d+\.(txt|json)")
     if mask_dir.is_dir():
         for p in mask_dir.iterdir():
             if pattern.fullmatch(p.name):
@@ -106,9 +111,10 @@ def write_instance_submission(out_dir: str | Path, scene: str, masks, labels, co
     mask_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_masks(mask_dir, scene)
     lines = []
+    encode, suffix = (rle_bytes, "json") if label_set.rle_masks else (mask_bytes, "txt")
     for j, i in enumerate(chosen):
-        name = f"{scene}_{j}.txt"
-        _write_bytes(mask_dir / name, mask_bytes(masks[i] if masks.ndim == 2 else masks == i))
+        name = f"{scene}_{j:03d}.{suffix}" if label_set.rle_masks else f"{scene}_{j}.{suffix}"
+        _write_bytes(mask_dir / name, encode(masks[i] if masks.ndim == 2 else masks == i))
         # repr: shortest text that reads back as the same float (ranking unchanged).
         lines.append(f"{MASK_DIR}/{name} {labels[i]} {float(scores[i])!r}\n")
     _write_bytes(out_dir / f"{scene}.txt", "".join(lines).encode())

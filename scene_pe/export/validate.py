@@ -10,6 +10,12 @@ ids), finite float confidences, and mask files with one ``0`` or ``1`` per
 vertex of the scene's ``_vh_clean_2.ply``. A scene file without lines (no
 instance found) is valid. Semantic submissions: one class id of the label set
 per vertex.
+
+ScanNet++ (``scannetpp``), as its toolkit's ``eval_instance.py`` (``verify_pred_files``,
+``read_instance_prediction_file``) reads it: masks are run-length encoded JSON (``evaluation/rle.py``)
+of length = the mesh's vertices, label ids any class index 0..C-1 (lines of non-instance
+classes are not scored), confidences in [0, 1]; semantic lines hold 1 or 3 comma-separated
+class ids (top-3), the same number on every line.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from plyfile import PlyData
 
 from scene_pe.labels.label_set import SCANNET20, LabelSet
 from scene_pe.evaluation.io import SubmissionSource, gt_files, resolve_mask_path
+from scene_pe.evaluation.rle import rle_indices
+from scene_pe.util.errors import SceneError
 from scene_pe.util.archive import ArchiveError
 
 
@@ -38,12 +46,13 @@ def ply_vertex_count(path: str | Path) -> int:
 
 
 def vertex_counts_from_scannet(root: str | Path, scenes: Iterable[str]) -> dict[str, int]:
-    """scene -> vertices of ``scans[_test]/<scene>/<scene>_vh_clean_2.ply``; absent if not found."""
+    """scene -> vertices of ``scans[_test]/<scene>/<scene>_vh_clean_2.ply`` (ScanNet++:
+    ``data/<scene>/scans/mesh_aligned_0.05.ply``); absent if not found."""
     root = Path(root)
     counts = {}
     for s in scenes:
-        for sub in ("scans_test", "scans"):
-            ply = root / sub / s / f"{s}_vh_clean_2.ply"
+        for ply in (root / "scans_test" / s / f"{s}_vh_clean_2.ply", root / "scans" / s / f"{s}_vh_clean_2.ply",
+                    root / "data" / s / "scans" / "mesh_aligned_0.05.ply"):  # data/scannetpp.py's MESH_NAME
             if ply.is_file():
                 counts[s] = ply_vertex_count(ply)
                 break
@@ -86,6 +95,36 @@ def _mask_problems(data: bytes, n: int) -> list[str]:
     if len(bad):
         out.append(f"line {bad[0] + 1}: {lines[bad[0]][:40]!r} is not 0 or 1 "
                    f"({len(bad)} such lines)")
+    return out
+
+
+def _rle_problems(data: bytes, n: int) -> list[str]:
+    """Problems of a ScanNet++ mask file: RLE JSON over n vertices."""
+    try:
+        length = rle_indices(data, "-", "-")[1]
+    except SceneError as e:
+        return [e.message]
+    return [] if length == n else [f"'length' {length}, expected {n} (the mesh's vertices)"]
+
+
+def _label_problem(label: str, conf: str, label_set: LabelSet) -> list[str]:
+    """Problems of a scene line's label id and confidence."""
+    out = []
+    if label_set.rle_masks:  # ScanNet++'s check: any class index, confidence in [0, 1]
+        if not re.fullmatch(r"[0-9]+", label) or int(label) >= label_set.num_classes:
+            out.append(f"label {label!r} is not a class index 0..{label_set.num_classes - 1} of {label_set.name}")
+    elif not re.fullmatch(r"[0-9]+", label) or label_set.instance_index(int(label)) < 0:
+        ids = label_set.instance_ids
+        shown = f"{ids}" if len(ids) <= 20 else f"({ids[0]}, {ids[1]}, ..., {ids[-1]})"
+        out.append(f"label {label!r} is not one of the {len(ids)} instance-class ids of "
+                   f"{label_set.name} {shown}")
+    try:
+        value = float(conf)
+        ok = math.isfinite(value) and (not label_set.rle_masks or 0.0 <= value <= 1.0)
+    except ValueError:
+        ok = False
+    if not ok:
+        out.append(f"confidence {conf!r} is not a finite float{' in [0, 1]' if label_set.rle_masks else ''}")
     return out
 
 
@@ -138,19 +177,9 @@ def _check_instance_scene(source: SubmissionSource, name: str, n: int | None,
             else:
                 referenced[member] = f"{name} line {i}"
                 if n is not None:
-                    problems.extend(f"{source.display(member)}: {m}"
-                                    for m in _mask_problems(source.read(member), n))
-            if not re.fullmatch(r"[0-9]+", label) or label_set.instance_index(int(label)) < 0:
-                ids = label_set.instance_ids
-                shown = f"{ids}" if len(ids) <= 20 else f"({ids[0]}, {ids[1]}, ..., {ids[-1]})"
-                msgs.append(f"label {label!r} is not one of the {len(ids)} instance-class ids of "
-                            f"{label_set.name} {shown}")
-            try:
-                ok = math.isfinite(float(conf))
-            except ValueError:
-                ok = False
-            if not ok:
-                msgs.append(f"confidence {conf!r} is not a finite float")
+                    check = _rle_problems if label_set.rle_masks else _mask_problems
+                    problems.extend(f"{source.display(member)}: {m}" for m in check(source.read(member), n))
+            msgs += _label_problem(label, conf, label_set)
         problems.extend(f"{where}: line {i}: {m}" for m in msgs)
 
 
@@ -164,6 +193,12 @@ def _check_semantic_scene(source: SubmissionSource, name: str, n: int | None,
     lines = np.array(_split_lines(data), dtype=bytes)
     if n is not None and len(lines) != n:
         problems.append(f"{where}: {len(lines)} lines, expected {n} (one per mesh vertex)")
+    if label_set.rle_masks and b"," in data:  # ScanNet++'s top-3 lines: "a,b,c"
+        commas = np.char.count(lines, b",")
+        if (commas != commas[0]).any() or commas[0] != 2:
+            problems.append(f"{where}: every line must hold 1 or 3 comma-separated class ids, the same number")
+            return
+        lines = np.array(b"\n".join(lines.tolist()).replace(b",", b"\n").split(b"\n"), dtype=bytes)
     valid = np.array([str(i).encode() for i in label_set.ids])
     bad = np.flatnonzero(~np.isin(lines, valid))
     if len(bad):

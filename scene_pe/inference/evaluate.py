@@ -17,12 +17,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from scene_pe.config import Config
+from scene_pe.labels.label_set import LabelSet
 from scene_pe.data.dataset import SceneDataset, VoxelCollate, worker_init
 from scene_pe.data.transforms import build_transforms
 from scene_pe.util import distributed as D
 from scene_pe.inference.vertices import VertexPrediction, predict_batch
 from scene_pe.evaluation.instance import InstanceEvaluator
 from scene_pe.evaluation.io import read_gt_file
+from scene_pe.evaluation.scannetpp import plus_scene_gt
 from scene_pe.evaluation.semantic import SemanticEvaluator
 from scene_pe.evaluation.uncertainty import UncertaintyEvaluator
 
@@ -64,15 +66,13 @@ def evaluate_loader(model: torch.nn.Module, cfg: Config, scenes: list[str], devi
     (``unc_auroc``, ``unc_auroc_assigned``, ...; NaN without GT) plus the result
     objects under ``instance``, ``semantic`` and ``uncertainty``, the same on every rank.
     """
-    labels = cfg.data.labels
-    inst_ev, sem_ev, unc_ev = InstanceEvaluator(label_set=labels), SemanticEvaluator(labels), \
-        UncertaintyEvaluator(labels)
+    inst_ev, sem_ev, unc_ev = new_evaluators(cfg.data.labels)
     gt_dir = Path(cfg.data.root) / "gt"
     for pred, sample in predict_scenes(model, cfg, scenes, device, rank=rank, world=world,
                                        progress=progress, amp_dtype=amp_dtype):
         gt_path = gt_dir / f"{pred.scene}.txt"
         if sample["has_labels"] and gt_path.exists():
-            add_scene(inst_ev, sem_ev, pred, read_gt_file(gt_path, pred.scene), unc_ev)
+            add_scene(inst_ev, sem_ev, pred, read_gt_file(gt_path, pred.scene), unc_ev, gt_dir)
     inst_ev, sem_ev, unc_ev = merge_evaluators(inst_ev, sem_ev, unc_ev)
     if not inst_ev.num_scenes:
         nan = float("nan")
@@ -83,8 +83,23 @@ def evaluate_loader(model: torch.nn.Module, cfg: Config, scenes: list[str], devi
             **unc.scalars(), "instance": inst, "semantic": sem, "uncertainty": unc}
 
 
+def new_evaluators(labels: LabelSet) -> tuple[InstanceEvaluator, SemanticEvaluator, UncertaintyEvaluator]:
+    """Empty evaluators of a label set (ScanNet++'s semantic GT is its own file of class ids)."""
+    return (InstanceEvaluator(label_set=labels), SemanticEvaluator(labels, "semantic" if labels.rle_masks
+                                                                   else "instance"), UncertaintyEvaluator(labels))
+
+
 def add_scene(inst_ev: InstanceEvaluator, sem_ev: SemanticEvaluator, pred: VertexPrediction,
-              gt: np.ndarray, unc_ev: UncertaintyEvaluator | None = None) -> None:
+              gt: np.ndarray, unc_ev: UncertaintyEvaluator | None = None, gt_dir: Path | None = None) -> None:
+    """Score one scene against its GT (``gt_dir``: its folder, where ScanNet++ keeps the semantic
+    GT and the vertex mask beside it: those vertices are left out, as the toolkit does)."""
+    if inst_ev.label_set.rle_masks:
+        keep, semantic = plus_scene_gt(gt_dir, pred.scene, len(gt))
+        inst_ev.add(pred.scene, gt[keep], pred.instance[keep], pred.labels, pred.confidence)
+        sem_ev.add(pred.scene, semantic[keep], pred.semantic[keep])
+        if unc_ev is not None:
+            unc_ev.add(pred.scene, gt[keep], pred.instance[keep], pred.uncertainty[keep])
+        return
     inst_ev.add(pred.scene, gt, pred.instance, pred.labels, pred.confidence)
     sem_ev.add(pred.scene, gt, pred.semantic)
     if unc_ev is not None:
@@ -96,9 +111,8 @@ def merge_evaluators(inst_ev: InstanceEvaluator, sem_ev: SemanticEvaluator, unc_
     gathered = D.all_gather_objects((inst_ev, sem_ev, unc_ev))
     if len(gathered) == 1:
         return inst_ev, sem_ev, unc_ev
-    labels = inst_ev.label_set
-    inst_all, sem_all, unc_all = InstanceEvaluator(inst_ev.min_region_size, labels), SemanticEvaluator(labels), \
-        UncertaintyEvaluator(labels)
+    inst_all, sem_all, unc_all = new_evaluators(inst_ev.label_set)
+    inst_all.min_region_size = inst_ev.min_region_size
     for i, s, u in gathered:
         inst_all.merge(i)
         sem_all.merge(s)

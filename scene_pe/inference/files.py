@@ -12,12 +12,9 @@ from typing import Iterable
 import numpy as np
 
 from scene_pe.labels.label_set import LabelSet
-from scene_pe.inference.evaluate import add_scene
+from scene_pe.inference.evaluate import add_scene, new_evaluators
 from scene_pe.inference.vertices import VertexPrediction
-from scene_pe.evaluation.instance import InstanceEvaluator
 from scene_pe.evaluation.io import read_gt_file
-from scene_pe.evaluation.semantic import SemanticEvaluator
-from scene_pe.evaluation.uncertainty import UncertaintyEvaluator
 from scene_pe.util.errors import SceneError
 from scene_pe.util.io import save_npz_atomic
 
@@ -46,13 +43,13 @@ def load_prediction(out_dir: Path, scene: str) -> VertexPrediction:
 
 def evaluate_saved(out_dir: Path, gt_dir: Path, scenes: Iterable[str], label_set: LabelSet):
     """Instance, semantic and uncertainty results over the scenes that have GT (Nones if none has)."""
-    inst_ev, sem_ev, unc_ev = InstanceEvaluator(label_set=label_set), SemanticEvaluator(label_set), \
-        UncertaintyEvaluator(label_set)
+    inst_ev, sem_ev, unc_ev = new_evaluators(label_set)
     for scene in scenes:
         gt_path = Path(gt_dir) / f"{scene}.txt"
         if not gt_path.exists():
             continue
-        add_scene(inst_ev, sem_ev, load_prediction(out_dir, scene), read_gt_file(gt_path, scene), unc_ev)
+        add_scene(inst_ev, sem_ev, load_prediction(out_dir, scene), read_gt_file(gt_path, scene), unc_ev,
+                  Path(gt_dir))
     if not inst_ev.num_scenes:
         return None, None, None
     return inst_ev.result(), sem_ev.result(), unc_ev.result()

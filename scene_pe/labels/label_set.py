@@ -9,6 +9,10 @@ that maps a raw category to a benchmark id, and optional frequency splits.
   20 semantic classes, 18 instance classes.
 * ``scannet200``: ScanNet200 (tsv column ``id``, raw-category ids up to 1191); 200
   semantic classes, 198 instance classes, head / common / tail splits.
+* ``scannetpp``: ScanNet++'s benchmark (``labels/scannetpp.py``); ids are the line indices
+  0..C-1 of the release's class list, read from the release at preprocessing time and
+  recorded with the preprocessed scenes, so it is not in ``LABEL_SETS``: get it from a
+  folder (``labels/folder.py``) or a config (``DataConfig.labels``).
 
 Every other id (and 0, unannotated) maps to ``IGNORE_LABEL``. Code gets its class
 count and class lists from a ``LabelSet`` (the config's ``data.label_set``), never
@@ -27,6 +31,7 @@ from scene_pe.labels.scannet200 import SCANNET200_CLASSES
 
 IGNORE_LABEL = -100  # torch.nn.functional.cross_entropy's default ignore_index
 NUM_NYU40 = 41  # NYU40 ids 0 (unannotated) .. 40: the labels.ply / palette id space
+SCANNETPP_NAME = "scannetpp"  # the label set whose classes come with the data (labels/scannetpp.py)
 NYU40_COLUMN = "nyu40id"  # the tsv column of NYU40 ids (labels.ply's, ScanNet v2's benchmark ids)
 
 
@@ -74,6 +79,11 @@ class LabelSet:
     def nyu40_ids(self) -> bool:
         """Whether the benchmark ids are NYU40 ids (then labels.ply and ScanNet's palette apply)."""
         return self.tsv_column == NYU40_COLUMN
+
+    @property
+    def rle_masks(self) -> bool:
+        """Whether its benchmark's instance masks are run-length encoded JSON (ScanNet++), not 0/1 lines."""
+        return self.name == SCANNETPP_NAME
 
     @cached_property
     def instance_ids(self) -> tuple[int, ...]:
@@ -153,13 +163,17 @@ SCANNET200 = LabelSet(
 )
 
 LABEL_SETS: dict[str, LabelSet] = {s.name: s for s in (SCANNET20, SCANNET200)}
-LABEL_SET_NAMES = tuple(LABEL_SETS)
+LABEL_SET_NAMES = (*LABEL_SETS, SCANNETPP_NAME)
 TSV_ID_COLUMNS = tuple(dict.fromkeys(s.tsv_column for s in LABEL_SETS.values()))  # what the tsv reader keeps
 LEGACY_LABEL_SET = SCANNET20  # folders and scenes preprocessed before label sets were recorded
 
 
 def get_label_set(name: str) -> LabelSet:
+    """A label set with fixed classes (``scannetpp``'s come from a preprocessed folder or a config)."""
+    if name == SCANNETPP_NAME:
+        raise ValueError("the scannetpp classes are read from the ScanNet++ release when it is preprocessed; "
+                         "take them from the preprocessed folder (label_set_classes.json) or the run's config")
     try:
         return LABEL_SETS[name]
     except KeyError:
-        raise ValueError(f"unknown label set {name!r}; known: {', '.join(LABEL_SETS)}") from None
+        raise ValueError(f"unknown label set {name!r}; known: {', '.join(LABEL_SET_NAMES)}") from None

@@ -6,6 +6,8 @@
 - ``basic200`` (the ScanNet200 demo and tests): ``basic`` plus 1-3 objects per room of
   ScanNet200 categories from its common and tail splits (ottoman, basket, bucket, crate),
   written with their tsv rows; for the 20-class label set they are ignored (otherprop).
+- ``scannetpp`` (the ScanNet++ demo and tests): ``basic200``'s rooms written in ScanNet++'s
+  release layout, with a metadata folder of its layout (``scannetpp_release``).
 - ``scannet`` (the learning-quality benchmark): ScanNet-sized, often L-shaped
   rooms holding 10-40 benchmark instances with ScanNet's class mix, tabletop
   clutter, and a simulated scan (``scanning``): holes where no camera looked,
@@ -35,12 +37,15 @@ class Profile:
     lighting: float  # amplitude of a smooth brightness variation across the room (0: none)
     num_vertices: tuple[int, int]  # default vertex range of tools/make_synthetic.py
     extra_categories: bool = False  # rooms hold the ScanNet200 extras (catalog.EXTRA_LABEL_ROWS)
+    release: str = "scannet"  # file layout: scannet (ScanNet v2's) or scannetpp (ScanNet++'s)
 
 
 PROFILES = {
     "basic": Profile("basic", make_layout, False, 0.002, 5.0, 0.0, (20000, 120000)),
     "basic200": Profile("basic200", partial(make_layout, extras=place_scannet200_extras), False, 0.002, 5.0, 0.0,
                         (20000, 120000), extra_categories=True),
+    "scannetpp": Profile("scannetpp", partial(make_layout, extras=place_scannet200_extras), False, 0.002, 5.0,
+                         0.0, (20000, 120000), extra_categories=True, release="scannetpp"),
     "scannet": Profile("scannet", make_scannet_layout, True, 0.004, 9.0, 0.25, (100000, 300000)),
 }
 

@@ -32,6 +32,7 @@ from scene_pe.synthetic.catalog import RAW_TO_NYU40, SCENE_TYPES, instance_color
 from scene_pe.synthetic.layout import Layout, make_layout
 from scene_pe.synthetic.mesh import SurfaceArrays, build_mesh
 from scene_pe.synthetic.profiles import get_profile
+from scene_pe.synthetic.scannetpp_release import write_metadata, write_plus_scene, write_splits
 from scene_pe.synthetic.scanning import scan_visible
 
 SEGMENT_TARGET = 250  # vertices per over-segment on a flat surface
@@ -299,6 +300,7 @@ def _mesh_in_range(name: str, seed: int, aim: int, lo: int, hi: int, with_labels
 def _write_one(job: tuple) -> str:
     """Generate and write one scene (a worker's job); the folder appears complete or not at all."""
     name, seed, aim, lo, hi, with_labels, profile, scans_dir = job
+    writer = write_plus_scene if get_profile(profile).release == "scannetpp" else write_scene
     final = Path(scans_dir) / name
     if final.is_dir():  # written by an earlier, interrupted run: scenes are deterministic
         return name
@@ -307,7 +309,7 @@ def _write_one(job: tuple) -> str:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    scene_dir = write_scene(scene, tmp)
+    scene_dir = writer(scene, tmp)
     os.replace(scene_dir, final)
     tmp.rmdir()
     return name
@@ -316,7 +318,8 @@ def _write_one(job: tuple) -> str:
 def generate_dataset(root: str | Path, num_train: int, num_val: int, num_test: int, seed: int = 0,
                      num_vertices: tuple[int, int] | None = None, profile: str = "basic", workers: int = 1,
                      on_scene: Callable[[str], None] | None = None) -> dict[str, list[str]]:
-    """Write a ScanNet-v2-like folder of synthetic scenes; return split -> scene names.
+    """Write a ScanNet-v2-like folder of synthetic scenes (ScanNet++'s layout for a profile whose
+    ``release`` is scannetpp); return split -> scene names.
 
     Vertex counts are drawn per scene from ``num_vertices`` (inclusive range;
     the profile's default when None). Scenes are numbered train, then val, then
@@ -330,6 +333,7 @@ def generate_dataset(root: str | Path, num_train: int, num_val: int, num_test: i
     if not 0 < lo <= hi:
         raise ValueError(f"num_vertices must be a range 0 < lo <= hi, got {num_vertices}")
     root = Path(root)
+    plus = prof.release == "scannetpp"
     counts = {"train": num_train, "val": num_val, "test": num_test}
     rng = np.random.default_rng(int(seed))
     splits: dict[str, list[str]] = {}
@@ -339,7 +343,7 @@ def generate_dataset(root: str | Path, num_train: int, num_val: int, num_test: i
         for name in names:
             # Aim a little under hi: the mesh has at least the target, often a few more.
             aim = int(rng.integers(lo, max(lo, int(hi * 0.98)) + 1))
-            scans = root / ("scans_test" if split == "test" else "scans")
+            scans = root / ("data" if plus else "scans_test" if split == "test" else "scans")
             scans.mkdir(parents=True, exist_ok=True)
             jobs.append((name, scene_seed(seed, len(jobs)), aim, lo, hi, split != "test", profile, str(scans)))
         splits[split] = names
@@ -353,6 +357,10 @@ def generate_dataset(root: str | Path, num_train: int, num_val: int, num_test: i
             name = _write_one(job)
             if on_scene is not None:
                 on_scene(name)
+    if plus:  # ScanNet++'s metadata folder and split lists
+        write_metadata(root, [str(r["raw_category"]) for r in used_label_rows(extra=prof.extra_categories)])
+        write_splits(root, splits)
+        return splits
     sf.write_labels_tsv(root / "scannetv2-labels.combined.tsv", used_label_rows(extra=prof.extra_categories))
     for split, names in splits.items():
         sf.write_split_list(root / f"scannetv2_{split}.txt", names)

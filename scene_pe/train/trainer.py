@@ -25,7 +25,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from scene_pe.config import Config, dump_config
+from scene_pe.config import Config, dump_config, with_recorded_classes
 from scene_pe.data.dataset import SceneDataset, VoxelCollate, preprocessed_split, worker_init
 from scene_pe.data.transforms import build_transforms
 from scene_pe.util import distributed as D
@@ -69,6 +69,7 @@ def setup_logging(run_path: Path | None) -> None:
 class Trainer:
     def __init__(self, cfg: Config, resume: bool = False, checkpoint_every: int = 0,
                  progress: bool = True):
+        cfg = with_recorded_classes(cfg)  # ScanNet++: the run's config and checkpoints carry the classes
         self.cfg = cfg
         self.rank, self.world, self.device = D.init_distributed()
         self.main = self.rank == 0

@@ -122,3 +122,14 @@ def int_lines_bytes(values) -> bytes:
     width = 1 + (v[:, None] >= powers[:-1][None, :]).sum(axis=1) if n_dig > 1 else np.ones_like(v)
     keep = np.arange(n_dig + 1)[None, :] >= (n_dig - width)[:, None]  # drop leading zeros
     return chars[keep].tobytes()
+
+
+def signed_int_lines_bytes(values) -> bytes:
+    """Integers of either sign -> b"v0\\nv1\\n...": ``int_lines_bytes`` of the magnitudes with a
+    minus sign inserted at the start of each negative line (vectorised)."""
+    v = np.asarray(values, dtype=np.int64).ravel()
+    if v.size == 0 or v.min() >= 0:
+        return int_lines_bytes(v)
+    body = np.frombuffer(int_lines_bytes(np.abs(v)), dtype=np.uint8)
+    starts = np.concatenate([[0], np.flatnonzero(body == 10)[:-1] + 1])
+    return np.insert(body, starts[v < 0], ord("-")).tobytes()
