@@ -29,6 +29,7 @@ from scene_pe.geometry.normals import estimate_normals, vertex_normals
 from scene_pe.data.transforms import build_transforms
 from scene_pe.train.checkpoint import CheckpointError, load_checkpoint, load_model_weights
 from scene_pe.inference.vertices import (VertexPrediction, network_outputs, predictions_from_outputs, scene_clusters)
+from scene_pe.inference.fitting import RECORD_KEY, effective_overrides
 from scene_pe.model.build import build_model
 from scene_pe.model.precision import amp_dtype
 from scene_pe.predict.blocks import merge_blocks, plan_blocks
@@ -84,21 +85,29 @@ class Predictor:
         self.cfg, self.model, self.device = cfg, model.eval(), device
         self.amp_dtype = amp_dtype(cfg.train, device)  # the heads' dtype (model/precision.py)
         self.transforms = build_transforms(cfg.data.val_transforms)
+        # which inference thresholds are used and where from (the checkpoint's fit, the command line)
+        self.thresholds: dict = {"fitted": [], "command_line": [], "notes": []}
 
     @classmethod
-    def from_checkpoint(cls, path: Path, device: str | torch.device = "cpu", overrides: list[str] = ()
-                        ) -> "Predictor":
+    def from_checkpoint(cls, path: Path, device: str | torch.device = "cpu", overrides: list[str] = (),
+                        use_fitted: bool = True) -> "Predictor":
+        """The checkpoint's model and config; its fitted inference thresholds (inference/fitting.py)
+        apply unless ``use_fitted`` is False or an override sets the same key."""
         device = torch.device(device)
         ck = load_checkpoint(path, "cpu")
         if not isinstance(ck.get("config"), str):
             raise CheckpointError(path, "carries no config (not written by scene_pe's trainer)")
+        applied, notes = effective_overrides(ck.get(RECORD_KEY), list(overrides), use_fitted)
         try:
-            cfg = config_from_text(ck["config"], overrides, source=f"{path} (its config)")
+            cfg = config_from_text(ck["config"], applied, source=f"{path} (its config)")
         except ConfigError as e:
             raise CheckpointError(path, str(e)) from None
         model = build_model(cfg)
         load_model_weights(model, ck, path)
-        return cls(cfg, model.to(device), device)
+        predictor = cls(cfg, model.to(device), device)
+        fitted = [o for o in applied if o not in overrides]
+        predictor.thresholds = {"fitted": fitted, "command_line": list(overrides), "notes": notes}
+        return predictor
 
     # ------------------------------------------------------------ features
     def sample(self, scan: Scan, xyz: np.ndarray, frame: FrameInfo, notes: list[str]) -> dict:
