@@ -91,7 +91,8 @@ def predict_and_score(args, cfg, rank: int, world: int, device) -> int:
             print(f"uncertainty ({uncertainty_name(cfg)}) vs wrong instance assignment:")
             print(unc.format_table())
             print(f"AP {inst.mean_ap:.3f}  AP50 {inst.mean_ap50:.3f}  AP25 {inst.mean_ap25:.3f}  "
-                  f"mIoU {sem.miou:.3f}  uncertainty AUROC {unc.auroc:.3f}  ({inst.num_scenes} scenes)")
+                  f"mIoU {sem.miou:.3f}  ({inst.num_scenes} scenes)")
+            print(unc.summary())
             metrics = {"inference_thresholds": getattr(args, "threshold_notes", []),
                        "instance": inst.to_dict(), "semantic": sem.to_dict(),
                        "uncertainty": {"definition": uncertainty_name(cfg), **unc.to_dict()}}

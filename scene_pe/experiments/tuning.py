@@ -71,7 +71,7 @@ def _ms(pair, digits: int = 3) -> str:
 def format_table(result: dict) -> str:
     """Markdown: one row per grid point, mean +- std over the runs on both halves; the chosen one marked."""
     keys = [k for k, _ in result["grid"]]
-    head = [*keys, "select AP", "select AP50", "report AP", "report AP50", "report AP25", "report unc AUROC"]
+    head = [*keys, "select AP", "select AP50", "report AP", "report AP50", "report AP25", "report unc AUROC (all vertices)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, row in enumerate(result["rows"]):
         vals = [o.split("=", 1)[1] for o in row["overrides"]]
@@ -86,11 +86,13 @@ def format_table(result: dict) -> str:
 def format_all_table(result: dict) -> str:
     """Markdown: every grid point on all the val scenes (nothing chosen), with its post-processing time."""
     keys = [k for k, _ in result["grid"]]
-    head = [*keys, "AP", "AP50", "AP25", "clustering s/scene"]
+    head = [*keys, "AP", "AP50", "AP25", "unc AUROC: all", "GT instance", "object or assigned", "clustering s/scene"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in result["rows"]:
         vals = [o.split("=", 1)[1] for o in row["overrides"]]
         lines.append("| " + " | ".join([*vals, _ms(row["all_ap"]), _ms(row["all_ap50"]), _ms(row["all_ap25"]),
+                                        _ms(row["all_unc_auroc"]), _ms(row["all_unc_auroc_instances"]),
+                                        _ms(row["all_unc_auroc_object_or_assigned"]),
                                         _ms(row["seconds_per_scene"], 2)]) + " |")
     return "\n".join(lines)
 

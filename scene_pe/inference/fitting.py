@@ -30,7 +30,7 @@ from scene_pe.evaluation.uncertainty import UncertaintyEvaluator
 
 HALVES = ("select", "report")
 PARTS = HALVES + ("all",)  # "all": every cached scene (for comparisons that choose nothing)
-METRICS = ("ap", "ap50", "ap25", "unc_auroc")
+METRICS = ("ap", "ap50", "ap25", "unc_auroc", "unc_auroc_instances", "unc_auroc_object_or_assigned")
 RECORD_KEY = "fitted_inference"  # the checkpoint's key for the fit's record
 
 
@@ -138,7 +138,8 @@ def score_point(cfg, cache: list[CachedScene]) -> dict[str, dict]:
     for h, (inst_ev, unc_ev) in evaluators.items():
         inst, unc = inst_ev.result(), unc_ev.result()
         result[h] = {"scenes": inst_ev.num_scenes, "ap": inst.mean_ap, "ap50": inst.mean_ap50,
-                     "ap25": inst.mean_ap25, "unc_auroc": unc.auroc}
+                     "ap25": inst.mean_ap25, "unc_auroc": unc.auroc, "unc_auroc_instances": unc.auroc_instances,
+                     "unc_auroc_object_or_assigned": unc.auroc_object_or_assigned}
     # clustering + devoxelization (+ superpoint pooling) per scene, the network excluded
     result["seconds_per_scene"] = seconds / max(len(cache), 1)
     return result

@@ -158,7 +158,9 @@ class Predictor:
             return scan.segments, "segs.json"
         if scan.is_mesh:
             return segment_mesh(scan.coords, scan.faces), "built-in segmentator (mesh)"
-        return segment_cloud(xyz, normals), "built-in segmentator (point cloud)"
+        colored = scan.colors is not None
+        return (segment_cloud(xyz, normals, colors=scan.colors),
+                f"built-in segmentator (point cloud, {'normals + colours' if colored else 'normals only'})")
 
     def __call__(self, scan: Scan, opts: PredictOptions, t: Timings, progress: bool = False) -> ScanPrediction:
         notes: list[str] = []
