@@ -82,6 +82,10 @@ class InferenceConfig:
     # clustering of superpoint-pooled outputs). Shipped: cluster, the best on the ScanNet-like
     # benchmark for both heads (docs/results.md, "Superpoints"). Scenes without segments use voxels.
     superpoints: Literal["none", "vote", "cluster"] = "cluster"
+    # the mode for point clouds without segs.json (tools/predict.py: the built-in point-cloud
+    # segmentator's superpoints, normals + colour edges), chosen by measured AP on the same scans given
+    # as clouds (docs/results.md, "Point-cloud superpoints"); meshes and ScanNet folders use `superpoints`
+    superpoints_cloud: Literal["none", "vote", "cluster"] = "cluster"
 
 
 @dataclass(frozen=True)

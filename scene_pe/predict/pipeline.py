@@ -16,6 +16,7 @@ Input features the model needs but the scan lacks:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scene_pe.config import Config, config_from_text
+from scene_pe.config import Config, InferenceConfig, config_from_text
 from scene_pe.geometry.normals import estimate_normals, vertex_normals
 from scene_pe.data.transforms import build_transforms
 from scene_pe.train.checkpoint import CheckpointError, load_checkpoint, load_model_weights
@@ -76,6 +77,7 @@ class ScanPrediction:
     num_blocks: int
     warnings: list[str]
     superpoints: str | None = None  # where the superpoints came from (None: not used)
+    superpoint_mode: str = "none"  # the mode used for this input (Predictor.inference_for)
 
 
 class Predictor:
@@ -133,7 +135,8 @@ class Predictor:
         return {"scene": scan.name, "coords": xyz, "colors": colors, "normals": normals.astype(np.float32)}
 
     # ------------------------------------------------------------ inference
-    def predict_sample(self, sample: dict, t: Timings) -> VertexPrediction:
+    def predict_sample(self, sample: dict, t: Timings, inference: InferenceConfig | None = None) -> VertexPrediction:
+        inference = inference or self.cfg.inference
         sync = self.device.type == "cuda"
         with t.stage("voxelize"):
             voxels = voxelize([sample], self.cfg.data.voxel).to(self.device)
@@ -141,18 +144,27 @@ class Predictor:
             out = network_outputs(self.model, voxels, self.amp_dtype)
         with t.stage("clustering", sync):  # one scene: the batch's rows are the scene's
             clustered = scene_clusters(out, voxels.point_to_voxel[0].cpu().numpy(), voxels.segments[0],
-                                       self.cfg.inference)
+                                       inference)
         with t.stage("devoxelize", sync):
-            (pred,) = predictions_from_outputs(out, voxels, self.cfg.inference, [clustered],
+            (pred,) = predictions_from_outputs(out, voxels, inference, [clustered],
                                                label_set=self.cfg.data.labels)
         return pred
 
+    def inference_for(self, scan: Scan) -> InferenceConfig:
+        """The inference settings for this input: a point cloud without segments uses
+        ``inference.superpoints_cloud`` as its superpoint mode (chosen by measured AP: docs/method.md,
+        "Superpoints per input kind"); meshes and scans with segs.json ``inference.superpoints``."""
+        inf = self.cfg.inference
+        if scan.is_mesh or scan.segments is not None or inf.superpoints_cloud == inf.superpoints:
+            return inf
+        return dataclasses.replace(inf, superpoints=inf.superpoints_cloud)
+
     def superpoints(self, scan: Scan, xyz: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray | None, str | None]:
-        """(per-vertex superpoint ids, where they came from) when the config uses superpoints.
+        """(per-vertex superpoint ids, where they came from) when this input's mode uses superpoints.
 
         A mesh is segmented as stored (as ScanNet did); a point cloud in the model frame
-        (metres), where its normals are."""
-        if self.cfg.inference.superpoints == "none":
+        (metres), where its normals are, with colour edges where it has colours."""
+        if self.inference_for(scan).superpoints == "none":
             return None, None
         if scan.segments is not None:
             return scan.segments, "segs.json"
@@ -168,6 +180,7 @@ class Predictor:
             frame = model_frame(scan.coords, opts.scale, opts.up, opts.align, scan.alignment, opts.floor)
             xyz = apply(frame.model_from_input, scan.coords).astype(np.float32)
             sample = self.sample(scan, xyz, frame, notes)
+        inference = self.inference_for(scan)
         with t.stage("superpoints"):
             segments, segments_from = self.superpoints(scan, xyz, sample["normals"])
             if segments is not None:
@@ -189,10 +202,11 @@ class Predictor:
         for b in blocks_iter:
             part = sample if len(blocks) == 1 else {k: (v[b.members] if isinstance(v, np.ndarray) else v)
                                                     for k, v in sample.items()}
-            preds.append(self.predict_sample(part, t))
+            preds.append(self.predict_sample(part, t, inference))
         with t.stage("devoxelize"):
             pred = merge_blocks(blocks, preds, len(xyz), scan.name, opts.link_iou, self.cfg.inference.min_vertices)
-        return ScanPrediction(pred, frame, xyz, sample["normals"], len(blocks), notes, segments_from)
+        return ScanPrediction(pred, frame, xyz, sample["normals"], len(blocks), notes, segments_from,
+                              inference.superpoints)
 
 
 __all__ = ["Predictor", "PredictOptions", "ScanPrediction", "Timings"]
