@@ -68,7 +68,7 @@ class ClusteringConfig:
     # per-voxel uncertainty of the prediction (method/uncertainty.py): "sigma" is the
     # paper's; "membership" flags wrong assignments (AUROC in docs/method.md); "blend" adds
     # the chance that a voxel is a missed object (1 - its largest instance-class probability)
-    uncertainty: Uncertainty = "membership"
+    uncertainty: Uncertainty = "blend"
     blend_weight: float = 0.5  # "blend": weight of membership; 1 - it: of 1 - max instance-class probability
 
 
