@@ -28,7 +28,7 @@ def test_purity_on_a_hand_computed_case():
 @pytest.fixture(scope="module")
 def room():
     """A generated ScanNet-profile room (sensor noise, holes, clutter): vertices, colours, GT objects."""
-    s = generate_scene("scene0000_00", 5, 80000, profile="scannet")
+    s = generate_scene("scene0000_00", 5, 200000, profile="scannet")  # ScanNet's vertex density
     gt = np.where(s.object_id >= 0, s.object_id + 1, 0)
     return s.vertices.astype(np.float32), s.colors[:, :3], gt, num_segments(s.segments)
 

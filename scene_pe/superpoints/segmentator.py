@@ -31,11 +31,6 @@ also weighs ``color_weight`` (0.5) times the RGB distance (0-1 per channel) of
 its ends: on generated ScanNet-profile rooms this raises the purity of the
 segments from 0.91 to 0.99 at the vertex density (docs/results.md,
 "Point-cloud superpoints"). Meshes keep ScanNet's normal-only weights.
-The minimum segment size follows the cloud's density: ``min_vertices`` (20) at
-the spacing of ScanNet's vertices (``reference_spacing``: a mean distance of
-2.3 cm to the 10 nearest neighbours), scaled by (reference / spacing)^2, at
-least 3: the same minimum area at any density, so sparser clouds are not
-merged across objects by the small-segment pass.
 
 The union-find pass is sequential, so it runs compiled with numba (a Python
 loop over ~450k edges would take seconds); everything else is numpy.
@@ -43,7 +38,6 @@ loop over ~450k edges would take seconds); everything else is numpy.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numba
@@ -55,7 +49,6 @@ K_THRESH = 0.01
 MIN_VERTICES = 20
 KNN = 10
 COLOR_WEIGHT = 0.5
-REFERENCE_SPACING = 0.023
 
 
 @dataclass(frozen=True)
@@ -64,7 +57,6 @@ class SegmentatorConfig:
     min_vertices: int = MIN_VERTICES
     knn: int = KNN  # point clouds only
     color_weight: float = COLOR_WEIGHT  # point clouds with colours only (module doc)
-    reference_spacing: float = REFERENCE_SPACING  # point clouds: metres (module doc); 0 keeps min_vertices
 
     def params(self) -> dict:
         """The ``params`` record of a segs.json."""
@@ -158,19 +150,16 @@ def segment_mesh(xyz: np.ndarray, faces: np.ndarray, cfg: SegmentatorConfig = Se
     return segment_graph(len(xyz), edges, edge_weights(xyz, normals, edges), cfg)
 
 
-def knn_edges(xyz: np.ndarray, k: int, with_spacing: bool = False):
-    """(N k, 2) directed edges from every point to its k nearest other points; with ``with_spacing``
-    also the median over the points of their mean distance to those neighbours (0 without edges)."""
+def knn_edges(xyz: np.ndarray, k: int) -> np.ndarray:
+    """(N k, 2) directed edges from every point to its k nearest other points."""
     from scipy.spatial import cKDTree
 
     k = min(k, len(xyz) - 1)
     if k < 1:
-        edges = np.zeros((0, 2), np.int64)
-        return (edges, 0.0) if with_spacing else edges
-    dist, idx = cKDTree(xyz).query(xyz, k=k + 1)
+        return np.zeros((0, 2), np.int64)
+    _, idx = cKDTree(xyz).query(xyz, k=k + 1)
     src = np.repeat(np.arange(len(xyz)), k)
-    edges = np.stack([src, idx[:, 1:].reshape(-1)], axis=1).astype(np.int64)
-    return (edges, float(np.median(dist[:, 1:].mean(axis=1)))) if with_spacing else edges
+    return np.stack([src, idx[:, 1:].reshape(-1)], axis=1).astype(np.int64)
 
 
 def color_distance(colors: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -187,13 +176,10 @@ def segment_cloud(xyz: np.ndarray, normals: np.ndarray | None = None,
     ``colors`` are given and ``cfg.color_weight`` > 0)."""
     if normals is None:
         normals = estimate_normals(np.asarray(xyz, dtype=np.float32))
-    edges, spacing = knn_edges(np.asarray(xyz, dtype=np.float64), cfg.knn, with_spacing=True)
+    edges = knn_edges(np.asarray(xyz, dtype=np.float64), cfg.knn)
     w = edge_weights(xyz, np.asarray(normals, np.float32), edges)
     if colors is not None and cfg.color_weight > 0 and len(edges):
         w = w + np.float32(cfg.color_weight) * color_distance(colors, edges)
-    if cfg.reference_spacing > 0 and spacing > 0:  # the same minimum area at any density
-        scaled = round(cfg.min_vertices * (cfg.reference_spacing / spacing) ** 2)
-        cfg = dataclasses.replace(cfg, min_vertices=int(max(3, scaled)))
     return segment_graph(len(xyz), edges, w, cfg)
 
 
