@@ -121,11 +121,13 @@ def run(args) -> int:
     from scene_pe.train.checkpoint import CheckpointError, load_checkpoint
     from scene_pe.util.typed_config import ConfigError
 
-    try:  # the checkpoint's fitted inference thresholds, unless overridden (inference/fitting.py)
-        record = load_checkpoint(args.checkpoint, "cpu").get(RECORD_KEY)
-    except CheckpointError as e:
-        print(f"checkpoint error: {e}", file=sys.stderr)
-        return 2
+    record = None  # the checkpoint's fitted inference thresholds, unless overridden (inference/fitting.py)
+    if Path(args.checkpoint).is_file():  # a missing one is reported where the model loads, as before
+        try:
+            record = load_checkpoint(args.checkpoint, "cpu").get(RECORD_KEY)
+        except CheckpointError as e:
+            print(f"checkpoint error: {e}", file=sys.stderr)
+            return 2
     overrides, notes = effective_overrides(record, args.overrides, not args.no_fitted)
     try:
         cfg = load_config(args.config, overrides)
