@@ -97,7 +97,7 @@ def test_test_tool_writes_a_valid_submission_and_predictions(small_dataset, tmp_
     assert (out / "val" / "metrics.json").exists() and not (out / "test" / "metrics.json").exists()
     import json
     unc = json.loads((out / "val" / "metrics.json").read_text())["uncertainty"]
-    assert unc["definition"] == "blend" and len(unc["deciles"]) == 10
+    assert unc["definition"] == "membership" and len(unc["deciles"]) == 10
     assert {"auroc", "auroc_instances", "auroc_object_or_assigned"} <= set(unc)
     assert 0 < unc["num_wrong"] <= unc["num_vertices"] and sum(d["count"] for d in unc["deciles"]) == \
         pytest.approx(unc["num_vertices"])

@@ -171,7 +171,7 @@ def test_small_instance_remap_drops_small_clusters_by_vertex_count():
 
 
 def test_config_key_typed_and_validated():
-    assert load_config().inference.probabilistic.uncertainty == "blend"
+    assert load_config().inference.probabilistic.uncertainty == "membership"
     cfg = load_config(None, ["inference.probabilistic.uncertainty=sigma"])
     assert cfg.inference.probabilistic.uncertainty == "sigma"
     with pytest.raises(ConfigError, match="uncertainty"):

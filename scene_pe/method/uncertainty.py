@@ -22,8 +22,9 @@ scene_pe/evaluation/uncertainty.py; figures in docs/method.md.
   class is right. Most wrong instance vertices are exactly that (a missed
   object called wall / floor), so among object vertices it ranks poorly. The
   second term is high wherever no instance class is likely, which flags those
-  misses; averaging keeps wall / floor that membership calls certain below the
-  uncertain objects (figures: docs/results.md, "Uncertainty populations").
+  misses; it also lifts every wall / floor voxel, so the all-vertex ranking
+  depends on how the two scales meet: not the default (figures:
+  docs/results.md, "Uncertainty populations").
 - ``margin``: as ``membership``, with the kernel margin
   max(kappa(e_i, c_k) - max_{j != k} kappa(e_i, c_j), 0) in place of the own
   kernel for assigned voxels: a voxel that is as close to a second instance
