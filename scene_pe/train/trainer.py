@@ -370,8 +370,10 @@ class Trainer:
         result = evaluate_loader(self.model, cfg, scenes, self.device, rank=self.rank, world=self.world,
                                  progress=self.progress, amp_dtype=self.amp_dtype)
         if self.main:
-            log.info("validation epoch %d: AP %.3f AP50 %.3f AP25 %.3f mIoU %.3f %s", self.epoch, result["ap"],
-                     result["ap50"], result["ap25"], result["miou"], result["uncertainty"].summary())
+            unc = [result.get(k, math.nan) for k in ("unc_auroc", "unc_auroc_instances", "unc_auroc_object_or_assigned")]
+            log.info("validation epoch %d: AP %.3f AP50 %.3f AP25 %.3f mIoU %.3f uncertainty AUROC: all %.3f / "
+                     "GT instance %.3f / object or assigned %.3f", self.epoch, result["ap"], result["ap50"],
+                     result["ap25"], result["miou"], *unc)
             self.log_scalars("val", result)  # every float: AP..., mIoU, unc_auroc, unc_err_high10, ...
             score = -1.0 if math.isnan(result["ap"]) else result["ap"]
             if score > self.best:
