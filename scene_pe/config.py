@@ -106,6 +106,29 @@ class InferenceConfig:
     # clustering of superpoint-pooled outputs). Shipped: cluster, the best on the ScanNet-like
     # benchmark for both heads (docs/results.md, "Superpoints"). Scenes without segments use voxels.
     superpoints: Literal["none", "vote", "cluster"] = "cluster"
+    # the mode for point clouds without segs.json (tools/predict.py: the built-in point-cloud
+    # segmentator's superpoints, normals + colour edges), chosen by measured AP on the same scans given
+    # as clouds (docs/results.md, "Point-cloud superpoints"); meshes and ScanNet folders use `superpoints`
+    superpoints_cloud: Literal["none", "vote", "cluster"] = "cluster"
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Inference thresholds fitted on the val split at the end of training (scene_pe/inference/fitting.py):
+    the network runs once per val scene, every grid point re-clusters; the point with the best AP on
+    the even half of the sorted val scenes is stored in the checkpoint, which tools/test.py and
+    tools/predict.py then use unless overridden (docs/method.md, "Fitted inference thresholds")."""
+
+    enabled: bool = True
+    # the grid of the trained head (inference.* keys only; the cartesian product of the values)
+    probabilistic: list[str] = field(default_factory=lambda: ["inference.probabilistic.tau=0.1,0.15,0.2,0.25,0.35"])
+    margin: list[str] = field(default_factory=lambda: ["inference.margin.phi_threshold=0.2,0.3,0.4,0.5"])
+    max_scenes: int = 0  # the first N sorted val scenes with GT (0: all)
+
+    def validate(self) -> None:
+        for item in self.probabilistic + self.margin:
+            if not item.startswith("inference.") or "=" not in item:
+                raise ValueError(f"train.fit grid item {item!r}: inference.key=v1,v2,... expected")
 
 
 @dataclass(frozen=True)
@@ -136,6 +159,7 @@ class TrainConfig:
     # A step with a non-finite loss or gradient is skipped (train/faults.py); this many
     # in a row end the run with an error (it has diverged).
     max_bad_steps: int = 20
+    fit: FitConfig = field(default_factory=FitConfig)
 
     def validate(self) -> None:
         if self.max_steps < 0 or self.max_minutes < 0 or self.val_every < 0:

@@ -72,6 +72,32 @@ def shared_folder(tmp_path_factory, name: str, build) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def untrained_run_factory(small_dataset, tmp_path_factory):
+    """``make(*overrides)``: a new untrained run folder on the small dataset (``untrained_run``)."""
+    return lambda *extra: untrained_run(tmp_path_factory.mktemp("untrained") / "run", small_dataset, extra)
+
+
+def untrained_run(run: Path, data_root: Path, extra: tuple[str, ...] = ()) -> Path:
+    """A run folder (config.yaml, last.pth carrying its config) with a randomly initialised small
+    model; val = the 2 train scenes of ``data_root`` (GT on both); settings that give instances."""
+    from scene_pe.config import dump_config
+    from scene_pe.model.build import build_model
+    from scene_pe.train.checkpoint import save_checkpoint
+
+    run.mkdir(parents=True)
+    cfg = load_config(ROOT / "configs" / "synthetic_probabilistic.yaml", [
+        f"data.root={data_root}", "data.val_split=train", "data.num_workers=0", "data.voxel.voxel_size=0.08",
+        "model.backbone.stem_channels=8", "model.head.hidden=16", "inference.probabilistic.min_size=2",
+        "inference.min_vertices=10", "inference.probabilistic.score_threshold=0",
+        "inference.probabilistic.exclude_stuff=false", *extra])  # instances from random weights
+    torch.manual_seed(0)
+    (run / "config.yaml").write_text(dump_config(cfg))
+    save_checkpoint(run / "last.pth", {"model": build_model(cfg).state_dict(), "step": 0, "epoch": 0,
+                                       "config": dump_config(cfg)})
+    return run
+
+
 def make_preprocessed(root: Path, num_train: int, num_val: int, num_test: int = 0, seed: int = 0,
                       num_vertices=(20000, 24000)) -> Path:
     raw, pre = root / "raw", root / "pre"

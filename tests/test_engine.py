@@ -90,13 +90,15 @@ def test_test_tool_writes_a_valid_submission_and_predictions(small_dataset, tmp_
         stdout[split] = r.stdout
     # val has GT: the tables and the summary line of its 1 scene; test has none: no metrics at all
     v = r"(?:\d\.\d{3}|nan)"  # an untrained model may have no AP
-    summary = rf"^AP {v}  AP50 {v}  AP25 {v}  mIoU {v}  uncertainty AUROC {v}  \(1 scenes\)$"
+    summary = rf"^AP {v}  AP50 {v}  AP25 {v}  mIoU {v}  \(1 scenes\)\nuncertainty AUROC: all {v} / " \
+              rf"GT instance {v} / object or assigned {v}$"
     assert re.search(summary, stdout["val"], re.M), stdout["val"]
     assert "AP50" not in stdout["test"] and "metrics:" not in stdout["test"]
     assert (out / "val" / "metrics.json").exists() and not (out / "test" / "metrics.json").exists()
     import json
     unc = json.loads((out / "val" / "metrics.json").read_text())["uncertainty"]
     assert unc["definition"] == "membership" and len(unc["deciles"]) == 10
+    assert {"auroc", "auroc_instances", "auroc_object_or_assigned"} <= set(unc)
     assert 0 < unc["num_wrong"] <= unc["num_vertices"] and sum(d["count"] for d in unc["deciles"]) == \
         pytest.approx(unc["num_vertices"])
     test_scenes = (small_dataset / "splits" / "test.txt").read_text().split()

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import predict as predict_tool  # noqa: E402
 
 
-VOXELS = "inference.superpoints=none"
+VOXELS = ("inference.superpoints=none", "inference.superpoints_cloud=none")
 
 
 def run_predict(inputs, ckpt, out, *extra):
@@ -75,7 +75,7 @@ def scene(overfit_run):
 @pytest.fixture(scope="module")
 def reference(scene, tmp_path_factory):
     out = tmp_path_factory.mktemp("ref")
-    assert run_predict([scene["dir"]], scene["ckpt"], out, "--scannet-format", VOXELS) == 0
+    assert run_predict([scene["dir"]], scene["ckpt"], out, "--scannet-format", *VOXELS) == 0
     arrays, record = load(out, scene["dir"].name)
     assert len(record["instances"]) >= 3
     return out, arrays, record
@@ -109,7 +109,7 @@ def test_mesh_obj_point_cloud_ply_and_npy_give_the_same_instances(scene, referen
     np.save(tmp_path / "points.npy", np.c_[xyz, rgb])
     out = tmp_path / "out"
     assert run_predict([tmp_path / "room.obj", tmp_path / "cloud.ply", tmp_path / "points.npy"],
-                       scene["ckpt"], out, VOXELS) == 0
+                       scene["ckpt"], out, *VOXELS) == 0
     ref = reference[1]["instance"]
     for name, kind in (("room", "mesh"), ("cloud", "point cloud"), ("points", "point cloud")):
         arrays, record = load(out, name)
@@ -123,7 +123,7 @@ def test_y_up_millimetres_give_the_same_instances_reported_in_their_own_frame(sc
     trimesh.Trimesh(xyz_in, scene["faces"], vertex_colors=scene["rgb"], process=False).export(tmp_path / "yup.ply")
     out = tmp_path / "out"
     assert run_predict([tmp_path / "yup.ply"], scene["ckpt"], out, "--up", "y", "--scale", "0.001",
-                       VOXELS) == 0
+                       *VOXELS) == 0
     arrays, record = load(out, "yup")
     assert_same_instances(reference[1]["instance"], arrays["instance"])
     for rec in record["instances"]:
@@ -137,7 +137,7 @@ def test_turned_and_moved_scan_is_aligned_back_by_the_floor(scene, reference, tm
     xyz_in = apply(m, scene["xyz"])
     trimesh.Trimesh(xyz_in, scene["faces"], vertex_colors=scene["rgb"], process=False).export(tmp_path / "turned.ply")
     out = tmp_path / "out"
-    assert run_predict([tmp_path / "turned.ply"], scene["ckpt"], out, "--align", "floor", VOXELS) == 0
+    assert run_predict([tmp_path / "turned.ply"], scene["ckpt"], out, "--align", "floor", *VOXELS) == 0
     arrays, record = load(out, "turned")
     assert abs(record["frame"]["wall_angle_deg"] + 37.0) < 0.5
     back = apply(np.array(record["frame"]["model_from_input"]), xyz_in)
@@ -180,7 +180,7 @@ def test_a_colourless_scan_gets_a_warning_and_is_segmented(scene, reference, tmp
 def test_a_second_run_skips_what_is_done(scene, reference, capsys):
     out = reference[0]
     before = (out / f"{scene['dir'].name}.json").stat().st_mtime_ns
-    assert run_predict([scene["dir"]], scene["ckpt"], out, VOXELS) == 0
+    assert run_predict([scene["dir"]], scene["ckpt"], out, *VOXELS) == 0
     assert "skipped 1" in capsys.readouterr().out
     assert (out / f"{scene['dir'].name}.json").stat().st_mtime_ns == before
 
@@ -212,15 +212,17 @@ def test_superpoint_inference_gives_every_superpoint_one_instance(scene, tmp_pat
         np.save(tmp_path / "pts.npy", np.c_[scene["xyz"], scene["rgb"]])
         inputs, name = [tmp_path / "pts.npy"], "pts"
     out = tmp_path / "out"
-    assert run_predict(inputs, scene["ckpt"], out, "--no-render", "inference.superpoints=cluster") == 0
+    assert run_predict(inputs, scene["ckpt"], out, "--no-render", "inference.superpoints=cluster",
+                       "inference.superpoints_cloud=cluster") == 0
     arrays, record = load(out, name)
     assert record["superpoints"]["mode"] == "cluster"
     if source == "scannet":
         assert record["superpoints"]["source"] == "segs.json"
     else:
-        assert record["superpoints"]["source"] == "built-in segmentator (point cloud)"
+        assert record["superpoints"]["source"] == "built-in segmentator (point cloud, normals + colours)"
         from scene_pe.geometry.normals import estimate_normals
-        segs = segment_cloud(scene["xyz"].astype(np.float32), estimate_normals(scene["xyz"].astype(np.float32)))
+        segs = segment_cloud(scene["xyz"].astype(np.float32), estimate_normals(scene["xyz"].astype(np.float32)),
+                             colors=scene["rgb"])
     pairs = np.unique(np.stack([segs, arrays["instance"]]), axis=1)
     assert len(pairs[0]) == len(np.unique(segs))  # one instance (or none) per superpoint
     assert len(record["instances"]) >= 3
@@ -230,18 +232,36 @@ def test_html_viewer_is_written_unless_off_or_not_built(scene, tmp_path, capsys,
     from scene_pe.viewer import build as viewer_build
 
     np.save(tmp_path / "a.npy", np.c_[scene["xyz"], scene["rgb"]])
-    assert run_predict([tmp_path / "a.npy"], scene["ckpt"], tmp_path / "on", "--no-render", VOXELS) == 0
+    assert run_predict([tmp_path / "a.npy"], scene["ckpt"], tmp_path / "on", "--no-render", *VOXELS) == 0
     record = load(tmp_path / "on", "a")[1]
     assert record["viewer"]["file"] == "a.html" and (tmp_path / "on" / "a.html").stat().st_size == \
         record["viewer"]["bytes"] and record["viewer"]["points_drawn"] == len(scene["xyz"])
     assert run_predict([tmp_path / "a.npy"], scene["ckpt"], tmp_path / "off", "--no-render", "--no-html",
-                       VOXELS) == 0
+                       *VOXELS) == 0
     assert not (tmp_path / "off" / "a.html").exists() and load(tmp_path / "off", "a")[1]["viewer"] is None
     # no three.js bundle built: one warning for all inputs, every other output written
     monkeypatch.setattr(viewer_build, "BUNDLE", tmp_path / "not-built.js")
     np.save(tmp_path / "b.npy", np.c_[scene["xyz"], scene["rgb"]])
     capsys.readouterr()
     assert run_predict([tmp_path / "a.npy", tmp_path / "b.npy"], scene["ckpt"], tmp_path / "none", "--no-render",
-                       VOXELS) == 0
+                       *VOXELS) == 0
     assert capsys.readouterr().err.count("warning: no HTML viewer") == 1
     assert not list((tmp_path / "none").glob("*.html")) and (tmp_path / "none" / "b.json").is_file()
+
+
+def test_each_input_kind_gets_its_superpoint_mode_recorded_in_name_json(scene, tmp_path):
+    """The ScanNet folder uses inference.superpoints with its segs.json, the bare cloud
+    inference.superpoints_cloud with the colour segmentator; NAME.json says which (issue 22). The
+    issue's mesh-vs-cloud agreement target (IoU >= 0.9 for 90 % of objects) is not met with
+    superpoints on both (6 of 13 on this model; docs/results.md, "Point-cloud superpoints")."""
+    np.save(tmp_path / "pts.npy", np.c_[scene["xyz"], scene["rgb"]])
+    out = tmp_path / "out"
+    assert run_predict([scene["dir"], tmp_path / "pts.npy"], scene["ckpt"], out, "--no-render",
+                       "inference.superpoints=vote", "inference.superpoints_cloud=cluster") == 0
+    for name, kind, mode, source in ((scene["dir"].name, "mesh", "vote", "segs.json"),
+                                     ("pts", "point cloud", "cluster",
+                                      "built-in segmentator (point cloud, normals + colours)")):
+        _, record = load(out, name)
+        sp = record["superpoints"]
+        assert record["kind"] == kind and sp["mode"] == mode and sp["source"] == source
+        assert sp["mode_for"] == {"mesh": "vote", "point cloud": "cluster"}

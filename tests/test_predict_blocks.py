@@ -74,7 +74,7 @@ def room(small_dataset):
 def checkpoint(tmp_path_factory):
     """The demo's model at 6 cm with random weights: the oracle replaces what it computes."""
     cfg = load_config(ROOT / "configs" / "synthetic_probabilistic.yaml",
-                      [f"data.voxel.voxel_size={VOXEL}", "inference.superpoints=none"])
+                      [f"data.voxel.voxel_size={VOXEL}", "inference.superpoints=none", "inference.superpoints_cloud=none"])
     path = tmp_path_factory.mktemp("oracle") / "oracle.pth"
     save_checkpoint(path, {"model": build_model(cfg).state_dict(), "step": 0, "epoch": 0,
                            "config": dump_config(cfg)})

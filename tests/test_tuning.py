@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from scene_pe.config import dump_config, load_config
+from scene_pe.config import load_config
 from scene_pe.data.dataset import preprocessed_split
-from scene_pe.train.checkpoint import save_checkpoint
 from scene_pe.inference.evaluate import evaluate_loader, inference_loader
 from scene_pe.model.build import build_model
 from scene_pe.inference.vertices import predict_batch, predictions_from_outputs
@@ -56,20 +55,9 @@ def test_halves_alternate_over_sorted_scenes_and_cover_them_once():
 
 
 @pytest.fixture(scope="module")
-def untrained_run(small_dataset, tmp_path_factory) -> Path:
+def untrained_run(untrained_run_factory) -> Path:
     """A run folder with a randomly initialised small model; val = the 2 train scenes (GT on both)."""
-    run = tmp_path_factory.mktemp("tune") / "run"
-    run.mkdir()
-    cfg = load_config(CONFIG, [f"data.root={small_dataset}", "data.val_split=train", "data.num_workers=0",
-                               "data.voxel.voxel_size=0.08", "model.backbone.stem_channels=8",
-                               "model.head.hidden=16", "inference.probabilistic.min_size=2",
-                               "inference.min_vertices=10", "inference.probabilistic.score_threshold=0",
-                               "inference.probabilistic.exclude_stuff=false"])  # instances from random weights
-    torch.manual_seed(0)
-    model = build_model(cfg)
-    (run / "config.yaml").write_text(dump_config(cfg))
-    save_checkpoint(run / "last.pth", {"model": model.state_dict(), "step": 0, "epoch": 0})
-    return run
+    return untrained_run_factory()
 
 
 def _model(cfg):

@@ -39,10 +39,13 @@ def loop_reference(mu, sigma, scores, inst, kind, rbf_sigma=0.1):
         if inst[i] >= 0:
             own = kap[inst[i]]
             other = max([v for k, v in kap.items() if k != inst[i]], default=0.0)
-            member = own if kind == "membership" else max(own - other, 0.0)
+            member = max(own - other, 0.0) if kind == "margin" else own
             out.append(1.0 - (1.0 - p_stuff) * member)
         else:
             out.append(1.0 - p_stuff * (1.0 - max(kap.values(), default=0.0)))
+        if kind == "blend":  # half membership, half 1 - the largest instance-class probability
+            out[-1] = 0.5 * out[-1] + 0.5 * (1.0 - max(float(scores[i][c]) for c in range(len(scores[i]))
+                                                      if IS_INST[c]))
     return np.array(out)
 
 
@@ -56,7 +59,7 @@ def random_scene(rng, n=40, k=3, dims=3):
     return mu, sigma, scores, inst
 
 
-@pytest.mark.parametrize("kind", ["membership", "margin"])
+@pytest.mark.parametrize("kind", ["membership", "margin", "blend"])
 @pytest.mark.parametrize("dims", [3, 1, 0])  # anisotropic, isotropic, deterministic (no sigma)
 def test_equals_loop_reference(kind, dims):
     rng = np.random.default_rng(dims)
@@ -173,3 +176,15 @@ def test_config_key_typed_and_validated():
     assert cfg.inference.probabilistic.uncertainty == "sigma"
     with pytest.raises(ConfigError, match="uncertainty"):
         load_config(None, ["inference.probabilistic.uncertainty=entropy"])
+
+
+def test_blend_on_a_hand_computed_voxel():
+    # one voxel, alone in its cluster: its own kernel is 1, so membership = 1 - (1 - p_stuff) = p_stuff
+    scores = np.full((1, SCANNET20.num_classes), 0.0)
+    scores[0, WALL], scores[0, CHAIR], scores[0, CHAIR + 1] = 0.3, 0.5, 0.2
+    args = (torch.zeros(1, 3), torch.full((1, 3), 0.1), torch.tensor(scores, dtype=torch.float32), np.array([0]))
+    assert probabilistic_uncertainty(*args, "membership", instance_classes=IS_INST)[0] == pytest.approx(0.3)
+    # blend, w = 0.5: 0.5 * 0.3 + 0.5 * (1 - 0.5) = 0.4; w = 0.8: 0.24 + 0.1 = 0.34
+    assert probabilistic_uncertainty(*args, "blend", instance_classes=IS_INST)[0] == pytest.approx(0.4)
+    assert probabilistic_uncertainty(*args, "blend", instance_classes=IS_INST,
+                                     blend_weight=0.8)[0] == pytest.approx(0.34)

@@ -202,3 +202,27 @@ def test_saved_predictions_are_scored_like_the_instance_evaluator(tmp_path):
     inst_res, _, unc_res = evaluate_saved(tmp_path, gt_dir, [f"scene{s:04d}_00" for s in range(3)], SCANNET20)
     assert inst_res.num_scenes == unc_res.num_scenes == 2
     assert unc_res == want.result()
+
+
+def test_three_populations_on_a_hand_computed_scene():
+    # the scene of test_wrong_mask_on_a_hand_built_scene: wrong = 3 (chair A missed), 4 (chair B in A's
+    # prediction), 6 (wall in A's prediction); 9, 10 are outside every population
+    gt = np.array([g(CHAIR, 1)] * 4 + [g(CHAIR, 2)] * 2 + [g(WALL, 3), g(WALL, 3), g(FLOOR, 4), 0, g(OTHER, 5)]
+                  + [g(TABLE, 6)] * 3)
+    pred = np.array([0, 0, 0, -1, 0, 1, 0, -1, -1, 0, 1, 2, 2, 2])
+    unc = np.array([.1, .2, .3, .5, .6, .4, .15, .05, .25, .9, .9, .35, .45, .7])
+    ev = UncertaintyEvaluator()
+    ev.add("scene0000_00", gt, pred, unc)
+    r = ev.result()
+    # all 12 population vertices; wrong {3: .5, 4: .6, 6: .15}; right: .1 .2 .3 .4 .05 .25 .35 .45 .7
+    # pairs (wrong > right): .5 beats 8, .6 beats 8, .15 beats 2 -> 18 of 27
+    assert r.auroc == pytest.approx(18 / 27)
+    # GT instance vertices (0-5, 11-13): wrong {.5, .6}; right .1 .2 .3 .4 .35 .45 .7 -> (6 + 6) / 14
+    assert r.auroc_instances == pytest.approx(12 / 14)
+    # object or assigned: the instance vertices plus the wall in prediction 0 (6: wrong, .15);
+    # wrong {.5, .6, .15} against the same 7 right: (6 + 6 + 1) / 21
+    assert r.auroc_object_or_assigned == pytest.approx(13 / 21)
+    # assigned only (0-2, 4-6, 11-13): wrong {.6, .15}; right .1 .2 .3 .4 .35 .45 .7 -> (6 + 1) / 14
+    assert r.auroc_assigned == pytest.approx(7 / 14)
+    assert "all 0.667 / GT instance 0.857 / object or assigned 0.619" in r.summary()
+    assert r.scalars()["unc_auroc_object_or_assigned"] == r.auroc_object_or_assigned

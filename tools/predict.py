@@ -52,6 +52,8 @@ def parse_args(argv):
     ap.add_argument("--renderer", default="auto", choices=("auto", "open3d", "matplotlib"))
     ap.add_argument("--no-html", action="store_true", help="no HTML viewer")
     ap.add_argument("--overwrite", action="store_true", help="predict inputs again even if done")
+    ap.add_argument("--no-fitted", action="store_true",
+                    help="the checkpoint config's inference thresholds, not the ones fitted on val at training")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_intermixed_args(argv)  # overrides may follow the options
     args.overrides = [a for a in args.inputs if OVERRIDE.match(a) and not Path(a).exists()]

@@ -2,7 +2,7 @@
 """Superpoints for any scan: ScanNet's over-segmentation, written as a segs.json.
 
     tools/segment.py INPUT [INPUT ...] [--out F.segs.json | --out-dir DIR] [--k-thresh 0.01]
-                     [--min-vertices 20] [--knn 10]
+                     [--min-vertices 20] [--knn 10] [--color-weight 0.5]
 
 INPUT: anything tools/predict.py reads (meshes, point clouds, ScanNet scene
 folders). Meshes are segmented on their edges, point clouds on a k-nearest-
@@ -29,6 +29,8 @@ def main(argv=None) -> int:
     ap.add_argument("--k-thresh", type=float, default=0.01, help="Felzenszwalb's k (ScanNet: 0.01)")
     ap.add_argument("--min-vertices", type=int, default=20, help="smaller segments are merged (ScanNet: 20)")
     ap.add_argument("--knn", type=int, default=10, help="neighbours per point (point clouds)")
+    ap.add_argument("--color-weight", type=float, default=0.5,
+                    help="point clouds with colours: weight of the RGB distance in an edge (0: normals only)")
     ap.add_argument("--overwrite", action="store_true",
                     help="replace an existing segs.json (a ScanNet folder's own file is never replaced silently)")
     args = ap.parse_args(argv)

@@ -39,6 +39,8 @@ def parse_args(argv):
     ap.add_argument("--ply", action="store_true", help="write coloured prediction PLYs")
     ap.add_argument("--html", action="store_true", help="write a viewer page per scene (<out>/html/)")
     ap.add_argument("--overwrite", action="store_true", help="predict scenes again even if saved")
+    ap.add_argument("--no-fitted", action="store_true",
+                    help="the config's inference thresholds, not the ones fitted on val stored in the checkpoint")
     ap.add_argument("--no-progress", action="store_true")
     add_threads_argument(ap)
     return ap.parse_args(argv)

@@ -18,6 +18,12 @@ table; --out also writes tuning.json and tuning.md there. Examples:
     tools/tune_inference.py runs/ablate/runs/full_aniso_hetero/seed{0,1,2} \\
         --grid inference.superpoints=none,vote,cluster --all-scenes
 
+With --write RUN, the thresholds of that one run are fitted (its config's
+train.fit grid unless --grid is given) and stored in RUN/last.pth, as training
+does at its end; tools/test.py and tools/predict.py then use them:
+
+    tools/tune_inference.py --write runs/scannetlike/scannetlike_probabilistic
+
 Exit status 2 on a bad grid or a missing run.
 """
 
@@ -34,7 +40,9 @@ from scene_pe.util.io import write_text_atomic  # noqa: E402
 
 def main(argv=None) -> int:
     ap = cli.ArgumentParser(description=__doc__)
-    ap.add_argument("runs", nargs="+", type=Path, help="training run folders (config.yaml, last.pth)")
+    ap.add_argument("runs", nargs="*", type=Path, help="training run folders (config.yaml, last.pth)")
+    ap.add_argument("--write", type=Path, metavar="RUN",
+                    help="fit RUN's thresholds and store them in RUN/last.pth (test and predict use them)")
     ap.add_argument("--grid", nargs="+", default=[], help="inference.key=v1,v2,... (cartesian product)")
     ap.add_argument("--max-scenes", type=int, default=0, help="first N val scenes with GT (0: all)")
     ap.add_argument("--out", type=Path, help="write tuning.json and tuning.md here")
@@ -44,13 +52,24 @@ def main(argv=None) -> int:
     add_threads_argument(ap)
     args = ap.parse_args(argv)
     set_cpu_threads(args.threads)  # before torch / MinkowskiEngine load
-    for run in args.runs:
+    if bool(args.runs) == bool(args.write):
+        ap.error("give either run folders to tune or --write RUN")
+    for run in args.runs or [args.write]:
         if not (run / "config.yaml").is_file() or not (run / "last.pth").is_file():
             print(f"tune_inference: {run}: no config.yaml and last.pth (not a training run folder)",
                   file=sys.stderr)
             return 2
-    from scene_pe.experiments.tuning import TuningError, format_all_table, format_table, tune
+    from scene_pe.experiments.tuning import TuningError, format_all_table, format_fitted, format_table, tune, write_fitted
 
+    if args.write:
+        try:
+            record = write_fitted(args.write, args.grid, args.max_scenes, progress=not args.no_progress)
+        except TuningError as e:
+            print(f"tune_inference: error: {e}", file=sys.stderr)
+            return 2
+        print(format_fitted(record))
+        print(f"stored in {args.write / 'last.pth'}: {' '.join(record['overrides'])}")
+        return 0
     try:
         result = tune(args.runs, args.grid, args.max_scenes, progress=not args.no_progress)
     except TuningError as e:

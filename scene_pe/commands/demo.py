@@ -246,8 +246,9 @@ def run(args) -> int:
     for split, s in metrics["instance"].get("splits", {}).items():
         print(f"  {split:<7} AP {fmt(s['ap'])}  AP50 {fmt(s['ap50'])}  AP25 {fmt(s['ap25'])}")
     u = metrics["uncertainty"]
-    print(f"uncertainty ({u['definition']}) flags wrongly assigned vertices: AUROC {fmt(u['auroc'])} "
-          f"(among assigned {fmt(u['auroc_assigned'])})")
+    print(f"uncertainty ({u['definition']}) flags wrongly assigned vertices: AUROC all {fmt(u['auroc'])} / "
+          f"GT instance {fmt(u['auroc_instances'])} / object or assigned {fmt(u.get('auroc_object_or_assigned'))} "
+          f"(populations: docs/method.md, \"Uncertainty\")")
     print("outputs:")
     layout = "ScanNet++" if label_set == "scannetpp" else "ScanNet"
     for what, path in [(f"generated {layout}-format scenes", raw), ("preprocessed scenes", pre),

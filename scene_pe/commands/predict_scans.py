@@ -17,6 +17,15 @@ def summary_line(name: str, record: dict, written: list) -> str:
             f"{record['num_blocks']} block(s), {sum(record['seconds'].values()):.1f} s{where}")
 
 
+def inference_thresholds(cfg) -> dict:
+    """The thresholds the head's clustering used (NAME.json), whatever their source."""
+    if cfg.model.head.type == "probabilistic":
+        p = cfg.inference.probabilistic
+        return {"tau": p.tau, "score_threshold": p.score_threshold}
+    m = cfg.inference.margin
+    return {"phi_threshold": m.phi_threshold, "seed_threshold": m.seed_threshold}
+
+
 def predict_one(predictor, opts, args, path, name, progress: bool) -> tuple[dict, list[Path]]:
     from scene_pe.inference.vertices import uncertainty_name
     from scene_pe.predict.outputs import (class_counts, instance_records, output_paths, versions,
@@ -62,7 +71,9 @@ def predict_one(predictor, opts, args, path, name, progress: bool) -> tuple[dict
         "instances": records, "classes": class_counts(records),
         "uncertainty_definition": uncertainty_name(cfg),
         "frame": result.frame.to_dict(), "num_blocks": result.num_blocks,
-        "superpoints": {"mode": cfg.inference.superpoints, "source": result.superpoints},
+        "superpoints": {"mode": result.superpoint_mode, "source": result.superpoints,
+                        "mode_for": {"mesh": cfg.inference.superpoints, "point cloud": cfg.inference.superpoints_cloud}},
+        "inference_thresholds": {**inference_thresholds(cfg), **predictor.thresholds},
         "checkpoint": str(args.checkpoint), "head": cfg.model.head.type,
         "voxel_size": cfg.data.voxel.voxel_size, "device": str(predictor.device),
         "threads": int(os.environ["OMP_NUM_THREADS"]), "renderer": renderer, "viewer": viewer,
@@ -92,10 +103,12 @@ def run(args, threads: int) -> int:
         print("error: --device cuda but CUDA is not available", file=sys.stderr)
         return 2
     try:
-        predictor = Predictor.from_checkpoint(args.checkpoint, device, args.overrides)
+        predictor = Predictor.from_checkpoint(args.checkpoint, device, args.overrides, not args.no_fitted)
     except (CheckpointError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    for line in predictor.thresholds["notes"]:
+        print(line)
     opts = PredictOptions(scale=args.scale, up=args.up, align=args.align, max_voxels=args.block_voxels,
                           overlap=args.block_overlap, tiles=args.block_tiles)
     paths = expand_inputs(args.inputs)

@@ -14,13 +14,13 @@ from scene_pe.util.errors import SceneError
 
 def run(args, paths) -> int:
     """tools/segment.py's arguments and its expanded inputs -> exit status (1 if an input failed)."""
-    cfg = SegmentatorConfig(args.k_thresh, args.min_vertices, args.knn)
+    cfg = SegmentatorConfig(args.k_thresh, args.min_vertices, args.knn, args.color_weight)
     failures = 0
     for path, name in zip(paths, output_names(paths)):
         try:
             t0 = time.perf_counter()
             scan = read_scan(path, name)
-            seg = segment_scan(scan.coords, scan.faces, scan.normals, cfg)
+            seg = segment_scan(scan.coords, scan.faces, scan.normals, cfg, scan.colors)
             stem = scan.path.stem if is_scannet_folder(path) else name
             out = args.out or (args.out_dir or scan.path.parent) / f"{stem}.{args.k_thresh:f}.segs.json"
             if out.exists() and not args.overwrite:

@@ -92,8 +92,10 @@ def predict_and_score(args, cfg, rank: int, world: int, device) -> int:
             print(f"uncertainty ({uncertainty_name(cfg)}) vs wrong instance assignment:")
             print(unc.format_table())
             print(f"AP {inst.mean_ap:.3f}  AP50 {inst.mean_ap50:.3f}  AP25 {inst.mean_ap25:.3f}  "
-                  f"mIoU {sem.miou:.3f}  uncertainty AUROC {unc.auroc:.3f}  ({inst.num_scenes} scenes)")
-            metrics = {"instance": inst.to_dict(), "semantic": sem.to_dict(),
+                  f"mIoU {sem.miou:.3f}  ({inst.num_scenes} scenes)")
+            print(unc.summary())
+            metrics = {"inference_thresholds": getattr(args, "threshold_notes", []),
+                       "instance": inst.to_dict(), "semantic": sem.to_dict(),
                        "uncertainty": {"definition": uncertainty_name(cfg), **unc.to_dict()}}
             write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1))
             print(f"metrics: {out_dir / 'metrics.json'}")
@@ -116,13 +118,26 @@ def predict_and_score(args, cfg, rank: int, world: int, device) -> int:
 def run(args) -> int:
     """tools/test.py's arguments (its parse_args) -> exit status; the thread count is already set."""
     from scene_pe.config import load_config
+    from scene_pe.inference.fitting import RECORD_KEY, effective_overrides
+    from scene_pe.train.checkpoint import CheckpointError, load_checkpoint
     from scene_pe.util.typed_config import ConfigError
 
+    record = None  # the checkpoint's fitted inference thresholds, unless overridden (inference/fitting.py)
+    if Path(args.checkpoint).is_file():  # a missing one is reported where the model loads, as before
+        try:
+            record = load_checkpoint(args.checkpoint, "cpu").get(RECORD_KEY)
+        except CheckpointError as e:
+            print(f"checkpoint error: {e}", file=sys.stderr)
+            return 2
+    overrides, notes = effective_overrides(record, args.overrides, not args.no_fitted)
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, overrides)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
+    args.threshold_notes = notes
+    for line in notes:
+        print(line)
     from scene_pe.util import distributed as D
 
     rank, world, device = D.init_distributed()

@@ -37,7 +37,11 @@ per-scene averaging). Besides all population vertices, AUROC is reported among
 the vertices assigned to a predicted instance, and among the vertices that have
 an own GT instance (the instance vertices: the population of the issue that
 asked for this metric; there, wall / floor, which a good uncertainty must call
-certain when left out, do not count). The accumulator keeps 5 bytes per population vertex
+certain when left out, do not count), and among the object-or-assigned vertices
+(an own GT instance, or assigned to a predicted instance: every vertex where an
+object is or is claimed, so wall / floor swallowed by an instance count, wall /
+floor rightly left out do not). Printed everywhere with the population named:
+"all", "GT instance", "object or assigned" (and "assigned"). The accumulator keeps 5 bytes per population vertex
 (float32 value, uint8 code); float32 holds the network's values exactly.
 """
 
@@ -171,6 +175,7 @@ class UncertaintyResult:
     auroc_assigned: float  # vertices assigned to a predicted instance only
     auroc_instances: float  # vertices with an own GT instance only
     deciles: list[Bin]
+    auroc_object_or_assigned: float = float("nan")  # own GT instance, or assigned (module doc)
 
     @property
     def error_rate(self) -> float:
@@ -179,7 +184,8 @@ class UncertaintyResult:
     def scalars(self) -> dict[str, float]:
         """Flat metrics for validation logs (TensorBoard, ablation tables)."""
         out = {"unc_auroc": self.auroc, "unc_auroc_assigned": self.auroc_assigned,
-               "unc_auroc_instances": self.auroc_instances, "unc_error_rate": self.error_rate}
+               "unc_auroc_instances": self.auroc_instances,
+               "unc_auroc_object_or_assigned": self.auroc_object_or_assigned, "unc_error_rate": self.error_rate}
         if self.deciles:  # error rate of the least / most uncertain tenth
             out["unc_err_low10"] = self.deciles[0].error_rate
             out["unc_err_high10"] = self.deciles[-1].error_rate
@@ -193,6 +199,7 @@ class UncertaintyResult:
                 "num_assigned": self.num_assigned, "num_wrong_assigned": self.num_wrong_assigned,
                 "auroc": num(self.auroc), "auroc_assigned": num(self.auroc_assigned),
                 "auroc_instances": num(self.auroc_instances),
+                "auroc_object_or_assigned": num(self.auroc_object_or_assigned),
                 "deciles": [{"lo": b.lo, "hi": b.hi, "count": b.count, "error_rate": b.error_rate}
                             for b in self.deciles]}
 
@@ -203,8 +210,14 @@ class UncertaintyResult:
         rows += ["-" * 46, f"AUROC {self.auroc:.3f} (all {self.num_vertices} vertices, "
                  f"{self.num_wrong} wrong), {self.auroc_assigned:.3f} among assigned "
                  f"({self.num_assigned}, {self.num_wrong_assigned} wrong), "
-                 f"{self.auroc_instances:.3f} among GT instance vertices"]
+                 f"{self.auroc_instances:.3f} among GT instance vertices, "
+                 f"{self.auroc_object_or_assigned:.3f} among object-or-assigned vertices"]
         return "\n".join(rows)
+
+    def summary(self) -> str:
+        """One line, each population named (tools/test.py, the demo)."""
+        return (f"uncertainty AUROC: all {self.auroc:.3f} / GT instance {self.auroc_instances:.3f} / "
+                f"object or assigned {self.auroc_object_or_assigned:.3f}")
 
 
 class UncertaintyEvaluator:
@@ -248,9 +261,11 @@ class UncertaintyEvaluator:
         uniq, pos, neg = tie_counts(values, wrong)
         _, pos_a, neg_a = tie_counts(values[assigned], wrong[assigned])
         _, pos_i, neg_i = tie_counts(values[inst], wrong[inst])
+        either = inst | assigned
+        _, pos_o, neg_o = tie_counts(values[either], wrong[either])
         return UncertaintyResult(
             num_scenes=self.num_scenes, num_vertices=int(values.size), num_wrong=int(wrong.sum()),
             num_assigned=int(assigned.sum()), num_wrong_assigned=int((wrong & assigned).sum()),
             auroc=auroc_from_counts(pos, neg), auroc_assigned=auroc_from_counts(pos_a, neg_a),
             auroc_instances=auroc_from_counts(pos_i, neg_i),
-            deciles=decile_error_rates(uniq, pos, neg))
+            deciles=decile_error_rates(uniq, pos, neg), auroc_object_or_assigned=auroc_from_counts(pos_o, neg_o))

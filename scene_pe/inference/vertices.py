@@ -59,7 +59,7 @@ def voxel_uncertainty(out: HeadOutput, instance: np.ndarray, cfg: InferenceConfi
         return (1.0 - out.seed).cpu().numpy()
     p = cfg.probabilistic
     return probabilistic_uncertainty(out.mu, out.sigma, out.scores, instance, p.uncertainty, p.rbf_sigma,
-                                     instance_classes=out.instance_classes)
+                                     instance_classes=out.instance_classes, blend_weight=p.blend_weight)
 
 
 def uncertainty_name(cfg) -> str:

@@ -66,8 +66,12 @@ class ClusteringConfig:
     # the members' mean scores (robust to a misclassified anchor; default)
     class_from: Literal["anchor", "members"] = "members"
     # per-voxel uncertainty of the prediction (method/uncertainty.py): "sigma" is the
-    # paper's; "membership" flags wrong assignments (AUROC in docs/method.md)
+    # paper's; "membership" flags wrong assignments (AUROC in docs/method.md); "blend" adds
+    # the chance that a voxel is a missed object (1 - its largest instance-class probability):
+    # better among object vertices, but its all-vertex AUROC moved 0.65-0.85 between seeds, so
+    # membership stays the default (docs/results.md, "Uncertainty populations")
     uncertainty: Uncertainty = "membership"
+    blend_weight: float = 0.5  # "blend": weight of membership; 1 - it: of 1 - max instance-class probability
 
 
 @dataclass(frozen=True)

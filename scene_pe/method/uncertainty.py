@@ -16,6 +16,15 @@ scene_pe/evaluation/uncertainty.py; figures in docs/method.md.
       assigned to k:  (1 - p_stuff) * kappa(e_i, c_k)      (an instance voxel, and k's)
       unassigned:     p_stuff * (1 - max_k kappa(e_i, c_k)) (stuff, and no instance's)
   and the uncertainty is 1 minus it, in [0, 1].
+- ``blend``: w * membership + (1 - w) * (1 - max_l P[i, l] over the instance
+  classes), w = ``blend_weight`` (0.5). ``membership`` reads a voxel the network
+  calls wall or floor, and that no instance claims, as certain: right if the
+  class is right. Most wrong instance vertices are exactly that (a missed
+  object called wall / floor), so among object vertices it ranks poorly. The
+  second term is high wherever no instance class is likely, which flags those
+  misses; it also lifts every wall / floor voxel, so the all-vertex ranking
+  depends on how the two scales meet: not the default (figures:
+  docs/results.md, "Uncertainty populations").
 - ``margin``: as ``membership``, with the kernel margin
   max(kappa(e_i, c_k) - max_{j != k} kappa(e_i, c_j), 0) in place of the own
   kernel for assigned voxels: a voxel that is as close to a second instance
@@ -36,8 +45,8 @@ import torch
 
 from scene_pe.method.kernels import instance_centres, log_bhattacharyya, logvar_from_sigma, rbf_logvar
 
-Uncertainty = Literal["sigma", "membership", "margin"]
-UNCERTAINTIES = ("sigma", "membership", "margin")
+Uncertainty = Literal["sigma", "membership", "margin", "blend"]
+UNCERTAINTIES = ("sigma", "membership", "margin", "blend")
 # Kernels to other centres below this count as 0: under float32's resolution of
 # values near 1 (6e-8), so the float32 uncertainty barely changes, and it lets the
 # kernel skip every (voxel, centre) pair that is far apart.
@@ -98,7 +107,8 @@ def centre_kernels(mu: torch.Tensor, logvar: torch.Tensor, instance: torch.Tenso
 
 def probabilistic_uncertainty(mu: torch.Tensor, sigma: torch.Tensor | None, scores: torch.Tensor,
                               instance: np.ndarray | torch.Tensor, kind: Uncertainty,
-                              rbf_sigma: float = 0.1, *, instance_classes: torch.Tensor) -> np.ndarray:
+                              rbf_sigma: float = 0.1, *, instance_classes: torch.Tensor,
+                              blend_weight: float = 0.5) -> np.ndarray:
     """(N,) float32 uncertainty of one scene's voxels under ``kind`` (module docstring).
 
     mu (N, E), sigma (N, D) or None (deterministic: RBF kernel with ``rbf_sigma``),
@@ -117,11 +127,15 @@ def probabilistic_uncertainty(mu: torch.Tensor, sigma: torch.Tensor | None, scor
         logvar_from_sigma(sigma.detach().double())
     inst = torch.as_tensor(instance, device=mu.device).long()
     # membership needs the other centres only where nothing is assigned (the max over all)
-    own, other, best = centre_kernels(mu64, logvar, inst, rows_needed=inst < 0 if kind == "membership" else None)
-    stuff_cols = ~torch.as_tensor(instance_classes, dtype=torch.bool).to(scores.device)
-    p_stuff = scores.detach().double()[:, stuff_cols].sum(1).clamp(0.0, 1.0)
-    member = own if kind == "membership" else (own - other).clamp_min(0.0)
+    own, other, best = centre_kernels(mu64, logvar, inst, rows_needed=None if kind == "margin" else inst < 0)
+    inst_cols = torch.as_tensor(instance_classes, dtype=torch.bool).to(scores.device)
+    p = scores.detach().double()
+    p_stuff = p[:, ~inst_cols].sum(1).clamp(0.0, 1.0)
+    member = (own - other).clamp_min(0.0) if kind == "margin" else own
     right = torch.where(inst >= 0, (1.0 - p_stuff) * member, p_stuff * (1.0 - best))
+    if kind == "blend":
+        missed = 1.0 - p[:, inst_cols].max(1).values  # high where no instance class is likely
+        return (blend_weight * (1.0 - right) + (1.0 - blend_weight) * missed).float().cpu().numpy()
     return (1.0 - right).float().cpu().numpy()
 
 

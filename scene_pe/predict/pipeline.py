@@ -16,6 +16,7 @@ Input features the model needs but the scan lacks:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,11 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scene_pe.config import Config, config_from_text
+from scene_pe.config import Config, InferenceConfig, config_from_text
 from scene_pe.geometry.normals import estimate_normals, vertex_normals
 from scene_pe.data.transforms import build_transforms
 from scene_pe.train.checkpoint import CheckpointError, load_checkpoint, load_model_weights
 from scene_pe.inference.vertices import (VertexPrediction, network_outputs, predictions_from_outputs, scene_clusters)
+from scene_pe.inference.fitting import RECORD_KEY, effective_overrides
 from scene_pe.model.build import build_model
 from scene_pe.model.precision import amp_dtype
 from scene_pe.predict.blocks import merge_blocks, plan_blocks
@@ -75,6 +77,7 @@ class ScanPrediction:
     num_blocks: int
     warnings: list[str]
     superpoints: str | None = None  # where the superpoints came from (None: not used)
+    superpoint_mode: str = "none"  # the mode used for this input (Predictor.inference_for)
 
 
 class Predictor:
@@ -84,21 +87,29 @@ class Predictor:
         self.cfg, self.model, self.device = cfg, model.eval(), device
         self.amp_dtype = amp_dtype(cfg.train, device)  # the heads' dtype (model/precision.py)
         self.transforms = build_transforms(cfg.data.val_transforms)
+        # which inference thresholds are used and where from (the checkpoint's fit, the command line)
+        self.thresholds: dict = {"fitted": [], "command_line": [], "notes": []}
 
     @classmethod
-    def from_checkpoint(cls, path: Path, device: str | torch.device = "cpu", overrides: list[str] = ()
-                        ) -> "Predictor":
+    def from_checkpoint(cls, path: Path, device: str | torch.device = "cpu", overrides: list[str] = (),
+                        use_fitted: bool = True) -> "Predictor":
+        """The checkpoint's model and config; its fitted inference thresholds (inference/fitting.py)
+        apply unless ``use_fitted`` is False or an override sets the same key."""
         device = torch.device(device)
         ck = load_checkpoint(path, "cpu")
         if not isinstance(ck.get("config"), str):
             raise CheckpointError(path, "carries no config (not written by scene_pe's trainer)")
+        applied, notes = effective_overrides(ck.get(RECORD_KEY), list(overrides), use_fitted)
         try:
-            cfg = config_from_text(ck["config"], overrides, source=f"{path} (its config)")
+            cfg = config_from_text(ck["config"], applied, source=f"{path} (its config)")
         except ConfigError as e:
             raise CheckpointError(path, str(e)) from None
         model = build_model(cfg)
         load_model_weights(model, ck, path)
-        return cls(cfg, model.to(device), device)
+        predictor = cls(cfg, model.to(device), device)
+        fitted = [o for o in applied if o not in overrides]
+        predictor.thresholds = {"fitted": fitted, "command_line": list(overrides), "notes": notes}
+        return predictor
 
     # ------------------------------------------------------------ features
     def sample(self, scan: Scan, xyz: np.ndarray, frame: FrameInfo, notes: list[str]) -> dict:
@@ -124,7 +135,8 @@ class Predictor:
         return {"scene": scan.name, "coords": xyz, "colors": colors, "normals": normals.astype(np.float32)}
 
     # ------------------------------------------------------------ inference
-    def predict_sample(self, sample: dict, t: Timings) -> VertexPrediction:
+    def predict_sample(self, sample: dict, t: Timings, inference: InferenceConfig | None = None) -> VertexPrediction:
+        inference = inference or self.cfg.inference
         sync = self.device.type == "cuda"
         with t.stage("voxelize"):
             voxels = voxelize([sample], self.cfg.data.voxel).to(self.device)
@@ -132,24 +144,35 @@ class Predictor:
             out = network_outputs(self.model, voxels, self.amp_dtype)
         with t.stage("clustering", sync):  # one scene: the batch's rows are the scene's
             clustered = scene_clusters(out, voxels.point_to_voxel[0].cpu().numpy(), voxels.segments[0],
-                                       self.cfg.inference)
+                                       inference)
         with t.stage("devoxelize", sync):
-            (pred,) = predictions_from_outputs(out, voxels, self.cfg.inference, [clustered],
+            (pred,) = predictions_from_outputs(out, voxels, inference, [clustered],
                                                label_set=self.cfg.data.labels)
         return pred
 
+    def inference_for(self, scan: Scan) -> InferenceConfig:
+        """The inference settings for this input: a point cloud without segments uses
+        ``inference.superpoints_cloud`` as its superpoint mode (chosen by measured AP: docs/method.md,
+        "Superpoints per input kind"); meshes and scans with segs.json ``inference.superpoints``."""
+        inf = self.cfg.inference
+        if scan.is_mesh or scan.segments is not None or inf.superpoints_cloud == inf.superpoints:
+            return inf
+        return dataclasses.replace(inf, superpoints=inf.superpoints_cloud)
+
     def superpoints(self, scan: Scan, xyz: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray | None, str | None]:
-        """(per-vertex superpoint ids, where they came from) when the config uses superpoints.
+        """(per-vertex superpoint ids, where they came from) when this input's mode uses superpoints.
 
         A mesh is segmented as stored (as ScanNet did); a point cloud in the model frame
-        (metres), where its normals are."""
-        if self.cfg.inference.superpoints == "none":
+        (metres), where its normals are, with colour edges where it has colours."""
+        if self.inference_for(scan).superpoints == "none":
             return None, None
         if scan.segments is not None:
             return scan.segments, "segs.json"
         if scan.is_mesh:
             return segment_mesh(scan.coords, scan.faces), "built-in segmentator (mesh)"
-        return segment_cloud(xyz, normals), "built-in segmentator (point cloud)"
+        colored = scan.colors is not None
+        return (segment_cloud(xyz, normals, colors=scan.colors),
+                f"built-in segmentator (point cloud, {'normals + colours' if colored else 'normals only'})")
 
     def __call__(self, scan: Scan, opts: PredictOptions, t: Timings, progress: bool = False) -> ScanPrediction:
         notes: list[str] = []
@@ -157,6 +180,7 @@ class Predictor:
             frame = model_frame(scan.coords, opts.scale, opts.up, opts.align, scan.alignment, opts.floor)
             xyz = apply(frame.model_from_input, scan.coords).astype(np.float32)
             sample = self.sample(scan, xyz, frame, notes)
+        inference = self.inference_for(scan)
         with t.stage("superpoints"):
             segments, segments_from = self.superpoints(scan, xyz, sample["normals"])
             if segments is not None:
@@ -178,10 +202,11 @@ class Predictor:
         for b in blocks_iter:
             part = sample if len(blocks) == 1 else {k: (v[b.members] if isinstance(v, np.ndarray) else v)
                                                     for k, v in sample.items()}
-            preds.append(self.predict_sample(part, t))
+            preds.append(self.predict_sample(part, t, inference))
         with t.stage("devoxelize"):
             pred = merge_blocks(blocks, preds, len(xyz), scan.name, opts.link_iou, self.cfg.inference.min_vertices)
-        return ScanPrediction(pred, frame, xyz, sample["normals"], len(blocks), notes, segments_from)
+        return ScanPrediction(pred, frame, xyz, sample["normals"], len(blocks), notes, segments_from,
+                              inference.superpoints)
 
 
 __all__ = ["Predictor", "PredictOptions", "ScanPrediction", "Timings"]

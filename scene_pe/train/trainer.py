@@ -31,6 +31,7 @@ from scene_pe.data.transforms import build_transforms
 from scene_pe.util import distributed as D
 from scene_pe.train.checkpoint import load_latest, model_state, rng_state, save_checkpoint, set_rng_state
 from scene_pe.inference.evaluate import evaluate_loader
+from scene_pe.inference.fitting import RECORD_KEY, TuningError, fit_thresholds
 from scene_pe.train.faults import (WORKER_DEATH_ERRORS, BufferSnapshot, FaultLog, SkippingCollate, SkippingDataset, WorkerDeathDeferral, backward_scene_by_scene, free_memory, gradients_finite, is_worker_death, shut_down)
 from scene_pe.method.losses import LossResult
 from scene_pe.model.build import build_model
@@ -113,7 +114,7 @@ class Trainer:
         # training seconds over this run and the ones it resumed; _since: start of the
         # interval being counted (None outside fit and during validation)
         self.elapsed, self._since = 0.0, None
-        self.writer = None
+        self.writer, self.fitted = None, None  # fitted: the train.fit record (inference/fitting.py)
         if self.main:
             from torch.utils.tensorboard import SummaryWriter
             self.writer = SummaryWriter(str(self.run_path / "tb"))
@@ -125,7 +126,8 @@ class Trainer:
         return {"model": model_state(self.model), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "epoch": self.epoch, "step": self.step, "best": self.best, "rng": rng_state(),
-                "elapsed_s": self.clock(), "config": dump_config(self.cfg)}
+                "elapsed_s": self.clock(), "config": dump_config(self.cfg),
+                **({RECORD_KEY: self.fitted} if self.fitted else {})}
 
     def save(self, name: str) -> None:
         if self.main:
@@ -148,6 +150,7 @@ class Trainer:
         self.scaler.load_state_dict(ck["scaler"])
         self.epoch, self.step, self.best = ck["epoch"], ck["step"], ck["best"]
         self.elapsed = float(ck.get("elapsed_s", 0.0))  # checkpoints from before the budget: none spent
+        self.fitted = ck.get(RECORD_KEY)
         set_rng_state(ck["rng"])
         log.info("resumed from %s at epoch %d, step %d", used, self.epoch, self.step)
 
@@ -318,10 +321,27 @@ class Trainer:
             self.save("last.pth")
         self.clock()
         self._since = None
+        if self.main and t.fit.enabled and self.fitted is None:
+            self.fit_inference()
         self.throughput = {"data_wait_s": data_wait, "compute_s": compute}
         for line in self.faults.report():
             log.warning("this run skipped: %s", line)
         return metrics
+
+    def fit_inference(self) -> None:
+        """train.fit: inference thresholds fitted on the val split, kept in last.pth (inference/fitting.py)."""
+        f = self.cfg.train.fit
+        grid = f.probabilistic if self.cfg.model.head.type == "probabilistic" else f.margin
+        try:
+            self.fitted = fit_thresholds(getattr(self.model, "module", self.model), self.cfg, grid, f.max_scenes,
+                                         self.progress)
+        except (TuningError, FileNotFoundError) as e:
+            log.warning("no fitted inference thresholds: %s", e)
+            return
+        row, base = self.fitted["rows"][self.fitted["chosen"]], self.fitted["baseline"]
+        log.info("fitted inference thresholds: %s (select-half AP %.3f; report-half AP %.3f, config values %.3f)",
+                 " ".join(self.fitted["overrides"]), row["select"]["ap"], row["report"]["ap"], base["report"]["ap"])
+        self.save("last.pth")
 
     def clock(self) -> float:
         """Training seconds so far, this process and the runs it resumed."""
@@ -351,9 +371,10 @@ class Trainer:
         result = evaluate_loader(self.model, cfg, scenes, self.device, rank=self.rank, world=self.world,
                                  progress=self.progress, amp_dtype=self.amp_dtype)
         if self.main:
-            log.info("validation epoch %d: AP %.3f AP50 %.3f AP25 %.3f mIoU %.3f uncertainty AUROC %.3f",
-                     self.epoch, result["ap"], result["ap50"], result["ap25"], result["miou"],
-                     result["unc_auroc"])
+            unc = [result.get(k, math.nan) for k in ("unc_auroc", "unc_auroc_instances", "unc_auroc_object_or_assigned")]
+            log.info("validation epoch %d: AP %.3f AP50 %.3f AP25 %.3f mIoU %.3f uncertainty AUROC: all %.3f / "
+                     "GT instance %.3f / object or assigned %.3f", self.epoch, result["ap"], result["ap50"],
+                     result["ap25"], result["miou"], *unc)
             self.log_scalars("val", result)  # every float: AP..., mIoU, unc_auroc, unc_err_high10, ...
             score = -1.0 if math.isnan(result["ap"]) else result["ap"]
             if score > self.best:

@@ -1,0 +1,96 @@
+"""Fitted inference thresholds (inference/fitting.py): the fit's choice, its round trip through the
+checkpoint, and tools/test.py and tools/predict.py using it unless overridden."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from scene_pe.config import load_config
+from scene_pe.experiments.tuning import write_fitted
+from scene_pe.inference.fitting import RECORD_KEY, effective_overrides, fit_thresholds
+from scene_pe.model.build import build_model
+from scene_pe.predict.pipeline import Predictor
+from scene_pe.train.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+GRID = ["inference.probabilistic.tau=0.05,0.3,0.9"]
+
+
+@pytest.fixture(scope="module")
+def run(untrained_run_factory) -> Path:
+    """A randomly initialised small model whose val split is the 2 train scenes (GT on both)."""
+    return untrained_run_factory("inference.probabilistic.tau=0.5", f"train.fit.probabilistic=[{GRID[0]!r}]")
+
+
+def test_the_fit_chooses_the_best_select_half_point_and_keeps_every_figure(run):
+    cfg = load_config(run / "config.yaml")
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    model.load_state_dict(load_checkpoint(run / "last.pth")["model"])
+    rec = fit_thresholds(model, cfg, GRID, progress=False)
+    select = [r["select"]["ap"] for r in rec["rows"]]
+    assert rec["chosen"] == max(range(3), key=lambda i: (select[i], -i))
+    assert rec["overrides"] == rec["rows"][rec["chosen"]]["overrides"]
+    assert [r["overrides"] for r in rec["rows"]] == [[f"inference.probabilistic.tau={t}"] for t in ("0.05", "0.3", "0.9")]
+    assert len({r["all"]["unc_auroc"] for r in rec["rows"]}) == 3  # tau changes the instances (random weights: AP 0)
+    assert rec["scenes"]["select"] and rec["scenes"]["report"]
+    assert not set(rec["scenes"]["select"]) & set(rec["scenes"]["report"])
+    assert model.training  # left as it was found
+
+
+def test_write_round_trips_through_a_weights_only_checkpoint(run):
+    rec = write_fitted(run, [], progress=False)  # the config's train.fit grid
+    ck = load_checkpoint(run / "last.pth")  # weights_only=True
+    assert json.dumps(ck[RECORD_KEY], sort_keys=True) == json.dumps(rec, sort_keys=True)  # NaN == NaN here
+    assert [k for k, _ in rec["grid"]] == ["inference.probabilistic.tau"]
+    assert "model" in ck and ck["step"] == 0  # the rest of the checkpoint is kept
+
+
+def test_overrides_command_line_wins_and_old_checkpoints_use_the_config():
+    rec = {"overrides": ["inference.probabilistic.tau=0.15"], "chosen": 0, "split": "val", "source": "training",
+           "rows": [{"report": {"ap": 0.2}}], "baseline": {"report": {"ap": 0.1}}}
+    applied, notes = effective_overrides(rec, ["inference.min_vertices=50"])
+    assert applied == ["inference.probabilistic.tau=0.15", "inference.min_vertices=50"]
+    assert "tau=0.15" in notes[0] and "fitted" in notes[0]
+    applied, notes = effective_overrides(rec, ["inference.probabilistic.tau=0.4"])
+    assert applied == ["inference.probabilistic.tau=0.4"] and "command line" in notes[0]
+    assert effective_overrides(rec, [], use_fitted=False)[0] == []
+    applied, notes = effective_overrides(None, ["inference.min_vertices=50"])
+    assert applied == ["inference.min_vertices=50"] and "no fitted values" in notes[0]
+
+
+def test_predict_uses_the_fitted_values_unless_overridden(run):
+    fitted = load_checkpoint(run / "last.pth")[RECORD_KEY]
+    tau = float(fitted["overrides"][0].split("=")[1])
+    p = Predictor.from_checkpoint(run / "last.pth")
+    assert p.cfg.inference.probabilistic.tau == tau and p.thresholds["fitted"] == fitted["overrides"]
+    p = Predictor.from_checkpoint(run / "last.pth", overrides=["inference.probabilistic.tau=0.77"])
+    assert p.cfg.inference.probabilistic.tau == 0.77 and p.thresholds["fitted"] == []
+    assert Predictor.from_checkpoint(run / "last.pth", use_fitted=False).cfg.inference.probabilistic.tau == 0.5
+
+
+def _test_tool():
+    spec = importlib.util.spec_from_file_location("test_tool", ROOT / "tools" / "test.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_test_tool_uses_the_fitted_values_and_says_so(run, tmp_path, capsys):
+    tool = _test_tool()
+    tau = load_checkpoint(run / "last.pth")[RECORD_KEY]["overrides"][0]
+    base = ["--checkpoint", str(run / "last.pth"), "--split", "train", "--no-progress"]
+    assert tool.main([str(run / "config.yaml")] + base + ["--out", str(tmp_path / "fitted")]) == 0
+    said = capsys.readouterr().out
+    assert f"inference thresholds: {tau} (fitted" in said
+    assert tool.main([str(run / "config.yaml"), tau] + base + ["--out", str(tmp_path / "explicit"), "--no-fitted"]) == 0
+    assert "--no-fitted" in capsys.readouterr().out
+    fitted, explicit = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("fitted", "explicit"))
+    # the fitted run is the run at the fitted value (the uncertainty depends on the instances, so on tau)
+    assert fitted["instance"] == explicit["instance"] and fitted["uncertainty"] == explicit["uncertainty"]
+    assert tau in fitted["inference_thresholds"][0]
