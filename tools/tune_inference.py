@@ -27,7 +27,6 @@ does at its end; tools/test.py and tools/predict.py then use them:
 Exit status 2 on a bad grid or a missing run.
 """
 
-import json
 import sys
 from pathlib import Path
 
@@ -35,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scene_pe.util import cli  # noqa: E402
 from scene_pe.util.threads import add_threads_argument, set_cpu_threads  # noqa: E402
-from scene_pe.util.io import write_text_atomic  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -54,43 +52,9 @@ def main(argv=None) -> int:
     set_cpu_threads(args.threads)  # before torch / MinkowskiEngine load
     if bool(args.runs) == bool(args.write):
         ap.error("give either run folders to tune or --write RUN")
-    for run in args.runs or [args.write]:
-        if not (run / "config.yaml").is_file() or not (run / "last.pth").is_file():
-            print(f"tune_inference: {run}: no config.yaml and last.pth (not a training run folder)",
-                  file=sys.stderr)
-            return 2
-    from scene_pe.experiments.tuning import TuningError, format_all_table, format_fitted, format_table, tune, write_fitted
+    from scene_pe.commands.tune_inference import run
 
-    if args.write:
-        try:
-            record = write_fitted(args.write, args.grid, args.max_scenes, progress=not args.no_progress)
-        except TuningError as e:
-            print(f"tune_inference: error: {e}", file=sys.stderr)
-            return 2
-        print(format_fitted(record))
-        print(f"stored in {args.write / 'last.pth'}: {' '.join(record['overrides'])}")
-        return 0
-    try:
-        result = tune(args.runs, args.grid, args.max_scenes, progress=not args.no_progress)
-    except TuningError as e:
-        print(f"tune_inference: error: {e}", file=sys.stderr)
-        return 2
-    table = format_table(result)
-    chosen = result["rows"][result["chosen"]]
-    summary = (f"chosen on the select half: {' '.join(chosen['overrides']) or '(config values)'}; "
-               f"report half AP {chosen['report_ap'][0]:.3f}"
-               + (f" ± {chosen['report_ap'][1]:.3f}" if len(result["runs"]) > 1 else "")
-               + f" over {len(result['runs'])} run(s)")
-    print(table)
-    print(summary)
-    all_table = format_all_table(result) if args.all_scenes else ""
-    if all_table:
-        print(f"\nall {result['rows'][0]['runs'][0]['all']['scenes']} val scenes:\n{all_table}")
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(args.out / "tuning.json", json.dumps(result, indent=1) + "\n")
-        write_text_atomic(args.out / "tuning.md", table + "\n\n" + summary + "\n" + (f"\n{all_table}\n" if all_table else ""))
-    return 0
+    return run(args)
 
 
 if __name__ == "__main__":
