@@ -15,6 +15,7 @@ installs Debian's when root).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import os
 import shutil
@@ -66,15 +67,19 @@ def build_bundle(force: bool = False, quiet: bool = False) -> Path:
                                   "(install Node.js and npm, e.g. apt-get install nodejs npm)")
     work = cache_dir()
     work.mkdir(parents=True, exist_ok=True)
-    for name in SOURCES:
-        shutil.copyfile(JS / name, work / name)
     out = subprocess.DEVNULL if quiet else None
-    # install scripts are not run: esbuild's binary comes in its platform package
-    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=work, check=True, stdout=out)
     tmp = BUNDLE.with_name(BUNDLE.name + ".tmp")
-    subprocess.run([str(work / "node_modules" / ".bin" / "esbuild"), "three_entry.js", "--bundle", "--minify",
-                    "--format=iife", "--legal-comments=inline", "--log-level=warning", f"--outfile={tmp}"],
-                   cwd=work, check=True, stdout=out)
+    # Two setups at once (two clones on one machine) share the npm folder: npm ci empties
+    # node_modules first, so the other would find no esbuild. One at a time.
+    with open(work.with_name(work.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for name in SOURCES:
+            shutil.copyfile(JS / name, work / name)
+        # install scripts are not run: esbuild's binary comes in its platform package
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=work, check=True, stdout=out)
+        subprocess.run([str(work / "node_modules" / ".bin" / "esbuild"), "three_entry.js", "--bundle", "--minify",
+                        "--format=iife", "--legal-comments=inline", "--log-level=warning", f"--outfile={tmp}"],
+                       cwd=work, check=True, stdout=out)
     if "</script" in tmp.read_text(encoding="utf-8").lower():
         raise RuntimeError(f"{tmp}: the bundle holds '</script' and cannot be embedded in a page")
     tmp.replace(BUNDLE)

@@ -21,6 +21,7 @@ nothing; with a cached wheel it only installs (seconds).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -311,16 +312,20 @@ def main() -> None:
         return
     wheel_dir = args.cache_dir / "wheels" / key
     wheel_dir.mkdir(parents=True, exist_ok=True)
-    cached = sorted(wheel_dir.glob("*.whl"))
-    if cached and not args.force:
-        wheel = cached[0]
-        say(f"using cached wheel {wheel}")
-    else:
-        sdist = args.cache_dir / SDIST_NAME
-        if not sdist.exists() or hashlib.sha256(sdist.read_bytes()).hexdigest() != SDIST_SHA256:
-            sdist = download_sdist(args.cache_dir)
-        wheel = build(sdist, wheel_dir, args.cuda)
-        say(f"built and cached {wheel}")
+    # Two setups at once (make test and make demo in two clones) share the cache: the second
+    # waits here for the first one's wheel instead of building beside it into the same files.
+    with open(wheel_dir.with_name(wheel_dir.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cached = sorted(wheel_dir.glob("*.whl"))
+        if cached and not args.force:
+            wheel = cached[0]
+            say(f"using cached wheel {wheel}")
+        else:
+            sdist = args.cache_dir / SDIST_NAME
+            if not sdist.exists() or hashlib.sha256(sdist.read_bytes()).hexdigest() != SDIST_SHA256:
+                sdist = download_sdist(args.cache_dir)
+            wheel = build(sdist, wheel_dir, args.cuda)
+            say(f"built and cached {wheel}")
     if args.no_install:
         return
     say(f"installing {wheel.name}")
