@@ -124,6 +124,8 @@ class FitConfig:
     probabilistic: list[str] = field(default_factory=lambda: ["inference.probabilistic.tau=0.1,0.15,0.2,0.25,0.35"])
     margin: list[str] = field(default_factory=lambda: ["inference.margin.phi_threshold=0.2,0.3,0.4,0.5"])
     max_scenes: int = 0  # the first N sorted val scenes with GT (0: all)
+    # probabilistic head: also fit the calibrated uncertainty's error model (scene_pe/method/error_model.py)
+    uncertainty: bool = True
 
     def validate(self) -> None:
         for item in self.probabilistic + self.margin:

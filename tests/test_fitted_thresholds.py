@@ -35,7 +35,13 @@ def test_the_fit_chooses_the_best_select_half_point_and_keeps_every_figure(run):
     rec = fit_thresholds(model, cfg, GRID, progress=False)
     select = [r["select"]["ap"] for r in rec["rows"]]
     assert rec["chosen"] == max(range(3), key=lambda i: (select[i], -i))
-    assert rec["overrides"] == rec["rows"][rec["chosen"]]["overrides"]
+    # the chosen point, then the calibrated uncertainty fitted at it (method/error_model.py)
+    calibration = rec["uncertainty"]
+    assert rec["overrides"] == rec["rows"][rec["chosen"]]["overrides"] + calibration["overrides"]
+    assert calibration["overrides"][0] == "inference.probabilistic.uncertainty=calibrated"
+    assert len(calibration["coefficients"]) == 14 and set(calibration["report"]) == {"calibrated", "config"}
+    assert calibration["report"]["config"]["definition"] == "membership"
+    assert set(calibration["report"]["calibrated"]) == {"auroc", "auroc_instances", "auroc_object_or_assigned"}
     assert [r["overrides"] for r in rec["rows"]] == [[f"inference.probabilistic.tau={t}"] for t in ("0.05", "0.3", "0.9")]
     assert len({r["all"]["unc_auroc"] for r in rec["rows"]}) == 3  # tau changes the instances (random weights: AP 0)
     assert rec["scenes"]["select"] and rec["scenes"]["report"]
@@ -69,8 +75,10 @@ def test_predict_uses_the_fitted_values_unless_overridden(run):
     tau = float(fitted["overrides"][0].split("=")[1])
     p = Predictor.from_checkpoint(run / "last.pth")
     assert p.cfg.inference.probabilistic.tau == tau and p.thresholds["fitted"] == fitted["overrides"]
+    assert p.cfg.inference.probabilistic.uncertainty == "calibrated"
+    assert list(p.cfg.inference.probabilistic.calibration) == fitted["uncertainty"]["coefficients"]
     p = Predictor.from_checkpoint(run / "last.pth", overrides=["inference.probabilistic.tau=0.77"])
-    assert p.cfg.inference.probabilistic.tau == 0.77 and p.thresholds["fitted"] == []
+    assert p.cfg.inference.probabilistic.tau == 0.77 and p.thresholds["fitted"] == fitted["overrides"][1:]
     assert Predictor.from_checkpoint(run / "last.pth", use_fitted=False).cfg.inference.probabilistic.tau == 0.5
 
 
@@ -83,12 +91,16 @@ def _test_tool():
 
 def test_test_tool_uses_the_fitted_values_and_says_so(run, tmp_path, capsys):
     tool = _test_tool()
-    tau = load_checkpoint(run / "last.pth")[RECORD_KEY]["overrides"][0]
+    fitted_overrides = load_checkpoint(run / "last.pth")[RECORD_KEY]["overrides"]
+    tau = fitted_overrides[0]
     base = ["--checkpoint", str(run / "last.pth"), "--split", "train", "--no-progress"]
     assert tool.main([str(run / "config.yaml")] + base + ["--out", str(tmp_path / "fitted")]) == 0
     said = capsys.readouterr().out
-    assert f"inference thresholds: {tau} (fitted" in said
-    assert tool.main([str(run / "config.yaml"), tau] + base + ["--out", str(tmp_path / "explicit"), "--no-fitted"]) == 0
+    assert f"inference thresholds: {tau} inference.probabilistic.uncertainty=calibrated " \
+           "inference.probabilistic.calibration=[14 fitted coefficients] (fitted" in said
+    assert "uncertainty AUROC on the report half: calibrated all " in said
+    assert tool.main([str(run / "config.yaml"), *fitted_overrides] + base
+                     + ["--out", str(tmp_path / "explicit"), "--no-fitted"]) == 0
     assert "--no-fitted" in capsys.readouterr().out
     fitted, explicit = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("fitted", "explicit"))
     # the fitted run is the run at the fitted value (the uncertainty depends on the instances, so on tau)

@@ -16,6 +16,7 @@ def run(args) -> int:
             return 2
     from scene_pe.experiments.tuning import (TuningError, format_all_table, format_fitted, format_table, tune,
                                              write_fitted)
+    from scene_pe.inference.fitting import describe_overrides, fit_summary
     from scene_pe.util.io import write_text_atomic
 
     if args.write:
@@ -25,7 +26,9 @@ def run(args) -> int:
             print(f"tune_inference: error: {e}", file=sys.stderr)
             return 2
         print(format_fitted(record))
-        print(f"stored in {args.write / 'last.pth'}: {' '.join(record['overrides'])}")
+        for line in fit_summary(record)[1:]:  # the calibrated uncertainty's figures
+            print(line)
+        print(f"stored in {args.write / 'last.pth'}: {describe_overrides(record['overrides'])}")
         return 0
     try:
         result = tune(args.runs, args.grid, args.max_scenes, progress=not args.no_progress)

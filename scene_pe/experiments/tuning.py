@@ -109,7 +109,8 @@ def write_fitted(run: Path, grid_items: list[str], max_scenes: int = 0, progress
     cfg, model, ck = load_trained_run(run)
     f = cfg.train.fit
     grid_items = list(grid_items) or (f.probabilistic if cfg.model.head.type == "probabilistic" else f.margin)
-    record = fit_thresholds(model, cfg, grid_items, max_scenes, progress, source="tools/tune_inference.py --write")
+    record = fit_thresholds(model, cfg, grid_items, max_scenes, progress, source="tools/tune_inference.py --write",
+                            calibrate=f.uncertainty)
     ck[RECORD_KEY] = record
     save_checkpoint(Path(run) / "last.pth", ck)
     return record

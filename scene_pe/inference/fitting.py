@@ -168,7 +168,7 @@ def point_config(cfg, point: tuple[str, ...]):
 
 
 def fit_thresholds(model, cfg, grid_items: list[str], max_scenes: int = 0, progress: bool = True,
-                   source: str = "training") -> dict:
+                   source: str = "training", calibrate: bool = True) -> dict:
     """Fit the grid on ``cfg``'s val split with ``model``; the record a checkpoint stores.
 
     The record holds only strings, numbers and lists (a weights_only checkpoint):
@@ -199,10 +199,19 @@ def fit_thresholds(model, cfg, grid_items: list[str], max_scenes: int = 0, progr
     flat = [{"select_ap": (r["select"]["ap"], float("nan"))} for r in rows]
     best = chosen_index(flat)
     halves = split_halves(scenes)
-    return {"overrides": rows[best]["overrides"], "grid": [[k, v] for k, v in grid], "rows": rows,
-            "chosen": best, "baseline": baseline, "scenes": {h: halves[h] for h in HALVES},
-            "split": cfg.data.val_split, "source": source, "seconds": round(time.time() - t0, 1),
-            "rule": "best mean AP on the select half (even positions of the sorted val scenes)"}
+    record = {"overrides": list(rows[best]["overrides"]), "grid": [[k, v] for k, v in grid], "rows": rows,
+              "chosen": best, "baseline": baseline, "scenes": {h: halves[h] for h in HALVES},
+              "split": cfg.data.val_split, "source": source,
+              "rule": "best mean AP on the select half (even positions of the sorted val scenes)"}
+    if calibrate and cfg.model.head.type == "probabilistic":
+        from scene_pe.inference.calibration import fit_calibration
+
+        calibration = fit_calibration(configs[best], cache, halves)
+        if calibration is not None:
+            record["uncertainty"] = calibration
+            record["overrides"] += calibration["overrides"]
+    record["seconds"] = round(time.time() - t0, 1)
+    return record
 
 
 def effective_overrides(record: dict | None, user_overrides: list[str], use_fitted: bool = True
@@ -228,7 +237,34 @@ def effective_overrides(record: dict | None, user_overrides: list[str], use_fitt
         else:
             applied.append(o)
     if applied:
-        lines.insert(0, f"inference thresholds: {' '.join(applied)} (fitted on the {record.get('split', 'val')} "
-                        f"split at {record.get('source', 'training')}: report-half AP {rep['ap']:.3f}, "
-                        f"config values {base.get('ap', float('nan')):.3f})")
+        lines.insert(0, f"inference thresholds: {describe_overrides(applied)} (fitted on the "
+                        f"{record.get('split', 'val')} split at {record.get('source', 'training')}: report-half "
+                        f"AP {rep['ap']:.3f}, config values {base.get('ap', float('nan')):.3f})")
+    if "uncertainty" in record and any(o.startswith(UNCERTAINTY_KEY + "=") for o in applied):
+        from scene_pe.inference.calibration import format_calibration
+
+        lines.append(format_calibration(record["uncertainty"]))
     return applied + user, lines
+
+
+UNCERTAINTY_KEY = "inference.probabilistic.uncertainty"
+_CALIBRATION_KEY = "inference.probabilistic.calibration"
+
+
+def describe_overrides(overrides: list[str]) -> str:
+    """The overrides for a log line, the calibrated uncertainty's coefficients counted, not listed."""
+    return " ".join(f"{_CALIBRATION_KEY}=[{o.count(',') + 1} fitted coefficients]"
+                    if o.startswith(_CALIBRATION_KEY + "=") else o for o in overrides)
+
+
+def fit_summary(record: dict) -> list[str]:
+    """Log lines of a fit: the chosen values with their AP, and the calibrated uncertainty's AUROC."""
+    row, base = record["rows"][record["chosen"]], record["baseline"]
+    lines = [f"fitted inference thresholds: {describe_overrides(record['overrides'])} (select-half AP "
+             f"{row['select']['ap']:.3f}; report-half AP {row['report']['ap']:.3f}, config values "
+             f"{base['report']['ap']:.3f})"]
+    if "uncertainty" in record:
+        from scene_pe.inference.calibration import format_calibration
+
+        lines.append(format_calibration(record["uncertainty"]))
+    return lines

@@ -40,6 +40,7 @@ class VertexPrediction:
     confidence: np.ndarray   # (K,) float
     semantic: np.ndarray     # (N,) benchmark class id per vertex
     uncertainty: np.ndarray  # (N,) float (see module docstring)
+    voxel_instance: np.ndarray | None = None  # (V,) final instance per voxel, as the uncertainty saw them
 
 
 def cluster(out: HeadOutput, cfg: InferenceConfig) -> list[Clusters]:
@@ -59,7 +60,8 @@ def voxel_uncertainty(out: HeadOutput, instance: np.ndarray, cfg: InferenceConfi
         return (1.0 - out.seed).cpu().numpy()
     p = cfg.probabilistic
     return probabilistic_uncertainty(out.mu, out.sigma, out.scores, instance, p.uncertainty, p.rbf_sigma,
-                                     instance_classes=out.instance_classes, blend_weight=p.blend_weight)
+                                     instance_classes=out.instance_classes, blend_weight=p.blend_weight,
+                                     calibration=p.calibration)
 
 
 def uncertainty_name(cfg) -> str:
@@ -146,7 +148,7 @@ def scene_prediction(out: HeadOutput, scene: str, local: np.ndarray, semantic: n
     inst_vox = remap[clusters.instance.cpu().numpy()] if mode == "none" else \
         majority_label(instance, local, out.batch.shape[0])
     uncert = voxel_uncertainty(out, inst_vox, cfg)
-    return VertexPrediction(scene, instance, label_set.train_to_id[classes], conf, semantic, uncert[local])
+    return VertexPrediction(scene, instance, label_set.train_to_id[classes], conf, semantic, uncert[local], inst_vox)
 
 
 def predictions_from_outputs(out: HeadOutput, voxels: VoxelBatch, cfg: InferenceConfig,

@@ -42,12 +42,13 @@ anchors nor members, so instances do not swallow adjacent wall/floor.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 import numpy as np
 import torch
 
+from scene_pe.method.error_model import check_coefficients
 from scene_pe.method.uncertainty import Uncertainty
 from scene_pe.model.outputs import MarginOutput, ProbabilisticOutput
 
@@ -70,8 +71,20 @@ class ClusteringConfig:
     # the chance that a voxel is a missed object (1 - its largest instance-class probability):
     # better among object vertices, but its all-vertex AUROC moved 0.65-0.85 between seeds, so
     # membership stays the default (docs/results.md, "Uncertainty populations")
+    # (its config value; a checkpoint fitted at the end of training switches to "calibrated", with
+    # the coefficients below: scene_pe/method/error_model.py)
     uncertainty: Uncertainty = "membership"
     blend_weight: float = 0.5  # "blend": weight of membership; 1 - it: of 1 - max instance-class probability
+    calibration: list[float] = field(default_factory=list)  # "calibrated": the fitted model's coefficients
+
+    def __post_init__(self):
+        if self.uncertainty == "calibrated":
+            try:
+                check_coefficients(self.calibration)
+            except ValueError as e:
+                raise ValueError(f"uncertainty 'calibrated': {e} in 'calibration' (a fitted checkpoint carries "
+                                 "them: train.fit at the end of training, or tools/tune_inference.py --write RUN)"
+                                 ) from None
 
 
 @dataclass(frozen=True)

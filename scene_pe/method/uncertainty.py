@@ -25,6 +25,13 @@ scene_pe/evaluation/uncertainty.py; figures in docs/method.md.
   misses; it also lifts every wall / floor voxel, so the all-vertex ranking
   depends on how the two scales meet: not the default (figures:
   docs/results.md, "Uncertainty populations").
+- ``calibrated``: the probability that the assignment is wrong, from a logistic
+  model of the membership kernel, the class probabilities, sigma and the
+  cluster's size, fitted on held-out val scenes at the end of training
+  (scene_pe/method/error_model.py; coefficients ``calibration``). Among object
+  vertices it ranks far better than ``membership`` without losing the
+  all-vertex figure (docs/results.md, "Uncertainty populations"), so a fitted
+  checkpoint uses it; without coefficients there is nothing to apply.
 - ``margin``: as ``membership``, with the kernel margin
   max(kappa(e_i, c_k) - max_{j != k} kappa(e_i, c_j), 0) in place of the own
   kernel for assigned voxels: a voxel that is as close to a second instance
@@ -43,10 +50,11 @@ from typing import Literal
 import numpy as np
 import torch
 
+from scene_pe.method.error_model import error_probability, voxel_features
 from scene_pe.method.kernels import instance_centres, log_bhattacharyya, logvar_from_sigma, rbf_logvar
 
-Uncertainty = Literal["sigma", "membership", "margin", "blend"]
-UNCERTAINTIES = ("sigma", "membership", "margin", "blend")
+Uncertainty = Literal["sigma", "membership", "margin", "blend", "calibrated"]
+UNCERTAINTIES = ("sigma", "membership", "margin", "blend", "calibrated")
 # Kernels to other centres below this count as 0: under float32's resolution of
 # values near 1 (6e-8), so the float32 uncertainty barely changes, and it lets the
 # kernel skip every (voxel, centre) pair that is far apart.
@@ -108,12 +116,13 @@ def centre_kernels(mu: torch.Tensor, logvar: torch.Tensor, instance: torch.Tenso
 def probabilistic_uncertainty(mu: torch.Tensor, sigma: torch.Tensor | None, scores: torch.Tensor,
                               instance: np.ndarray | torch.Tensor, kind: Uncertainty,
                               rbf_sigma: float = 0.1, *, instance_classes: torch.Tensor,
-                              blend_weight: float = 0.5) -> np.ndarray:
+                              blend_weight: float = 0.5, calibration=()) -> np.ndarray:
     """(N,) float32 uncertainty of one scene's voxels under ``kind`` (module docstring).
 
     mu (N, E), sigma (N, D) or None (deterministic: RBF kernel with ``rbf_sigma``),
     scores P (N, C) softmax, instance (N,) final cluster per voxel (-1 none),
-    instance_classes (C,) bool (stuff classes: False).
+    instance_classes (C,) bool (stuff classes: False), calibration: the ``calibrated`` kind's
+    coefficients (method/error_model.py).
     """
     if kind == "sigma":
         if sigma is None:  # deterministic embedding: no sigma, no uncertainty
@@ -121,6 +130,9 @@ def probabilistic_uncertainty(mu: torch.Tensor, sigma: torch.Tensor | None, scor
         return sigma.detach().float().log().mean(dim=1).exp().cpu().numpy()
     if kind not in UNCERTAINTIES:
         raise ValueError(f"unknown uncertainty {kind!r}; one of {UNCERTAINTIES}")
+    if kind == "calibrated":
+        x, assigned = calibration_features(mu, sigma, scores, instance, rbf_sigma, instance_classes=instance_classes)
+        return error_probability(x, assigned, calibration)
     # float64: kernels near 1 and tiny variances keep their digits (the clustering's choice too)
     mu64 = mu.detach().double()
     logvar = rbf_logvar(mu.shape[0], rbf_sigma, mu64) if sigma is None else \
@@ -139,4 +151,16 @@ def probabilistic_uncertainty(mu: torch.Tensor, sigma: torch.Tensor | None, scor
     return (1.0 - right).float().cpu().numpy()
 
 
-__all__ = ["Uncertainty", "UNCERTAINTIES", "centre_kernels", "probabilistic_uncertainty"]
+def calibration_features(mu: torch.Tensor, sigma: torch.Tensor | None, scores: torch.Tensor,
+                         instance: np.ndarray | torch.Tensor, rbf_sigma: float = 0.1, *,
+                         instance_classes: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """((N, F) features, (N,) assigned) of one scene's voxels for the ``calibrated`` kind
+    (method/error_model.py): what its model is fitted on and applied to."""
+    mu64 = mu.detach().double()
+    logvar = rbf_logvar(mu.shape[0], rbf_sigma, mu64) if sigma is None else logvar_from_sigma(sigma.detach().double())
+    inst = torch.as_tensor(instance, device=mu.device).long()
+    own, _, best = centre_kernels(mu64, logvar, inst, rows_needed=inst < 0)
+    return voxel_features(scores, instance_classes, own, best, sigma, inst)
+
+
+__all__ = ["Uncertainty", "UNCERTAINTIES", "centre_kernels", "probabilistic_uncertainty", "calibration_features"]

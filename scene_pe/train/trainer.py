@@ -31,7 +31,7 @@ from scene_pe.data.transforms import build_transforms
 from scene_pe.util import distributed as D
 from scene_pe.train.checkpoint import load_latest, model_state, rng_state, save_checkpoint, set_rng_state
 from scene_pe.inference.evaluate import evaluate_loader
-from scene_pe.inference.fitting import RECORD_KEY, TuningError, fit_thresholds
+from scene_pe.inference.fitting import RECORD_KEY, TuningError, fit_summary, fit_thresholds
 from scene_pe.train.faults import (WORKER_DEATH_ERRORS, BufferSnapshot, FaultLog, SkippingCollate, SkippingDataset, WorkerDeathDeferral, backward_scene_by_scene, free_memory, gradients_finite, is_worker_death, shut_down)
 from scene_pe.method.losses import LossResult
 from scene_pe.model.build import build_model
@@ -334,13 +334,12 @@ class Trainer:
         grid = f.probabilistic if self.cfg.model.head.type == "probabilistic" else f.margin
         try:
             self.fitted = fit_thresholds(getattr(self.model, "module", self.model), self.cfg, grid, f.max_scenes,
-                                         self.progress)
+                                         self.progress, calibrate=f.uncertainty)
         except (TuningError, FileNotFoundError) as e:
             log.warning("no fitted inference thresholds: %s", e)
             return
-        row, base = self.fitted["rows"][self.fitted["chosen"]], self.fitted["baseline"]
-        log.info("fitted inference thresholds: %s (select-half AP %.3f; report-half AP %.3f, config values %.3f)",
-                 " ".join(self.fitted["overrides"]), row["select"]["ap"], row["report"]["ap"], base["report"]["ap"])
+        for line in fit_summary(self.fitted):
+            log.info(line)
         self.save("last.pth")
 
     def clock(self) -> float:

@@ -1,0 +1,107 @@
+"""The calibrated uncertainty (method/error_model.py): its features, its logistic fit and its wiring."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from scene_pe.config import load_config
+from scene_pe.labels.label_set import SCANNET20
+from scene_pe.method.error_model import (FEATURES, NUM_COEFFICIENTS, check_coefficients, error_probability,
+                                         fit_error_model, fit_logistic, voxel_features)
+from scene_pe.method.uncertainty import calibration_features, probabilistic_uncertainty
+from scene_pe.util.typed_config import ConfigError
+
+IS_INST = torch.as_tensor(SCANNET20.train_is_instance)
+
+
+def sigmoid(t):
+    return 1.0 / (1.0 + np.exp(-t))
+
+
+def test_the_logistic_fit_recovers_the_model_the_labels_were_drawn_from():
+    rng = np.random.default_rng(0)
+    n = 200_000
+    x = np.c_[rng.normal(3.0, 2.0, n), rng.normal(-1.0, 0.5, n), rng.uniform(0.0, 10.0, n)]
+    w, b = np.array([0.8, -1.5, 0.2]), -1.0
+    y = rng.uniform(size=n) < sigmoid(x @ w + b)
+    theta = fit_logistic(x, y)
+    # maximum likelihood at n = 200k: standard errors ~0.01-0.02; the ridge (1e-4) shrinks by ~1 %
+    np.testing.assert_allclose(theta[:3], w, atol=0.05)
+    assert abs(theta[3] - b) < 0.15
+
+
+def test_each_group_s_mean_probability_is_its_error_rate():
+    """At the optimum the bias's gradient, mean(P - y), is 0 (the ridge spares the bias): the fitted
+    model is calibrated on average in each group."""
+    rng = np.random.default_rng(1)
+    n = 5000
+    x = rng.normal(size=(n, len(FEATURES)))
+    assigned = rng.uniform(size=n) < 0.4
+    wrong = rng.uniform(size=n) < np.where(assigned, sigmoid(x[:, 0]), sigmoid(-2.0 + x[:, 1]))
+    c = fit_error_model(x, assigned, wrong)
+    p = error_probability(x, assigned, c).astype(np.float64)
+    for group in (assigned, ~assigned):
+        assert p[group].mean() == pytest.approx(wrong[group].mean(), abs=1e-4)
+    # a group of one class: zero weights, the smoothed rate (0 + 1/2) / (9 + 1)
+    theta = fit_logistic(x[:9], np.zeros(9, bool))
+    assert (theta[:-1] == 0).all() and sigmoid(theta[-1]) == pytest.approx(0.05)
+
+
+def test_error_probability_is_the_sigmoid_of_each_group_s_linear_score():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(7, len(FEATURES)))
+    assigned = np.array([1, 0, 1, 1, 0, 0, 1], bool)
+    c = rng.normal(size=NUM_COEFFICIENTS)
+    f = len(FEATURES)
+    want = [sigmoid(x[i] @ c[:f] + c[f]) if a else sigmoid(x[i] @ c[f + 1:2 * f + 1] + c[-1])
+            for i, a in enumerate(assigned)]
+    np.testing.assert_allclose(error_probability(x, assigned, c), want, rtol=1e-6)
+    with pytest.raises(ValueError, match="14 finite coefficients"):
+        check_coefficients(c[:-1])
+    with pytest.raises(ValueError, match="finite"):
+        check_coefficients(np.r_[c[:-1], np.nan])
+
+
+def test_features_by_hand():
+    p = torch.zeros(3, 20, dtype=torch.float64)
+    p[0, 0], p[0, 4], p[0, 5] = 0.1, 0.6, 0.3    # wall 0.1, chair 0.6, sofa 0.3
+    p[1, 0], p[1, 1], p[1, 4] = 0.5, 0.25, 0.25  # wall, floor, chair
+    p[2, 4] = 1.0
+    own = torch.tensor([0.8, 0.0, 0.5], dtype=torch.float64)
+    best = torch.tensor([0.8, 0.0, 0.5], dtype=torch.float64)
+    sigma = torch.tensor([[0.1, 0.2, 0.4], [1.0, 1.0, 1.0], [0.5, 0.5, 0.5]], dtype=torch.float64)
+    x, assigned = voxel_features(p, IS_INST, own, best, sigma, torch.tensor([0, -1, 0]))
+    assert assigned.tolist() == [True, False, True]
+    logit = lambda q: math.log(q / (1 - q))  # noqa: E731
+    ent0 = -(0.1 * math.log(0.1) + 0.6 * math.log(0.6) + 0.3 * math.log(0.3))
+    np.testing.assert_allclose(x[0], [math.log(0.8), logit(0.1), logit(0.6), ent0,
+                                      (math.log(0.1) + math.log(0.2) + math.log(0.4)) / 3, math.log(2)])
+    ent1 = -(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25))
+    np.testing.assert_allclose(x[1], [math.log(1e-9), logit(0.75), logit(0.25), ent1, 0.0, 0.0])
+    # a certain voxel: the probabilities are clipped at 1e-6 before the logit
+    np.testing.assert_allclose(x[2, 1:4], [logit(1e-6), logit(1 - 1e-6), 0.0], rtol=1e-9, atol=1e-12)
+
+
+def test_the_calibrated_kind_applies_the_model_to_the_features_it_was_fitted_on():
+    rng = np.random.default_rng(3)
+    n = 40
+    mu = torch.as_tensor(rng.normal(size=(n, 3)))
+    sigma = torch.as_tensor(rng.uniform(0.05, 0.5, size=(n, 3)))
+    scores = torch.as_tensor(rng.dirichlet(np.ones(20), size=n))
+    inst = np.where(np.arange(n) < 30, np.arange(n) % 3, -1)
+    c = rng.normal(size=NUM_COEFFICIENTS)
+    u = probabilistic_uncertainty(mu, sigma, scores, inst, "calibrated", instance_classes=IS_INST, calibration=c)
+    x, assigned = calibration_features(mu, sigma, scores, inst, instance_classes=IS_INST)
+    np.testing.assert_array_equal(u, error_probability(x, assigned, c))
+    assert assigned.tolist() == (inst >= 0).tolist() and ((u > 0) & (u < 1)).all()
+
+
+def test_a_config_asking_for_calibrated_without_coefficients_says_where_they_come_from():
+    with pytest.raises(ConfigError, match="calibration.*tune_inference.py --write"):
+        load_config(None, ["inference.probabilistic.uncertainty=calibrated"])
+    c = [0.5] * NUM_COEFFICIENTS
+    cfg = load_config(None, ["inference.probabilistic.uncertainty=calibrated",
+                             f"inference.probabilistic.calibration={c}"])
+    assert cfg.inference.probabilistic.calibration == c
