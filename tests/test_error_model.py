@@ -9,8 +9,8 @@ import torch
 from scene_pe.config import load_config
 from scene_pe.labels.label_set import SCANNET20
 from scene_pe.method.error_model import (FEATURES, NUM_COEFFICIENTS, check_coefficients, error_probability,
-                                         fit_error_model, fit_logistic, voxel_features)
-from scene_pe.method.uncertainty import calibration_features, probabilistic_uncertainty
+                                         fit_error_model, fit_logistic, vertex_features)
+from scene_pe.method.uncertainty import calibrated_uncertainty, probabilistic_uncertainty
 from scene_pe.util.typed_config import ConfigError
 
 IS_INST = torch.as_tensor(SCANNET20.train_is_instance)
@@ -70,18 +70,26 @@ def test_features_by_hand():
     p[1, 0], p[1, 1], p[1, 4] = 0.5, 0.25, 0.25  # wall, floor, chair
     p[2, 4] = 1.0
     own = torch.tensor([0.8, 0.0, 0.5], dtype=torch.float64)
-    best = torch.tensor([0.8, 0.0, 0.5], dtype=torch.float64)
+    best = torch.tensor([0.8, 0.3, 0.5], dtype=torch.float64)
     sigma = torch.tensor([[0.1, 0.2, 0.4], [1.0, 1.0, 1.0], [0.5, 0.5, 0.5]], dtype=torch.float64)
-    x, assigned = voxel_features(p, IS_INST, own, best, sigma, torch.tensor([0, -1, 0]))
-    assert assigned.tolist() == [True, False, True]
+    voxel_instance = np.array([0, -1, 0])
+    # vertices: two in voxel 0 (instance 0), one in voxel 1 (none), one in voxel 1 but assigned to
+    # instance 0 (a superpoint's border: its voxel's majority is unassigned), one in voxel 2
+    local = np.array([0, 0, 1, 1, 2])
+    vertex_instance = np.array([0, 0, -1, 0, 0])
+    x, assigned = vertex_features(p, IS_INST, own, best, sigma, voxel_instance, vertex_instance, local)
+    assert assigned.tolist() == [True, True, False, True, True]
     logit = lambda q: math.log(q / (1 - q))  # noqa: E731
     ent0 = -(0.1 * math.log(0.1) + 0.6 * math.log(0.6) + 0.3 * math.log(0.3))
-    np.testing.assert_allclose(x[0], [math.log(0.8), logit(0.1), logit(0.6), ent0,
-                                      (math.log(0.1) + math.log(0.2) + math.log(0.4)) / 3, math.log(2)])
     ent1 = -(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25))
-    np.testing.assert_allclose(x[1], [math.log(1e-9), logit(0.75), logit(0.25), ent1, 0.0, 0.0])
+    voxel0 = [logit(0.1), logit(0.6), ent0, (math.log(0.1) + math.log(0.2) + math.log(0.4)) / 3]
+    voxel1 = [logit(0.75), logit(0.25), ent1, 0.0]
+    size = math.log(4)  # instance 0 has 4 vertices
+    np.testing.assert_allclose(x[0], [math.log(0.8), *voxel0, size])
+    np.testing.assert_allclose(x[2], [math.log(0.3), *voxel1, 0.0])     # unassigned: the nearest centre
+    np.testing.assert_allclose(x[3], [math.log(1e-9), *voxel1, size])   # the border vertex: no kernel
     # a certain voxel: the probabilities are clipped at 1e-6 before the logit
-    np.testing.assert_allclose(x[2, 1:4], [logit(1e-6), logit(1 - 1e-6), 0.0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(x[4, 1:4], [logit(1e-6), logit(1 - 1e-6), 0.0], rtol=1e-9, atol=1e-12)
 
 
 def test_the_calibrated_kind_applies_the_model_to_the_features_it_was_fitted_on():
@@ -91,11 +99,19 @@ def test_the_calibrated_kind_applies_the_model_to_the_features_it_was_fitted_on(
     sigma = torch.as_tensor(rng.uniform(0.05, 0.5, size=(n, 3)))
     scores = torch.as_tensor(rng.dirichlet(np.ones(20), size=n))
     inst = np.where(np.arange(n) < 30, np.arange(n) % 3, -1)
+    local = rng.integers(0, n, 100)
     c = rng.normal(size=NUM_COEFFICIENTS)
-    u = probabilistic_uncertainty(mu, sigma, scores, inst, "calibrated", instance_classes=IS_INST, calibration=c)
-    x, assigned = calibration_features(mu, sigma, scores, inst, instance_classes=IS_INST)
+    u = calibrated_uncertainty(mu, sigma, scores, inst, inst[local], local, c, instance_classes=IS_INST)
+    x, assigned = calibrated_uncertainty(mu, sigma, scores, inst, inst[local], local, instance_classes=IS_INST)
     np.testing.assert_array_equal(u, error_probability(x, assigned, c))
-    assert assigned.tolist() == (inst >= 0).tolist() and ((u > 0) & (u < 1)).all()
+    assert assigned.tolist() == (inst[local] >= 0).tolist() and ((u > 0) & (u < 1)).all()
+    # the kernel column: log kappa to the own centre where assigned (the membership definition's own)
+    member = probabilistic_uncertainty(mu, sigma, scores, inst, "membership", instance_classes=IS_INST)[local]
+    p_stuff = scores[:, ~IS_INST].sum(1).numpy()[local]
+    own = np.exp(x[assigned, 0])
+    np.testing.assert_allclose(1.0 - (1.0 - p_stuff[assigned]) * own, member[assigned], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="per vertex"):
+        probabilistic_uncertainty(mu, sigma, scores, inst, "calibrated", instance_classes=IS_INST)
 
 
 def test_a_config_asking_for_calibrated_without_coefficients_says_where_they_come_from():

@@ -47,6 +47,9 @@ def parse_args(argv):
                     help="cut larger scans into overlapping blocks of at most this many voxels")
     ap.add_argument("--block-overlap", type=float, default=2.0, help="metres of context around each block")
     ap.add_argument("--block-tiles", type=int, help="force an n x n block grid (testing, benchmarks)")
+    ap.add_argument("--cloud-superpoints", action="store_true",
+                    help="segment every input as a bare point cloud: a mesh and its vertices as a cloud then "
+                         "give the same objects (a mesh's own segments score a little higher)")
     ap.add_argument("--scannet-format", action="store_true", help="also write benchmark txt + mask files")
     ap.add_argument("--no-render", action="store_true", help="no PNG")
     ap.add_argument("--renderer", default="auto", choices=("auto", "open3d", "matplotlib"))

@@ -110,7 +110,7 @@ def run(args, threads: int) -> int:
     for line in predictor.thresholds["notes"]:
         print(line)
     opts = PredictOptions(scale=args.scale, up=args.up, align=args.align, max_voxels=args.block_voxels,
-                          overlap=args.block_overlap, tiles=args.block_tiles)
+                          overlap=args.block_overlap, tiles=args.block_tiles, cloud_superpoints=args.cloud_superpoints)
     paths = expand_inputs(args.inputs)
     names = output_names(paths)
     progress = not args.no_progress

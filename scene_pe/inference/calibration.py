@@ -3,7 +3,7 @@
 At the end of the threshold fit (scene_pe/inference/fitting.py), with the
 chosen thresholds, every cached val scene is clustered once. On the select
 half each population vertex (scene_pe/evaluation/uncertainty.py) gives its
-voxel's features (scene_pe/method/error_model.py) and whether its assignment
+features (scene_pe/method/error_model.py) and whether its assignment
 is wrong; a logistic model per group is fitted on them (at most
 ``MAX_VERTICES_PER_SCENE`` per scene, drawn with a fixed seed, so that large
 scenes do not dominate and the fit stays small). On the report half, which
@@ -18,7 +18,7 @@ import numpy as np
 
 from scene_pe.evaluation.uncertainty import UncertaintyEvaluator, wrong_assignments
 from scene_pe.method.error_model import FEATURES, error_probability, fit_error_model
-from scene_pe.method.uncertainty import calibration_features
+from scene_pe.method.uncertainty import calibrated_uncertainty
 
 MAX_VERTICES_PER_SCENE = 20000
 POPULATIONS = {"auroc": "all", "auroc_instances": "GT instance", "auroc_object_or_assigned": "object or assigned"}
@@ -47,29 +47,29 @@ def fit_calibration(cfg, cache, halves: dict[str, list[str]]) -> dict:
     for c in cache:
         (pred,) = predictions_from_outputs(c.out, c.voxels, cfg.inference, label_set=labels)
         out = c.out
-        x_vox, assigned_vox = calibration_features(out.mu, out.sigma, out.scores, pred.voxel_instance,
-                                                   cfg.inference.probabilistic.rbf_sigma,
-                                                   instance_classes=out.instance_classes)
         local = c.voxels.point_to_voxel[0].cpu().numpy()
+        x, assigned = calibrated_uncertainty(out.mu, out.sigma, out.scores, pred.voxel_instance, pred.instance,
+                                             local, None, cfg.inference.probabilistic.rbf_sigma,
+                                             instance_classes=out.instance_classes)
         if pred.scene in select:
             population, wrong = wrong_assignments(c.gt, pred.instance, labels)
             rows = np.flatnonzero(population)
             if rows.size > MAX_VERTICES_PER_SCENE:
                 rng = np.random.default_rng(sorted(select).index(pred.scene))
                 rows = np.sort(rng.choice(rows, MAX_VERTICES_PER_SCENE, replace=False))
-            xs.append(x_vox[local[rows]])
-            groups.append(assigned_vox[local[rows]])
+            xs.append(x[rows])
+            groups.append(assigned[rows])
             wrongs.append(wrong[rows])
         elif pred.scene in report:
-            held_out.append((pred, c.gt, x_vox, assigned_vox, local))
+            held_out.append((pred, c.gt, x, assigned))
     if not xs or not sum(len(w) for w in wrongs):
         return None  # no labelled vertex on the select half: nothing to learn from
     x, assigned, wrong = (np.concatenate(a) for a in (xs, groups, wrongs))
     coefficients = fit_error_model(x, assigned, wrong)
     base, calibrated = UncertaintyEvaluator(labels), UncertaintyEvaluator(labels)
-    for pred, gt, x_vox, assigned_vox, local in held_out:
+    for pred, gt, x_scene, assigned_scene in held_out:
         base.add(pred.scene, gt, pred.instance, pred.uncertainty)
-        calibrated.add(pred.scene, gt, pred.instance, error_probability(x_vox, assigned_vox, coefficients)[local])
+        calibrated.add(pred.scene, gt, pred.instance, error_probability(x_scene, assigned_scene, coefficients))
     return {"definition": "calibrated", "features": list(FEATURES), "coefficients": coefficients,
             "overrides": calibration_overrides(coefficients),
             "fit_vertices": {"assigned": int(assigned.sum()), "unassigned": int((~assigned).sum()),

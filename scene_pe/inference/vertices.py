@@ -9,7 +9,8 @@ Per-vertex semantics are the argmax class of the voxel's scores. Per-vertex
 uncertainty is the voxel's: for the probabilistic head the definition chosen
 by ``inference.probabilistic.uncertainty`` (scene_pe/method/uncertainty.py),
 computed on the final instances (after the ``min_vertices`` drop), for the
-margin head 1 - seed.
+margin head 1 - seed; the ``calibrated`` kind is computed per vertex (each
+vertex's own assignment, scene_pe/method/error_model.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 from scene_pe.config import InferenceConfig
 from scene_pe.labels.label_set import LabelSet
 from scene_pe.method.clustering import Clusters, cluster_margin, cluster_probabilistic
-from scene_pe.method.uncertainty import probabilistic_uncertainty
+from scene_pe.method.uncertainty import calibrated_uncertainty, probabilistic_uncertainty
 from scene_pe.model.outputs import HeadOutput, MarginOutput, ProbabilisticOutput, as_float32, select_rows
 from scene_pe.model.precision import autocast
 from scene_pe.sparse.voxelize import VoxelBatch, majority_label
@@ -60,8 +61,7 @@ def voxel_uncertainty(out: HeadOutput, instance: np.ndarray, cfg: InferenceConfi
         return (1.0 - out.seed).cpu().numpy()
     p = cfg.probabilistic
     return probabilistic_uncertainty(out.mu, out.sigma, out.scores, instance, p.uncertainty, p.rbf_sigma,
-                                     instance_classes=out.instance_classes, blend_weight=p.blend_weight,
-                                     calibration=p.calibration)
+                                     instance_classes=out.instance_classes, blend_weight=p.blend_weight)
 
 
 def uncertainty_name(cfg) -> str:
@@ -147,8 +147,13 @@ def scene_prediction(out: HeadOutput, scene: str, local: np.ndarray, semantic: n
     # per-voxel final ids (for the uncertainty): the voxel clusters' own, else their vertices' majority
     inst_vox = remap[clusters.instance.cpu().numpy()] if mode == "none" else \
         majority_label(instance, local, out.batch.shape[0])
-    uncert = voxel_uncertainty(out, inst_vox, cfg)
-    return VertexPrediction(scene, instance, label_set.train_to_id[classes], conf, semantic, uncert[local], inst_vox)
+    p = cfg.probabilistic
+    if isinstance(out, ProbabilisticOutput) and p.uncertainty == "calibrated":  # per vertex (its own assignment)
+        uncert = calibrated_uncertainty(out.mu, out.sigma, out.scores, inst_vox, instance, local, p.calibration,
+                                        p.rbf_sigma, instance_classes=out.instance_classes)
+    else:
+        uncert = voxel_uncertainty(out, inst_vox, cfg)[local]
+    return VertexPrediction(scene, instance, label_set.train_to_id[classes], conf, semantic, uncert, inst_vox)
 
 
 def predictions_from_outputs(out: HeadOutput, voxels: VoxelBatch, cfg: InferenceConfig,

@@ -23,7 +23,10 @@ superpoint mode gets them:
   the largest instance-class probability;
 - ``entropy``: of the class probabilities;
 - ``log_sigma``: mean log sigma (0 for the deterministic embedding);
-- ``log_instance_voxels``: log of the voxel count of its cluster (0 unassigned).
+- ``log_instance_vertices``: log of the vertex count of its instance (0 unassigned).
+
+Per vertex: a vertex takes its voxel's values, but its group, kernel and
+instance are its own (``vertex_features``).
 
 Layout of the coefficients: per group (assigned, then unassigned) one weight
 per feature then the bias, on the raw features: P(wrong) = sigmoid(w . x + b).
@@ -36,7 +39,7 @@ import math
 import numpy as np
 import torch
 
-FEATURES = ("log_kernel", "logit_stuff", "logit_max_instance", "entropy", "log_sigma", "log_instance_voxels")
+FEATURES = ("log_kernel", "logit_stuff", "logit_max_instance", "entropy", "log_sigma", "log_instance_vertices")
 GROUPS = ("assigned", "unassigned")
 NUM_COEFFICIENTS = len(GROUPS) * (len(FEATURES) + 1)
 _LOG_FLOOR = math.log(1e-9)  # log kappa of a voxel no centre reaches
@@ -49,31 +52,40 @@ def _logit(p: torch.Tensor) -> torch.Tensor:
     return torch.log(p) - torch.log1p(-p)
 
 
-def voxel_features(scores: torch.Tensor, instance_classes: torch.Tensor, own: torch.Tensor, best: torch.Tensor,
-                   sigma: torch.Tensor | None, instance: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """((N, F) float64 features in ``FEATURES`` order, (N,) bool assigned) of one scene's voxels.
+def vertex_features(scores: torch.Tensor, instance_classes: torch.Tensor, own: torch.Tensor, best: torch.Tensor,
+                    sigma: torch.Tensor | None, voxel_instance, vertex_instance, local) -> tuple[np.ndarray, np.ndarray]:
+    """((V, F) float64 features in ``FEATURES`` order, (V,) bool assigned) of one scene's vertices.
 
-    scores (N, C) class probabilities, instance_classes (C,) bool, own / best (N,) kernel to the
-    own centre / the largest to any centre (method/uncertainty.py's ``centre_kernels``), sigma
-    (N, D) or None, instance (N,) final cluster per voxel (-1 none).
+    Per voxel (N): scores (N, C) class probabilities, own / best kernel to the voxel's own
+    cluster centre / the largest to any centre (method/uncertainty.py's ``centre_kernels``),
+    sigma (N, D) or None, voxel_instance (N,) its final cluster (-1 none); instance_classes (C,)
+    bool. Per vertex (V): vertex_instance its final instance (-1 none), local its voxel.
+    A vertex is grouped by its own assignment: with superpoints a vertex may be assigned where its
+    voxel's majority is not (a superpoint's border); it then gets no kernel (the floor), which
+    marks exactly those border vertices.
     """
     p = scores.detach().double()
     cols = torch.as_tensor(instance_classes, dtype=torch.bool, device=p.device)
-    inst = torch.as_tensor(instance, device=p.device).long()
+    per_voxel = torch.stack([_logit(p[:, ~cols].sum(1)), _logit(p[:, cols].max(1).values),
+                             -(p * p.clamp_min(1e-300).log()).sum(1),
+                             torch.zeros(p.shape[0], dtype=p.dtype, device=p.device) if sigma is None
+                             else sigma.detach().double().log().mean(1)], 1).cpu().numpy()
+    local = np.asarray(local, dtype=np.int64)
+    inst = np.asarray(vertex_instance, dtype=np.int64)
     assigned = inst >= 0
-    kernel = torch.where(assigned, own.double(), best.double())
-    log_kernel = torch.where(kernel > 0, kernel.clamp_min(1e-300).log(), torch.full_like(kernel, _LOG_FLOOR))
-    entropy = -(p * p.clamp_min(1e-300).log()).sum(1)
-    log_sigma = torch.zeros_like(entropy) if sigma is None else sigma.detach().double().log().mean(1)
-    sizes = torch.bincount(inst[assigned], minlength=1).double() if bool(assigned.any()) else torch.ones(1, dtype=p.dtype)
-    log_size = torch.where(assigned, sizes[inst.clamp_min(0)].clamp_min(1.0).log(), torch.zeros_like(entropy))
-    x = torch.stack([log_kernel.clamp_min(_LOG_FLOOR), _logit(p[:, ~cols].sum(1)), _logit(p[:, cols].max(1).values),
-                     entropy, log_sigma, log_size], 1)
-    return x.cpu().numpy(), assigned.cpu().numpy()
+    own_v, best_v = own.detach().double().cpu().numpy()[local], best.detach().double().cpu().numpy()[local]
+    same = np.asarray(voxel_instance, dtype=np.int64)[local] == inst
+    kernel = np.where(assigned, np.where(same, own_v, 0.0), best_v)
+    with np.errstate(divide="ignore"):
+        log_kernel = np.maximum(np.log(kernel), _LOG_FLOOR)
+    sizes = np.bincount(inst[assigned], minlength=1)
+    log_size = np.where(assigned, np.log(np.maximum(sizes[np.maximum(inst, 0)], 1)), 0.0)
+    x = np.column_stack([log_kernel, per_voxel[local], log_size])
+    return x, assigned
 
 
 def error_probability(x: np.ndarray, assigned: np.ndarray, coefficients) -> np.ndarray:
-    """(N,) float32 P(wrong) of voxels with features ``x`` under a fitted model (module doc)."""
+    """(V,) float32 P(wrong) of vertices with features ``x`` under a fitted model (module doc)."""
     c = check_coefficients(coefficients)
     f = len(FEATURES)
     out = np.empty(len(x), dtype=np.float64)
@@ -125,5 +137,5 @@ def fit_error_model(x: np.ndarray, assigned: np.ndarray, wrong: np.ndarray) -> l
     return [float(v) for rows in (assigned, ~assigned) for v in fit_logistic(x[rows], wrong[rows])]
 
 
-__all__ = ["FEATURES", "GROUPS", "NUM_COEFFICIENTS", "voxel_features", "error_probability", "check_coefficients",
+__all__ = ["FEATURES", "GROUPS", "NUM_COEFFICIENTS", "vertex_features", "error_probability", "check_coefficients",
            "fit_logistic", "fit_error_model"]

@@ -50,7 +50,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from scene_pe.method.error_model import error_probability, voxel_features
+from scene_pe.method.error_model import error_probability, vertex_features
 from scene_pe.method.kernels import instance_centres, log_bhattacharyya, logvar_from_sigma, rbf_logvar
 
 Uncertainty = Literal["sigma", "membership", "margin", "blend", "calibrated"]
@@ -116,13 +116,13 @@ def centre_kernels(mu: torch.Tensor, logvar: torch.Tensor, instance: torch.Tenso
 def probabilistic_uncertainty(mu: torch.Tensor, sigma: torch.Tensor | None, scores: torch.Tensor,
                               instance: np.ndarray | torch.Tensor, kind: Uncertainty,
                               rbf_sigma: float = 0.1, *, instance_classes: torch.Tensor,
-                              blend_weight: float = 0.5, calibration=()) -> np.ndarray:
+                              blend_weight: float = 0.5) -> np.ndarray:
     """(N,) float32 uncertainty of one scene's voxels under ``kind`` (module docstring).
 
     mu (N, E), sigma (N, D) or None (deterministic: RBF kernel with ``rbf_sigma``),
     scores P (N, C) softmax, instance (N,) final cluster per voxel (-1 none),
-    instance_classes (C,) bool (stuff classes: False), calibration: the ``calibrated`` kind's
-    coefficients (method/error_model.py).
+    instance_classes (C,) bool (stuff classes: False). Not the ``calibrated`` kind, which is
+    per vertex (``calibrated_uncertainty``).
     """
     if kind == "sigma":
         if sigma is None:  # deterministic embedding: no sigma, no uncertainty
@@ -130,9 +130,8 @@ def probabilistic_uncertainty(mu: torch.Tensor, sigma: torch.Tensor | None, scor
         return sigma.detach().float().log().mean(dim=1).exp().cpu().numpy()
     if kind not in UNCERTAINTIES:
         raise ValueError(f"unknown uncertainty {kind!r}; one of {UNCERTAINTIES}")
-    if kind == "calibrated":
-        x, assigned = calibration_features(mu, sigma, scores, instance, rbf_sigma, instance_classes=instance_classes)
-        return error_probability(x, assigned, calibration)
+    if kind == "calibrated":  # per vertex, not per voxel: calibrated_uncertainty
+        raise ValueError("the calibrated uncertainty is per vertex: calibrated_uncertainty")
     # float64: kernels near 1 and tiny variances keep their digits (the clustering's choice too)
     mu64 = mu.detach().double()
     logvar = rbf_logvar(mu.shape[0], rbf_sigma, mu64) if sigma is None else \
@@ -151,16 +150,19 @@ def probabilistic_uncertainty(mu: torch.Tensor, sigma: torch.Tensor | None, scor
     return (1.0 - right).float().cpu().numpy()
 
 
-def calibration_features(mu: torch.Tensor, sigma: torch.Tensor | None, scores: torch.Tensor,
-                         instance: np.ndarray | torch.Tensor, rbf_sigma: float = 0.1, *,
-                         instance_classes: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """((N, F) features, (N,) assigned) of one scene's voxels for the ``calibrated`` kind
-    (method/error_model.py): what its model is fitted on and applied to."""
+def calibrated_uncertainty(mu: torch.Tensor, sigma: torch.Tensor | None, scores: torch.Tensor, voxel_instance,
+                           vertex_instance, local, calibration=None, rbf_sigma: float = 0.1, *,
+                           instance_classes: torch.Tensor):
+    """The ``calibrated`` kind, per vertex: (V,) float32 P(wrong) under the fitted ``calibration``
+    (method/error_model.py); with ``calibration`` None, the ((V, F) features, (V,) assigned) the
+    model is fitted on. Voxel arguments as ``probabilistic_uncertainty``'s; vertex_instance (V,)
+    each vertex's final instance, local (V,) its voxel."""
     mu64 = mu.detach().double()
     logvar = rbf_logvar(mu.shape[0], rbf_sigma, mu64) if sigma is None else logvar_from_sigma(sigma.detach().double())
-    inst = torch.as_tensor(instance, device=mu.device).long()
+    inst = torch.as_tensor(np.asarray(voxel_instance), device=mu.device).long()
     own, _, best = centre_kernels(mu64, logvar, inst, rows_needed=inst < 0)
-    return voxel_features(scores, instance_classes, own, best, sigma, inst)
+    x, assigned = vertex_features(scores, instance_classes, own, best, sigma, voxel_instance, vertex_instance, local)
+    return (x, assigned) if calibration is None else error_probability(x, assigned, calibration)
 
 
-__all__ = ["Uncertainty", "UNCERTAINTIES", "centre_kernels", "probabilistic_uncertainty", "calibration_features"]
+__all__ = ["Uncertainty", "UNCERTAINTIES", "centre_kernels", "probabilistic_uncertainty", "calibrated_uncertainty"]

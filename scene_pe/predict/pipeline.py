@@ -53,6 +53,10 @@ class PredictOptions:
     overlap: float = 2.0               # metres around each block's core
     tiles: int | None = None           # force an n x n block grid
     link_iou: float = 0.5              # merge rule (scene_pe/predict/blocks.py)
+    # segment every input as a bare point cloud (its vertices, open3d normals, colours), with the
+    # cloud's superpoint mode: a mesh and the same vertices as a cloud then get the same superpoints,
+    # so the same objects; a mesh's own segments (segs.json, the mesh segmentator) score a little higher
+    cloud_superpoints: bool = False
 
 
 @dataclass
@@ -150,29 +154,37 @@ class Predictor:
                                                label_set=self.cfg.data.labels)
         return pred
 
-    def inference_for(self, scan: Scan) -> InferenceConfig:
-        """The inference settings for this input: a point cloud without segments uses
-        ``inference.superpoints_cloud`` as its superpoint mode (chosen by measured AP: docs/method.md,
-        "Superpoints per input kind"); meshes and scans with segs.json ``inference.superpoints``."""
+    def inference_for(self, scan: Scan, as_cloud: bool = False) -> InferenceConfig:
+        """The inference settings for this input: a point cloud without segments (every input with
+        ``as_cloud``: PredictOptions.cloud_superpoints) uses ``inference.superpoints_cloud`` as its
+        superpoint mode (chosen by measured AP: docs/method.md, "Superpoints per input kind"); meshes
+        and scans with segs.json ``inference.superpoints``."""
         inf = self.cfg.inference
-        if scan.is_mesh or scan.segments is not None or inf.superpoints_cloud == inf.superpoints:
+        own_segments = scan.is_mesh or scan.segments is not None
+        if (own_segments and not as_cloud) or inf.superpoints_cloud == inf.superpoints:
             return inf
         return dataclasses.replace(inf, superpoints=inf.superpoints_cloud)
 
-    def superpoints(self, scan: Scan, xyz: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+    def superpoints(self, scan: Scan, xyz: np.ndarray, normals: np.ndarray, as_cloud: bool = False
+                    ) -> tuple[np.ndarray | None, str | None]:
         """(per-vertex superpoint ids, where they came from) when this input's mode uses superpoints.
 
         A mesh is segmented as stored (as ScanNet did); a point cloud in the model frame
-        (metres), where its normals are, with colour edges where it has colours."""
-        if self.inference_for(scan).superpoints == "none":
+        (metres), where its normals are, with colour edges where it has colours. ``as_cloud``:
+        every input as a bare cloud, its normals estimated from its vertices (a mesh's face
+        normals or a file's own normals would make its segments differ from the bare cloud's)."""
+        if self.inference_for(scan, as_cloud).superpoints == "none":
             return None, None
-        if scan.segments is not None:
+        if not as_cloud and scan.segments is not None:
             return scan.segments, "segs.json"
-        if scan.is_mesh:
+        if not as_cloud and scan.is_mesh:
             return segment_mesh(scan.coords, scan.faces), "built-in segmentator (mesh)"
+        if as_cloud and (scan.is_mesh or scan.normals is not None):
+            normals = estimate_normals(xyz)
         colored = scan.colors is not None
         return (segment_cloud(xyz, normals, colors=scan.colors),
-                f"built-in segmentator (point cloud, {'normals + colours' if colored else 'normals only'})")
+                f"built-in segmentator (point cloud, {'normals + colours' if colored else 'normals only'}"
+                f"{'; every input as a cloud' if as_cloud else ''})")
 
     def __call__(self, scan: Scan, opts: PredictOptions, t: Timings, progress: bool = False) -> ScanPrediction:
         notes: list[str] = []
@@ -180,9 +192,9 @@ class Predictor:
             frame = model_frame(scan.coords, opts.scale, opts.up, opts.align, scan.alignment, opts.floor)
             xyz = apply(frame.model_from_input, scan.coords).astype(np.float32)
             sample = self.sample(scan, xyz, frame, notes)
-        inference = self.inference_for(scan)
+        inference = self.inference_for(scan, opts.cloud_superpoints)
         with t.stage("superpoints"):
-            segments, segments_from = self.superpoints(scan, xyz, sample["normals"])
+            segments, segments_from = self.superpoints(scan, xyz, sample["normals"], opts.cloud_superpoints)
             if segments is not None:
                 sample["segment"] = segments
         with t.stage("voxelize"):
