@@ -8,7 +8,7 @@ import torch
 
 from scene_pe.config import load_config
 from scene_pe.labels.label_set import SCANNET20
-from scene_pe.method.error_model import (FEATURES, NUM_COEFFICIENTS, check_coefficients, error_probability,
+from scene_pe.method.error_model import (FEATURES, NUM_COEFFICIENTS, NUM_TERMS, check_coefficients, error_probability,
                                          fit_error_model, fit_logistic, vertex_features)
 from scene_pe.method.uncertainty import calibrated_uncertainty, probabilistic_uncertainty
 from scene_pe.util.typed_config import ConfigError
@@ -49,16 +49,22 @@ def test_each_group_s_mean_probability_is_its_error_rate():
     assert (theta[:-1] == 0).all() and sigmoid(theta[-1]) == pytest.approx(0.05)
 
 
-def test_error_probability_is_the_sigmoid_of_each_group_s_linear_score():
+def test_error_probability_is_the_sigmoid_of_each_group_s_quadratic_score():
     rng = np.random.default_rng(2)
-    x = rng.normal(size=(7, len(FEATURES)))
-    assigned = np.array([1, 0, 1, 1, 0, 0, 1], bool)
-    c = rng.normal(size=NUM_COEFFICIENTS)
     f = len(FEATURES)
-    want = [sigmoid(x[i] @ c[:f] + c[f]) if a else sigmoid(x[i] @ c[f + 1:2 * f + 1] + c[-1])
-            for i, a in enumerate(assigned)]
+    x = rng.normal(size=(7, f))
+    assigned = np.array([1, 0, 1, 1, 0, 0, 1], bool)
+    c = rng.normal(size=NUM_COEFFICIENTS) * 0.1
+    t = NUM_TERMS
+    assert t == 2 * f + f * (f - 1) // 2
+
+    def score(v, w):  # the module doc's layout, written out
+        terms = list(v) + [a * a for a in v] + [v[i] * v[j] for i in range(f) for j in range(i + 1, f)]
+        return sigmoid(np.dot(terms, w[:t]) + w[t])
+
+    want = [score(x[i], c[:t + 1] if a else c[t + 1:]) for i, a in enumerate(assigned)]
     np.testing.assert_allclose(error_probability(x, assigned, c), want, rtol=1e-6)
-    with pytest.raises(ValueError, match="14 finite coefficients"):
+    with pytest.raises(ValueError, match=f"{NUM_COEFFICIENTS} finite coefficients"):
         check_coefficients(c[:-1])
     with pytest.raises(ValueError, match="finite"):
         check_coefficients(np.r_[c[:-1], np.nan])
@@ -70,6 +76,7 @@ def test_features_by_hand():
     p[1, 0], p[1, 1], p[1, 4] = 0.5, 0.25, 0.25  # wall, floor, chair
     p[2, 4] = 1.0
     own = torch.tensor([0.8, 0.0, 0.5], dtype=torch.float64)
+    other = torch.tensor([0.2, 0.3, 0.0], dtype=torch.float64)
     best = torch.tensor([0.8, 0.3, 0.5], dtype=torch.float64)
     sigma = torch.tensor([[0.1, 0.2, 0.4], [1.0, 1.0, 1.0], [0.5, 0.5, 0.5]], dtype=torch.float64)
     voxel_instance = np.array([0, -1, 0])
@@ -77,7 +84,7 @@ def test_features_by_hand():
     # instance 0 (a superpoint's border: its voxel's majority is unassigned), one in voxel 2
     local = np.array([0, 0, 1, 1, 2])
     vertex_instance = np.array([0, 0, -1, 0, 0])
-    x, assigned = vertex_features(p, IS_INST, own, best, sigma, voxel_instance, vertex_instance, local)
+    x, assigned = vertex_features(p, IS_INST, own, other, best, sigma, voxel_instance, vertex_instance, local)
     assert assigned.tolist() == [True, True, False, True, True]
     logit = lambda q: math.log(q / (1 - q))  # noqa: E731
     ent0 = -(0.1 * math.log(0.1) + 0.6 * math.log(0.6) + 0.3 * math.log(0.3))
@@ -85,11 +92,13 @@ def test_features_by_hand():
     voxel0 = [logit(0.1), logit(0.6), ent0, (math.log(0.1) + math.log(0.2) + math.log(0.4)) / 3]
     voxel1 = [logit(0.75), logit(0.25), ent1, 0.0]
     size = math.log(4)  # instance 0 has 4 vertices
-    np.testing.assert_allclose(x[0], [math.log(0.8), *voxel0, size])
-    np.testing.assert_allclose(x[2], [math.log(0.3), *voxel1, 0.0])     # unassigned: the nearest centre
-    np.testing.assert_allclose(x[3], [math.log(1e-9), *voxel1, size])   # the border vertex: no kernel
+    floor = math.log(1e-9)
+    np.testing.assert_allclose(x[0], [math.log(0.8), math.log(0.2), *voxel0, size])
+    np.testing.assert_allclose(x[2], [math.log(0.3), floor, *voxel1, 0.0])      # unassigned: the nearest centre
+    np.testing.assert_allclose(x[3], [floor, math.log(0.3), *voxel1, size])     # the border vertex: no own kernel
+    assert x[4, 1] == floor                                                     # no other centre reaches it
     # a certain voxel: the probabilities are clipped at 1e-6 before the logit
-    np.testing.assert_allclose(x[4, 1:4], [logit(1e-6), logit(1 - 1e-6), 0.0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(x[4, 2:5], [logit(1e-6), logit(1 - 1e-6), 0.0], rtol=1e-9, atol=1e-12)
 
 
 def test_the_calibrated_kind_applies_the_model_to_the_features_it_was_fitted_on():
@@ -100,7 +109,7 @@ def test_the_calibrated_kind_applies_the_model_to_the_features_it_was_fitted_on(
     scores = torch.as_tensor(rng.dirichlet(np.ones(20), size=n))
     inst = np.where(np.arange(n) < 30, np.arange(n) % 3, -1)
     local = rng.integers(0, n, 100)
-    c = rng.normal(size=NUM_COEFFICIENTS)
+    c = rng.normal(size=NUM_COEFFICIENTS) * 0.01
     u = calibrated_uncertainty(mu, sigma, scores, inst, inst[local], local, c, instance_classes=IS_INST)
     x, assigned = calibrated_uncertainty(mu, sigma, scores, inst, inst[local], local, instance_classes=IS_INST)
     np.testing.assert_array_equal(u, error_probability(x, assigned, c))

@@ -13,6 +13,7 @@ import torch
 from scene_pe.config import load_config
 from scene_pe.experiments.tuning import write_fitted
 from scene_pe.inference.fitting import RECORD_KEY, effective_overrides, fit_thresholds
+from scene_pe.method.error_model import NUM_COEFFICIENTS
 from scene_pe.model.build import build_model
 from scene_pe.predict.pipeline import Predictor
 from scene_pe.train.checkpoint import load_checkpoint
@@ -39,7 +40,7 @@ def test_the_fit_chooses_the_best_select_half_point_and_keeps_every_figure(run):
     calibration = rec["uncertainty"]
     assert rec["overrides"] == rec["rows"][rec["chosen"]]["overrides"] + calibration["overrides"]
     assert calibration["overrides"][0] == "inference.probabilistic.uncertainty=calibrated"
-    assert len(calibration["coefficients"]) == 14 and set(calibration["report"]) == {"calibrated", "config"}
+    assert len(calibration["coefficients"]) == NUM_COEFFICIENTS and set(calibration["report"]) == {"calibrated", "config"}
     assert calibration["report"]["config"]["definition"] == "membership"
     assert set(calibration["report"]["calibrated"]) == {"auroc", "auroc_instances", "auroc_object_or_assigned"}
     assert [r["overrides"] for r in rec["rows"]] == [[f"inference.probabilistic.tau={t}"] for t in ("0.05", "0.3", "0.9")]
@@ -97,7 +98,7 @@ def test_test_tool_uses_the_fitted_values_and_says_so(run, tmp_path, capsys):
     assert tool.main([str(run / "config.yaml")] + base + ["--out", str(tmp_path / "fitted")]) == 0
     said = capsys.readouterr().out
     assert f"inference thresholds: {tau} inference.probabilistic.uncertainty=calibrated " \
-           "inference.probabilistic.calibration=[14 fitted coefficients] (fitted" in said
+           f"inference.probabilistic.calibration=[{NUM_COEFFICIENTS} fitted coefficients] (fitted" in said
     assert "uncertainty AUROC on the report half: calibrated all " in said
     assert tool.main([str(run / "config.yaml"), *fitted_overrides] + base
                      + ["--out", str(tmp_path / "explicit"), "--no-fitted"]) == 0

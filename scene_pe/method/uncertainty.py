@@ -26,8 +26,8 @@ scene_pe/evaluation/uncertainty.py; figures in docs/method.md.
   depends on how the two scales meet: not the default (figures:
   docs/results.md, "Uncertainty populations").
 - ``calibrated``: the probability that the assignment is wrong, from a logistic
-  model of the membership kernel, the class probabilities, sigma and the
-  cluster's size, fitted on held-out val scenes at the end of training
+  model of the kernels to the own and the nearest other centre, the class
+  probabilities, sigma and the instance's size, fitted on held-out val scenes at the end of training
   (scene_pe/method/error_model.py; coefficients ``calibration``). Among object
   vertices it ranks far better than ``membership`` without losing the
   all-vertex figure (docs/results.md, "Uncertainty populations"), so a fitted
@@ -160,8 +160,9 @@ def calibrated_uncertainty(mu: torch.Tensor, sigma: torch.Tensor | None, scores:
     mu64 = mu.detach().double()
     logvar = rbf_logvar(mu.shape[0], rbf_sigma, mu64) if sigma is None else logvar_from_sigma(sigma.detach().double())
     inst = torch.as_tensor(np.asarray(voxel_instance), device=mu.device).long()
-    own, _, best = centre_kernels(mu64, logvar, inst, rows_needed=inst < 0)
-    x, assigned = vertex_features(scores, instance_classes, own, best, sigma, voxel_instance, vertex_instance, local)
+    own, other, best = centre_kernels(mu64, logvar, inst)
+    x, assigned = vertex_features(scores, instance_classes, own, other, best, sigma, voxel_instance, vertex_instance,
+                                  local)
     return (x, assigned) if calibration is None else error_probability(x, assigned, calibration)
 
 
