@@ -10,7 +10,7 @@ from scene_pe.config import load_config
 from scene_pe.labels.label_set import SCANNET20
 from scene_pe.method.error_model import (FEATURES, NUM_COEFFICIENTS, NUM_TERMS, check_coefficients, error_probability,
                                          fit_error_model, fit_logistic, vertex_features)
-from scene_pe.method.uncertainty import calibrated_uncertainty, probabilistic_uncertainty
+from scene_pe.method.uncertainty import calibrated_uncertainty, calibration_features, probabilistic_uncertainty
 from scene_pe.util.typed_config import ConfigError
 
 IS_INST = torch.as_tensor(SCANNET20.train_is_instance)
@@ -111,7 +111,7 @@ def test_the_calibrated_kind_applies_the_model_to_the_features_it_was_fitted_on(
     local = rng.integers(0, n, 100)
     c = rng.normal(size=NUM_COEFFICIENTS) * 0.01
     u = calibrated_uncertainty(mu, sigma, scores, inst, inst[local], local, c, instance_classes=IS_INST)
-    x, assigned = calibrated_uncertainty(mu, sigma, scores, inst, inst[local], local, instance_classes=IS_INST)
+    x, assigned = calibration_features(mu, sigma, scores, inst, inst[local], local, instance_classes=IS_INST)
     np.testing.assert_array_equal(u, error_probability(x, assigned, c))
     assert assigned.tolist() == (inst[local] >= 0).tolist() and ((u > 0) & (u < 1)).all()
     # the kernel column: log kappa to the own centre where assigned (the membership definition's own)

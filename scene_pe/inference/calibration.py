@@ -18,7 +18,7 @@ import numpy as np
 
 from scene_pe.evaluation.uncertainty import UncertaintyEvaluator, wrong_assignments
 from scene_pe.method.error_model import FEATURES, error_probability, fit_error_model
-from scene_pe.method.uncertainty import calibrated_uncertainty
+from scene_pe.method.uncertainty import calibration_features
 
 MAX_VERTICES_PER_SCENE = 20000
 POPULATIONS = {"auroc": "all", "auroc_instances": "GT instance", "auroc_object_or_assigned": "object or assigned"}
@@ -48,9 +48,8 @@ def fit_calibration(cfg, cache, halves: dict[str, list[str]]) -> dict:
         (pred,) = predictions_from_outputs(c.out, c.voxels, cfg.inference, label_set=labels)
         out = c.out
         local = c.voxels.point_to_voxel[0].cpu().numpy()
-        x, assigned = calibrated_uncertainty(out.mu, out.sigma, out.scores, pred.voxel_instance, pred.instance,
-                                             local, None, cfg.inference.probabilistic.rbf_sigma,
-                                             instance_classes=out.instance_classes)
+        x, assigned = calibration_features(out.mu, out.sigma, out.scores, pred.voxel_instance, pred.instance, local,
+                                           cfg.inference.probabilistic.rbf_sigma, instance_classes=out.instance_classes)
         if pred.scene in select:
             population, wrong = wrong_assignments(c.gt, pred.instance, labels)
             rows = np.flatnonzero(population)

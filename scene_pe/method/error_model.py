@@ -11,8 +11,9 @@ trained model, so it is measured, not assumed: at the end of training
 scenes are compared with their GT (scene_pe/evaluation/uncertainty.py's rule
 of a wrong vertex), and a logistic model per group of vertices (assigned to an
 instance / not) maps a handful of per-vertex values, their squares and their
-pairwise products (``design``) to the probability of being wrong. The model's coefficients are plain numbers in the checkpoint's
-fitted record (``inference.probabilistic.calibration``).
+pairwise products (``design``) to the probability of being wrong. The model's
+coefficients are plain numbers in the checkpoint's fitted record
+(``inference.probabilistic.calibration``).
 
 Features (``FEATURES``), all from the head's outputs and the final clusters,
 none from the scene's geometry or superpoints, so any input kind and
@@ -163,5 +164,5 @@ def fit_error_model(x: np.ndarray, assigned: np.ndarray, wrong: np.ndarray) -> l
     return [float(v) for rows in (assigned, ~assigned) for v in fit_logistic(design(x[rows]), wrong[rows])]
 
 
-__all__ = ["FEATURES", "GROUPS", "NUM_TERMS", "NUM_COEFFICIENTS", "design", "vertex_features", "error_probability", "check_coefficients",
-           "fit_logistic", "fit_error_model"]
+__all__ = ["FEATURES", "GROUPS", "NUM_TERMS", "NUM_COEFFICIENTS", "design", "vertex_features", "error_probability",
+           "check_coefficients", "fit_logistic", "fit_error_model"]

@@ -132,13 +132,9 @@ def probabilistic_uncertainty(mu: torch.Tensor, sigma: torch.Tensor | None, scor
         raise ValueError(f"unknown uncertainty {kind!r}; one of {UNCERTAINTIES}")
     if kind == "calibrated":  # per vertex, not per voxel: calibrated_uncertainty
         raise ValueError("the calibrated uncertainty is per vertex: calibrated_uncertainty")
-    # float64: kernels near 1 and tiny variances keep their digits (the clustering's choice too)
-    mu64 = mu.detach().double()
-    logvar = rbf_logvar(mu.shape[0], rbf_sigma, mu64) if sigma is None else \
-        logvar_from_sigma(sigma.detach().double())
-    inst = torch.as_tensor(instance, device=mu.device).long()
+    inst = torch.as_tensor(np.asarray(instance), device=mu.device).long()
     # membership needs the other centres only where nothing is assigned (the max over all)
-    own, other, best = centre_kernels(mu64, logvar, inst, rows_needed=None if kind == "margin" else inst < 0)
+    own, other, best = _kernels(mu, sigma, inst, rbf_sigma, all_rows=kind == "margin")
     inst_cols = torch.as_tensor(instance_classes, dtype=torch.bool).to(scores.device)
     p = scores.detach().double()
     p_stuff = p[:, ~inst_cols].sum(1).clamp(0.0, 1.0)
@@ -150,20 +146,36 @@ def probabilistic_uncertainty(mu: torch.Tensor, sigma: torch.Tensor | None, scor
     return (1.0 - right).float().cpu().numpy()
 
 
-def calibrated_uncertainty(mu: torch.Tensor, sigma: torch.Tensor | None, scores: torch.Tensor, voxel_instance,
-                           vertex_instance, local, calibration=None, rbf_sigma: float = 0.1, *,
-                           instance_classes: torch.Tensor):
-    """The ``calibrated`` kind, per vertex: (V,) float32 P(wrong) under the fitted ``calibration``
-    (method/error_model.py); with ``calibration`` None, the ((V, F) features, (V,) assigned) the
-    model is fitted on. Voxel arguments as ``probabilistic_uncertainty``'s; vertex_instance (V,)
-    each vertex's final instance, local (V,) its voxel."""
+def _kernels(mu: torch.Tensor, sigma: torch.Tensor | None, inst: torch.Tensor, rbf_sigma: float, all_rows: bool
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``centre_kernels`` of a head's outputs, in float64 (kernels near 1 and tiny variances keep
+    their digits, the clustering's choice too); ``all_rows`` False: the kernels to other centres
+    only where nothing is assigned."""
     mu64 = mu.detach().double()
     logvar = rbf_logvar(mu.shape[0], rbf_sigma, mu64) if sigma is None else logvar_from_sigma(sigma.detach().double())
+    return centre_kernels(mu64, logvar, inst, rows_needed=None if all_rows else inst < 0)
+
+
+def calibration_features(mu: torch.Tensor, sigma: torch.Tensor | None, scores: torch.Tensor, voxel_instance,
+                         vertex_instance, local, rbf_sigma: float = 0.1, *, instance_classes: torch.Tensor
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """((V, F) features, (V,) assigned) of one scene's vertices, what the ``calibrated`` kind's model is
+    fitted on and applied to (method/error_model.py). Voxel arguments as ``probabilistic_uncertainty``'s;
+    vertex_instance (V,) each vertex's final instance, local (V,) its voxel."""
     inst = torch.as_tensor(np.asarray(voxel_instance), device=mu.device).long()
-    own, other, best = centre_kernels(mu64, logvar, inst)
-    x, assigned = vertex_features(scores, instance_classes, own, other, best, sigma, voxel_instance, vertex_instance,
-                                  local)
-    return (x, assigned) if calibration is None else error_probability(x, assigned, calibration)
+    own, other, best = _kernels(mu, sigma, inst, rbf_sigma, all_rows=True)
+    return vertex_features(scores, instance_classes, own, other, best, sigma, voxel_instance, vertex_instance, local)
 
 
-__all__ = ["Uncertainty", "UNCERTAINTIES", "centre_kernels", "probabilistic_uncertainty", "calibrated_uncertainty"]
+def calibrated_uncertainty(mu: torch.Tensor, sigma: torch.Tensor | None, scores: torch.Tensor, voxel_instance,
+                           vertex_instance, local, calibration, rbf_sigma: float = 0.1, *,
+                           instance_classes: torch.Tensor) -> np.ndarray:
+    """The ``calibrated`` kind, per vertex: (V,) float32 P(wrong) under the fitted ``calibration``
+    (arguments as ``calibration_features``')."""
+    x, assigned = calibration_features(mu, sigma, scores, voxel_instance, vertex_instance, local, rbf_sigma,
+                                       instance_classes=instance_classes)
+    return error_probability(x, assigned, calibration)
+
+
+__all__ = ["Uncertainty", "UNCERTAINTIES", "centre_kernels", "probabilistic_uncertainty", "calibration_features",
+           "calibrated_uncertainty"]
