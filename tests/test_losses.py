@@ -397,3 +397,52 @@ def test_half_precision_outputs_are_computed_in_float32():
     got = probabilistic_loss(half, semantic, instance)
     assert got.total.dtype == torch.float32
     assert float(got.total) == pytest.approx(float(ref.total), rel=1e-2)
+
+
+# ---------------------------------------------------------------- degenerate state (kappa -> 1)
+def test_log_one_minus_kappa_exact_then_tangent():
+    from scene_pe.method.losses_probabilistic import log_one_minus_kappa
+
+    eps = 1e-6
+    x0 = math.log1p(-eps)
+    x = torch.tensor([-30.0, -2.0, -1e-3, x0 * 1.5, x0, x0 / 2, -1e-12, 0.0], dtype=D64, requires_grad=True)
+    y = log_one_minus_kappa(x, eps)
+    for xi, yi in zip(x.tolist(), y.tolist()):
+        if xi <= x0:  # exact: log(1 - kappa) by its closed form
+            assert yi == pytest.approx(math.log(-math.expm1(xi)), rel=1e-12)
+        else:  # the tangent at x0: value log(eps), slope -(1 - eps) / eps
+            assert yi == pytest.approx(math.log(eps) - (xi - x0) * (1 - eps) / eps, rel=1e-12)
+    y.sum().backward()
+    slope = (1 - eps) / eps
+    for xi, gi in zip(x.tolist(), x.grad.tolist()):
+        want = -math.exp(xi) / -math.expm1(xi) if xi < x0 else -slope  # d/dx log(1 - e^x)
+        assert gi == pytest.approx(want, rel=1e-6)
+    assert math.isfinite(y[-1].item())  # kappa = 1 exactly: finite
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, D64])
+def test_negative_pair_near_kappa_one_is_pushed_apart(dtype):
+    """Two one-voxel instances whose kernel is 1 - 1e-9: L_InsCE's gradient separates them.
+
+    Each voxel is its own centre, so the member terms are constant (log kappa = 0)
+    and the whole gradient comes from the two negative pairs. Closed form: with
+    x = log kappa = -d^2 / (8 s^2) (equal isotropic sigma s, distance d on one axis),
+    d L / d mu_0 = slope / (n k) * (mu_1 - mu_0) / (2 s^2), slope = (1 - eps) / eps.
+    """
+    from scene_pe.method.losses import split_scenes
+    from scene_pe.method.losses_probabilistic import _instance_terms
+    from scene_pe.method.kernels import logvar_from_sigma
+
+    s, eps = 0.1, 1e-6
+    d = math.sqrt(-8 * s * s * math.log1p(-1e-9))  # kappa = 1 - 1e-9
+    mu = torch.tensor([[0.0, 0.0, 0.0], [d, 0.0, 0.0]], dtype=dtype, requires_grad=True)
+    logvar = logvar_from_sigma(torch.full((2, 3), s, dtype=dtype))
+    batch, semantic, instance = torch.tensor([0, 0]), torch.tensor([4, 4]), torch.tensor([1, 2])
+    t = split_scenes(batch, semantic, instance, INST_CLASSES)[0]
+    ce, _, _ = _instance_terms(mu, logvar, t, ProbabilisticLossConfig(kappa_eps=eps))
+    ce.backward()
+    g = mu.grad.double()
+    want = (1 - eps) / eps / 4 * d / (2 * s * s)  # n = k = 2
+    assert g[0, 0].item() == pytest.approx(want, rel=1e-3)  # gradient towards mu_1: descent moves mu_0 away
+    assert g[1, 0].item() == pytest.approx(-want, rel=1e-3)
+    assert g[:, 1:].abs().max().item() == 0.0

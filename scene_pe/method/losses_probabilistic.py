@@ -7,8 +7,12 @@ Decisions (config values, see :class:`ProbabilisticLossConfig`):
   instance's labelled voxels (eq. 4b, 4c), with gradient.
 - L_InsCE (eq. 5): BCE over all (labelled voxel, instance) pairs of a scene,
   kappa as probability, divided by N K of the scene. -log(1 - kappa) is
-  computed from log kappa clamped to <= log(1 - kappa_eps), so coinciding
-  embeddings give a large finite loss, not inf. Member pairs are evaluated
+  computed from log kappa (never from 1 - kappa, which rounds to 0): exact up
+  to kappa = 1 - kappa_eps, and beyond it continued along its tangent, so
+  coinciding embeddings give a large finite loss, not inf, and a negative pair
+  deep in the degenerate state (kappa -> 1, eq. 7) keeps the gradient
+  (1 - kappa_eps) / kappa_eps per unit of log kappa that pushes it apart (a
+  clamp would make it exactly zero there). Member pairs are evaluated
   elementwise (each voxel has one instance), the (N, K) table only for
   -log(1 - kappa) and the Dice denominators.
 - Dice (eq. 6): ``dice='per_instance'`` (default) averages -log Dice_k over
@@ -83,7 +87,7 @@ class ProbabilisticLossConfig:
     stuff_target: Literal["onehot", "none"] = "onehot"
     score_loss: Literal["centre_aware", "mse"] = "centre_aware"  # 'mse': Neven et al.'s seed loss
     rbf_sigma: float = 0.1  # metres; deterministic embedding only (kernels.py)
-    kappa_eps: float = 1e-6  # BCE negatives: kappa clamped to <= 1 - kappa_eps
+    kappa_eps: float = 1e-6  # BCE negatives: exact up to kappa = 1 - kappa_eps, linear in log kappa beyond
     max_pairs: int = 1 << 22  # (voxel, instance) pairs per chunk
     checkpoint: bool = True  # recompute chunks in backward (bounded memory)
 
@@ -98,15 +102,25 @@ class ProbabilisticLossConfig:
             raise ValueError(f"score_loss must be 'centre_aware' or 'mse', not {self.score_loss!r}")
 
 
-def _pair_chunk(mu, logvar, c_mu, c_logvar, inst, k0: int, log_max: float):
-    """One chunk of instances: sum of -log(1 - kappa) over non-member pairs, sum of kappa per instance.
+def log_one_minus_kappa(x: torch.Tensor, kappa_eps: float) -> torch.Tensor:
+    """log(1 - kappa) from x = log kappa: exact for kappa <= 1 - kappa_eps, tangent beyond.
 
-    -log(1 - kappa) as -log(-expm1(x)): one branch, absolute error below one
-    float ulp where kappa is tiny (negligible in the sum), exact near kappa = 1.
+    log(-expm1(x)) has absolute error below one float ulp where kappa is tiny and
+    no cancellation near kappa = 1 (x is small, not 1 - kappa). Past x0 =
+    log(1 - kappa_eps) it continues along its tangent, slope -(1 - kappa_eps) /
+    kappa_eps: finite at kappa = 1, and the gradient that separates a negative
+    pair stays at its largest value instead of vanishing.
     """
+    x0 = math.log1p(-kappa_eps)
+    xc = x.clamp(max=x0)
+    return torch.log(-torch.expm1(xc)) - (x - xc) * ((1.0 - kappa_eps) / kappa_eps)
+
+
+def _pair_chunk(mu, logvar, c_mu, c_logvar, inst, k0: int, kappa_eps: float):
+    """One chunk of instances: sum of -log(1 - kappa) over non-member pairs, sum of kappa per instance."""
     x = log_kappa_to_instances(mu, logvar, c_mu, c_logvar)  # (n, kc)
     ks = torch.arange(k0, k0 + c_mu.shape[0], device=inst.device)
-    neg = torch.log(-torch.expm1(x.clamp(max=log_max)))
+    neg = log_one_minus_kappa(x, kappa_eps)
     neg_sum = -neg.masked_fill(inst[:, None] == ks[None, :], 0.0).sum()
     return neg_sum, x.exp().sum(0)
 
@@ -127,12 +141,11 @@ def _instance_terms(mu, logvar, t: SceneTargets, cfg: ProbabilisticLossConfig):
     c_mu, c_lv, counts = instance_centres(mu[m], logvar[m], idx, k)
     # Member pairs: elementwise (one instance per voxel), exact kernel form.
     own = log_bhattacharyya(mu[m], logvar[m], c_mu[idx], c_lv[idx])
-    log_max = math.log1p(-cfg.kappa_eps)
     step = chunk_size(n, cfg.max_pairs)
     use_ckpt = cfg.checkpoint and torch.is_grad_enabled()
     neg, skap = [], []
     for k0 in range(0, k, step):
-        args = (mu, logvar, c_mu[k0 : k0 + step], c_lv[k0 : k0 + step], t.inst, k0, log_max)
+        args = (mu, logvar, c_mu[k0 : k0 + step], c_lv[k0 : k0 + step], t.inst, k0, cfg.kappa_eps)
         r = checkpoint(_pair_chunk, *args, use_reentrant=False) if use_ckpt else _pair_chunk(*args)
         neg.append(r[0]), skap.append(r[1])
     sum_kappa = torch.cat(skap)
