@@ -270,3 +270,72 @@ def test_empty_scene():
     for res in (cluster_probabilistic_scene(z3, torch.zeros(0, 3), z20, instance_classes=IS_INST),
                 cluster_margin_scene(z3, torch.zeros(0, 1), torch.zeros(0), z20, instance_classes=IS_INST)):
         assert res.num_instances == 0 and res.instance.shape == (0,) and res.confidence.shape == (0,)
+
+
+def noisy_scene(noise: int = 2500):
+    """The toy scene's three objects (scored 0.9) after ``noise`` isolated voxels scored higher (0.95):
+    each noise voxel is an anchor whose cluster is itself, dropped by min_size (a poor network's
+    scattered confident voxels). The objects are reached only after every noise anchor."""
+    coords, semantic, instance = toy_scene()
+    obj = instance >= 0
+    rng = np.random.default_rng(3)
+    noise_xyz = np.c_[np.arange(noise) * 0.5 + 10.0, rng.uniform(0, 1, (noise, 2))]  # 0.5 m apart
+    mu = torch.as_tensor(np.concatenate([ideal_outputs(coords, semantic, instance)[0][obj].numpy(), noise_xyz]),
+                         dtype=torch.float32)
+    cls = np.r_[semantic[obj], np.full(noise, TABLE)]
+    p = np.full((len(cls), L), 0.0)
+    p[np.arange(len(cls)), cls] = np.r_[np.full(obj.sum(), 0.9), np.full(noise, 0.95)]
+    p += (1.0 - p.sum(1, keepdims=True)) / L
+    return mu, torch.full((len(cls), 1), 0.01), torch.as_tensor(p, dtype=torch.float32), instance[obj]
+
+
+def test_dropped_clusters_do_not_starve_the_objects():
+    """2,500 dropped anchors before the objects: the old single bound (2,000 steps) ended the loop
+    with no object found and no word; the default bounds cluster all three."""
+    mu, sigma, scores, gt = noisy_scene()
+    res = cluster_probabilistic_scene(mu, sigma, scores, ClusteringConfig(min_size=20), instance_classes=IS_INST)
+    assert res.limit == ""
+    assert_same_partition(res.instance[: gt.size], gt)
+    assert bool((res.instance[gt.size:] == -1).all())
+
+
+@pytest.mark.parametrize("head", ["probabilistic", "margin"])
+def test_bound_hit_is_reported_with_counts(head, caplog):
+    mu, sigma, scores, gt = noisy_scene(noise=30)
+    if head == "probabilistic":
+        run = lambda **kw: cluster_probabilistic_scene(mu, sigma, scores, ClusteringConfig(min_size=20, **kw),  # noqa: E731
+                                                       instance_classes=IS_INST)
+    else:
+        seed = scores.max(1).values
+        run = lambda **kw: cluster_margin_scene(mu, torch.full((len(mu), 3), 0.05), seed, scores,  # noqa: E731
+                                                MarginClusteringConfig(min_size=20, seed_threshold=0.2, **kw),
+                                                instance_classes=IS_INST)
+    # 30 dropped anchors, then 3 objects: 32 steps stop before the third object.
+    res = run(max_steps=32)
+    assert res.num_instances == 2
+    assert res.limit.startswith("greedy clustering stopped at max_steps=32: 2 clusters kept, 30 dropped")
+    left = int((res.instance[: gt.size] == -1).sum())
+    assert left == int((gt == 2).sum()) and f"{left} candidate voxels" in res.limit
+    res = run(max_clusters=1)
+    assert res.num_instances == 1 and "stopped at max_clusters=1: 1 clusters kept, 30 dropped" in res.limit
+    assert run(max_steps=33).limit == "" and run(max_clusters=3).limit == ""  # exactly enough: no word
+
+
+def test_bound_hit_warns_once_per_scene(caplog):
+    """The inference path (tools/test.py, predict) logs a stopped scene by name, once."""
+    import logging
+
+    from scene_pe.config import InferenceConfig
+    from scene_pe.inference.vertices import scene_prediction
+
+    mu, sigma, scores, gt = noisy_scene(noise=30)
+    out = ProbabilisticOutput(mu, sigma, scores.log(), mu, torch.zeros(len(mu), dtype=torch.long),
+                              instance_classes=INST_CLASSES)
+    cfg = InferenceConfig()
+    cfg = type(cfg)(**{**cfg.__dict__, "probabilistic": ClusteringConfig(min_size=20, max_steps=32),
+                       "min_vertices": 1})
+    local = np.arange(len(mu))
+    with caplog.at_level(logging.WARNING, logger="scene_pe.inference"):
+        scene_prediction(out, "scene0042_00", local, np.zeros(len(mu), dtype=np.int64), None, None, cfg, SCANNET20)
+    lines = [r.getMessage() for r in caplog.records if "greedy clustering stopped" in r.getMessage()]
+    assert lines == [f"scene0042_00: {lines[0].split(': ', 1)[1]}"] and "max_steps=32" in lines[0]

@@ -10,12 +10,15 @@ uncertainty is the voxel's: for the probabilistic head the definition chosen
 by ``inference.probabilistic.uncertainty`` (scene_pe/method/uncertainty.py),
 computed on the final instances (after the ``min_vertices`` drop), for the
 margin head 1 - seed; the ``calibrated`` kind is computed per vertex (each
-vertex's own assignment, scene_pe/method/error_model.py).
+vertex's own assignment, scene_pe/method/error_model.py). A scene whose greedy
+clustering was stopped by one of its bounds (``max_steps``, ``max_clusters``)
+gets one warning naming the scene, the bound and the counts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +32,8 @@ from scene_pe.model.outputs import HeadOutput, MarginOutput, ProbabilisticOutput
 from scene_pe.model.precision import autocast
 from scene_pe.sparse.voxelize import VoxelBatch, majority_label
 from scene_pe.method import superpoint_pooling as SP
+
+log = logging.getLogger("scene_pe.inference")
 
 
 @dataclass
@@ -137,6 +142,8 @@ def scene_prediction(out: HeadOutput, scene: str, local: np.ndarray, semantic: n
     """
     mode = cfg.superpoints if segment is not None else "none"
     clusters, sp_of_vertex = clustered if clustered is not None else scene_clusters(out, local, segment, cfg)
+    if clusters.limit:
+        log.warning("%s: %s", scene, clusters.limit)
     vertex_inst = clusters.instance.cpu().numpy()[sp_of_vertex if mode == "cluster" else local]
     if mode == "vote":
         vertex_inst = SP.vote(vertex_inst, segment)

@@ -6,7 +6,16 @@ stop when its score is below the threshold; otherwise evaluate the kernel
 between the anchor and the remaining voxels, give every one above the
 similarity threshold a new instance, and remove them. Clusters smaller than
 ``min_size`` voxels are dropped and their voxels stay removed (id -1), so they
-cannot seed again. ``max_steps`` bounds the loop for untrained networks.
+cannot seed again.
+
+Two bounds, counted apart (an untrained or poor network on a full ScanNet scene
+can make thousands of anchors whose clusters are too small): ``max_steps``
+bounds the anchors tried, kept or dropped (the work: one kernel row each;
+every step removes at least its anchor, so the scene's candidate count bounds
+it too), ``max_clusters`` the clusters kept. A loop stopped by either is no
+longer silent: ``Clusters.limit`` says which bound, with the kept and dropped
+counts and the candidate voxels left unassigned, and the inference path logs
+it once per scene (inference/vertices.py).
 
 Speed (one kernel row per step, but only where members can be): voxels are
 sorted along the embedding's x axis once, and a step only evaluates the slab
@@ -60,7 +69,8 @@ class ClusteringConfig:
     tau: float = 0.35  # kappa threshold (paper, fitted on validation)
     score_threshold: float = 0.2  # stop when the best anchor score is below
     min_size: int = 50  # voxels; smaller clusters are dropped
-    max_steps: int = 2000
+    max_steps: int = 50000  # anchors tried (kept or dropped clusters); see the module docstring
+    max_clusters: int = 1000  # clusters kept (ScanNet scenes have up to ~100 objects)
     exclude_stuff: bool = True
     rbf_sigma: float = 0.1  # deterministic embedding only; same as the loss
     # class of an instance: the anchor's argmax class (paper) or the argmax of
@@ -92,7 +102,8 @@ class MarginClusteringConfig:
     seed_threshold: float = 0.5
     phi_threshold: float = 0.5
     min_size: int = 50
-    max_steps: int = 2000
+    max_steps: int = 50000  # anchors tried (kept or dropped clusters)
+    max_clusters: int = 1000  # clusters kept
     exclude_stuff: bool = True
 
 
@@ -104,12 +115,15 @@ class Clusters:
     classes:    (M,) long training ids (instance classes only).
     confidence: (M,) float in [0, 1].
     anchors:    (M,) long voxel index of each instance's anchor.
+    limit:      "" when the loop ran to its end (no candidate left, or the best score below the
+                threshold); else which bound stopped it, with the counts (module docstring).
     """
 
     instance: torch.Tensor
     classes: torch.Tensor
     confidence: torch.Tensor
     anchors: torch.Tensor
+    limit: str = ""
 
     @property
     def num_instances(self) -> int:
@@ -135,12 +149,13 @@ def _greedy(
     threshold: float,
     min_size: int,
     max_steps: int,
-) -> tuple[np.ndarray, np.ndarray]:
+    max_clusters: int,
+) -> tuple[np.ndarray, np.ndarray, str]:
     """Shared loop; members_of(voxel_idx, anchor) -> bool mask over voxel_idx.
 
     Anchors are visited in one precomputed order (score descending, index
-    ascending), skipping voxels already taken. Returns per-voxel instance ids
-    and the anchors of the kept clusters.
+    ascending), skipping voxels already taken. Returns per-voxel instance ids,
+    the anchors of the kept clusters and the ``Clusters.limit`` message.
     """
     n = score.shape[0]
     instance = np.full(n, -1, dtype=np.int64)
@@ -150,11 +165,15 @@ def _greedy(
     by_x = np.argsort(x, kind="stable")
     x_sorted = x[by_x]
     anchors: list[int] = []
-    pos = 0
-    for _ in range(max_steps):
+    pos, steps, bound = 0, 0, ""
+    while True:
         pos = _next_alive(visit, alive, pos)
         if pos == visit.size or score[visit[pos]] < threshold:
             break
+        if steps == max_steps or len(anchors) == max_clusters:
+            bound = f"max_steps={max_steps}" if steps == max_steps else f"max_clusters={max_clusters}"
+            break
+        steps += 1
         a = int(visit[pos])
         r = radius_of(a)
         lo = np.searchsorted(x_sorted, x[a] - r, side="left")
@@ -169,7 +188,13 @@ def _greedy(
         if idx.size >= min_size:
             instance[idx] = len(anchors)
             anchors.append(a)
-    return instance, np.asarray(anchors, dtype=np.int64)
+    limit = ""
+    if bound:
+        left = int((alive[visit] & (score[visit] >= threshold)).sum())
+        limit = (f"greedy clustering stopped at {bound}: {len(anchors)} clusters kept, {steps - len(anchors)} "
+                 f"dropped (< min_size={min_size}), {left} candidate voxels with score >= {threshold:g} "
+                 "left unassigned")
+    return instance, np.asarray(anchors, dtype=np.int64), limit
 
 
 def _candidates(scores: np.ndarray, exclude_stuff: bool, instance_classes: np.ndarray) -> np.ndarray:
@@ -203,9 +228,9 @@ def _member_means(scores: np.ndarray, instance: np.ndarray, k: int) -> np.ndarra
         / counts[:, None]
 
 
-def _result(instance, classes, confidence, anchors) -> Clusters:
+def _result(instance, classes, confidence, anchors, limit: str) -> Clusters:
     return Clusters(torch.as_tensor(instance), torch.as_tensor(classes, dtype=torch.long),
-                    torch.as_tensor(confidence), torch.as_tensor(anchors, dtype=torch.long))
+                    torch.as_tensor(confidence), torch.as_tensor(anchors, dtype=torch.long), limit)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -245,8 +270,8 @@ def cluster_probabilistic_scene(
             + 0.5 * reps * var.shape[1] * math.log(2.0)
         return logk >= -neg_log_tau
 
-    instance, anchors = _greedy(best, cand, mu_n[:, 0], radius_of, members_of,
-                                cfg.score_threshold, cfg.min_size, cfg.max_steps)
+    instance, anchors, limit = _greedy(best, cand, mu_n[:, 0], radius_of, members_of,
+                                       cfg.score_threshold, cfg.min_size, cfg.max_steps, cfg.max_clusters)
     if cfg.class_from == "anchor":
         classes = best_cls[anchors]
         conf = best[anchors] * _member_mean(p, instance, classes)
@@ -254,7 +279,7 @@ def cluster_probabilistic_scene(
         means = _member_means(p[:, inst_ids], instance, anchors.size)  # (K, instance classes)
         classes = inst_ids[means.argmax(1)] if anchors.size else anchors
         conf = means.max(1) if anchors.size else np.zeros(0)
-    return _result(instance, classes, conf.astype(p.dtype), anchors)
+    return _result(instance, classes, conf.astype(p.dtype), anchors, limit)
 
 
 def cluster_margin_scene(
@@ -274,8 +299,9 @@ def cluster_margin_scene(
     def members_of(idx: np.ndarray, a: int) -> np.ndarray:
         return ((emb[idx] - emb[a]) ** 2 / (2.0 * sig[a] ** 2)).sum(1) <= neg_log_t
 
-    instance, anchors = _greedy(sd, _candidates(p, cfg.exclude_stuff, is_inst), emb[:, 0], radius_of, members_of,
-                                cfg.seed_threshold, cfg.min_size, cfg.max_steps)
+    instance, anchors, limit = _greedy(sd, _candidates(p, cfg.exclude_stuff, is_inst), emb[:, 0], radius_of,
+                                       members_of, cfg.seed_threshold, cfg.min_size, cfg.max_steps,
+                                       cfg.max_clusters)
     m = instance >= 0
     k = instance[m]
     sums = np.zeros((anchors.size, inst_ids.size))
@@ -284,7 +310,7 @@ def cluster_margin_scene(
     cls_col = mean_scores.argmax(1) if anchors.size else np.zeros(0, dtype=np.int64)
     classes = inst_ids[cls_col]
     conf = sd[anchors] * mean_scores[np.arange(anchors.size), cls_col]
-    return _result(instance, classes, conf.astype(p.dtype), anchors)
+    return _result(instance, classes, conf.astype(p.dtype), anchors, limit)
 
 
 def cluster_probabilistic(out: ProbabilisticOutput, cfg: ClusteringConfig = ClusteringConfig()) -> list[Clusters]:
