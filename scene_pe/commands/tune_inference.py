@@ -29,6 +29,8 @@ def run(args) -> int:
         for line in fit_summary(record)[1:]:  # the calibrated uncertainty's figures
             print(line)
         print(f"stored in {args.write / 'last.pth'}: {describe_overrides(record['overrides'])}")
+        if (args.write / "best.pth").is_file():
+            print(f"and in {args.write / 'best.pth'}: the values fitted for its own weights")
         return 0
     try:
         result = tune(args.runs, args.grid, args.max_scenes, progress=not args.no_progress)

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.utils.data
+from torch.utils.data import DistributedSampler
 
 from scene_pe.labels.label_set import LEGACY_LABEL_SET
 from scene_pe.data.transforms import Compose
@@ -107,3 +108,18 @@ class VoxelCollate:
 
     def __call__(self, samples: list[dict]) -> tuple[VoxelBatch, list[dict]]:
         return voxelize(samples, self.cfg), samples
+
+
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler (shuffled by seed + epoch) that can start mid-epoch."""
+
+    def __init__(self, dataset, num_replicas, rank, seed, batch_size):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.batch_size = batch_size
+        self.start_batch = 0
+
+    def __iter__(self):
+        return iter(list(super().__iter__())[self.start_batch * self.batch_size:])
+
+    def __len__(self):
+        return super().__len__() - self.start_batch * self.batch_size

@@ -98,21 +98,27 @@ def format_all_table(result: dict) -> str:
 
 
 def write_fitted(run: Path, grid_items: list[str], max_scenes: int = 0, progress: bool = True) -> dict:
-    """Fit ``run``'s inference thresholds on its val split and store the record in its last.pth.
+    """Fit ``run``'s inference thresholds on its val split and store the record in its last.pth, and
+    best.pth's own (its weights fitted alike) in best.pth when the run has one.
 
     ``grid_items`` empty: the run config's own ``train.fit`` grid for its head. The
-    checkpoint is rewritten atomically; everything else in it is kept.
+    checkpoints are rewritten atomically; everything else in them is kept.
     """
     from scene_pe.inference.fitting import RECORD_KEY, fit_thresholds
-    from scene_pe.train.checkpoint import load_trained_run, save_checkpoint
+    from scene_pe.train.checkpoint import fit_best, load_trained_run, save_checkpoint
 
     cfg, model, ck = load_trained_run(run)
     f = cfg.train.fit
     grid_items = list(grid_items) or (f.probabilistic if cfg.model.head.type == "probabilistic" else f.margin)
-    record = fit_thresholds(model, cfg, grid_items, max_scenes, progress, source="tools/tune_inference.py --write",
-                            calibrate=f.uncertainty)
+
+    def fit(m) -> dict:
+        return fit_thresholds(m, cfg, grid_items, max_scenes, progress, source="tools/tune_inference.py --write",
+                              calibrate=f.uncertainty)
+
+    record = fit(model)
     ck[RECORD_KEY] = record
     save_checkpoint(Path(run) / "last.pth", ck)
+    fit_best(run, cfg, ck.get("step"), record, fit)
     return record
 
 

@@ -87,6 +87,23 @@ def val_scenes_with_gt(cfg, max_scenes: int = 0) -> list[str]:
     return scenes[:max_scenes] if max_scenes else scenes
 
 
+def selection_scenes(cfg) -> list[str]:
+    """The val scenes that choose: validation's best epoch (best.pth) and the fit's thresholds.
+
+    The select half of the val scenes with GT; every val scene when fewer than two
+    have GT (no half is left to report on). A ``max_scenes`` fit takes a prefix of
+    the same sorted list, so its report half never meets these scenes.
+    """
+    from pathlib import Path
+
+    from scene_pe.data.dataset import preprocessed_split
+
+    with_gt = val_scenes_with_gt(cfg)
+    if len(with_gt) < 2:
+        return preprocessed_split(Path(cfg.data.root), cfg.data.val_split)
+    return split_halves(with_gt)["select"]
+
+
 def cache_scenes(model, cfg, scenes: list[str], progress: bool = True, desc: str = "network") -> list[CachedScene]:
     """Run ``model`` (eval mode, on the CPU or its device) once on each scene; outputs kept on the CPU."""
     from pathlib import Path

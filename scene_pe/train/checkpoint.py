@@ -179,3 +179,27 @@ def load_trained_run(run_path: Path, device: str | torch.device = "cpu"):
     load_model_weights(model, ck, run_path / "last.pth")
     model.eval()
     return cfg, model, ck
+
+
+def fit_best(run_path: Path, cfg, step: int, last_record: dict | None, fit, device="cpu") -> dict | None:
+    """Store in the run's best.pth the fitted inference values of its own weights; the record (None: no best.pth).
+
+    ``fit(model) -> record`` (inference/fitting.py). When best.pth holds the step
+    last.pth was fitted at (``step``, ``last_record``), the weights are the same and
+    so is the record; else best.pth's weights are loaded into a fresh model and fitted.
+    """
+    from scene_pe.inference.fitting import RECORD_KEY
+
+    path = Path(run_path) / "best.pth"
+    if not path.is_file():
+        return None
+    ck = load_checkpoint(path, "cpu")
+    if last_record is not None and ck.get("step") == step:
+        record = last_record
+    else:
+        model = build_model(cfg).to(device)
+        load_model_weights(model, ck, path)
+        record = fit(model)
+    ck[RECORD_KEY] = record
+    save_checkpoint(path, ck)
+    return record

@@ -2,7 +2,10 @@
 
 One run directory per experiment (``<run_dir>/<name>/``): the resolved
 config.yaml, train.log, TensorBoard scalars (tb/), checkpoints (last.pth after
-every epoch and every ``checkpoint_every`` steps, best.pth by validation mAP).
+every epoch and every ``checkpoint_every`` steps, best.pth by validation mAP on
+the select half of val). At the end ``train.fit`` fits the inference values on
+the same select half, for last.pth's weights and for best.pth's, and stores
+each in its checkpoint: the report half of val played no part in any choice.
 ``resume=True`` continues from last.pth exactly: model, optimiser, scheduler,
 AMP scaler, epoch, step within the epoch and RNG states; the sampler order
 depends only on (seed, epoch), so the remaining batches of the epoch are the
@@ -26,12 +29,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from scene_pe.config import Config, dump_config, with_recorded_classes
-from scene_pe.data.dataset import SceneDataset, VoxelCollate, preprocessed_split, worker_init
+from scene_pe.data.dataset import ResumableSampler, SceneDataset, VoxelCollate, preprocessed_split, worker_init
 from scene_pe.data.transforms import build_transforms
 from scene_pe.util import distributed as D
-from scene_pe.train.checkpoint import load_latest, model_state, rng_state, save_checkpoint, set_rng_state
+from scene_pe.train.checkpoint import fit_best, load_latest, model_state, rng_state, save_checkpoint, set_rng_state
 from scene_pe.inference.evaluate import evaluate_loader
-from scene_pe.inference.fitting import RECORD_KEY, TuningError, fit_summary, fit_thresholds
+from scene_pe.inference.fitting import RECORD_KEY, TuningError, fit_summary, fit_thresholds, selection_scenes
 from scene_pe.train.faults import (WORKER_DEATH_ERRORS, BufferSnapshot, FaultLog, SkippingCollate, SkippingDataset, WorkerDeathDeferral, backward_scene_by_scene, free_memory, gradients_finite, is_worker_death, shut_down)
 from scene_pe.method.losses import LossResult
 from scene_pe.model.build import build_model
@@ -42,21 +45,6 @@ from scene_pe.util.errors import RunError
 from scene_pe.util.io import write_text_atomic
 
 log = logging.getLogger("scene_pe.train")
-
-
-class ResumableSampler(DistributedSampler):
-    """DistributedSampler (shuffled by seed + epoch) that can start mid-epoch."""
-
-    def __init__(self, dataset, num_replicas, rank, seed, batch_size):
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
-        self.batch_size = batch_size
-        self.start_batch = 0
-
-    def __iter__(self):
-        return iter(list(super().__iter__())[self.start_batch * self.batch_size:])
-
-    def __len__(self):
-        return super().__len__() - self.start_batch * self.batch_size
 
 
 def setup_logging(run_path: Path | None) -> None:
@@ -329,18 +317,26 @@ class Trainer:
         return metrics
 
     def fit_inference(self) -> None:
-        """train.fit: inference thresholds fitted on the val split, kept in last.pth (inference/fitting.py)."""
+        """train.fit: inference values fitted on val's select half for last.pth's weights and for
+        best.pth's, each stored in its checkpoint (inference/fitting.py, train/checkpoint.py)."""
         f = self.cfg.train.fit
         grid = f.probabilistic if self.cfg.model.head.type == "probabilistic" else f.margin
+
+        def fit(model: torch.nn.Module) -> dict:
+            return fit_thresholds(model, self.cfg, grid, f.max_scenes, self.progress, calibrate=f.uncertainty)
+
         try:
-            self.fitted = fit_thresholds(getattr(self.model, "module", self.model), self.cfg, grid, f.max_scenes,
-                                         self.progress, calibrate=f.uncertainty)
+            self.fitted = fit(getattr(self.model, "module", self.model))
+            for line in fit_summary(self.fitted):
+                log.info(line)
+            self.save("last.pth")
+            best = fit_best(self.run_path, self.cfg, self.step, self.fitted, fit, self.device)
         except (TuningError, FileNotFoundError) as e:
             log.warning("no fitted inference thresholds: %s", e)
             return
-        for line in fit_summary(self.fitted):
-            log.info(line)
-        self.save("last.pth")
+        if best is not None and best is not self.fitted:
+            for line in fit_summary(best):
+                log.info("best.pth: %s", line)
 
     def clock(self) -> float:
         """Training seconds so far, this process and the runs it resumed."""
@@ -363,7 +359,7 @@ class Trainer:
     def validate(self) -> dict:
         cfg = self.cfg
         try:
-            scenes = preprocessed_split(Path(cfg.data.root), cfg.data.val_split)
+            scenes = selection_scenes(cfg)  # best.pth is chosen where the thresholds are: not the report half
         except FileNotFoundError as e:
             log.warning("no validation: %s", e)
             return {}
@@ -371,8 +367,8 @@ class Trainer:
                                  progress=self.progress, amp_dtype=self.amp_dtype)
         if self.main:
             unc = [result.get(k, math.nan) for k in ("unc_auroc", "unc_auroc_instances", "unc_auroc_object_or_assigned")]
-            log.info("validation epoch %d: AP %.3f AP50 %.3f AP25 %.3f mIoU %.3f uncertainty AUROC: all %.3f / "
-                     "GT instance %.3f / object or assigned %.3f", self.epoch, result["ap"], result["ap50"],
+            log.info("validation epoch %d (%d scenes, the select half): AP %.3f AP50 %.3f AP25 %.3f mIoU %.3f uncertainty AUROC: all %.3f / "
+                     "GT instance %.3f / object or assigned %.3f", self.epoch, len(scenes), result["ap"], result["ap50"],
                      result["ap25"], result["miou"], *unc)
             self.log_scalars("val", result)  # every float: AP..., mIoU, unc_auroc, unc_err_high10, ...
             score = -1.0 if math.isnan(result["ap"]) else result["ap"]
