@@ -36,6 +36,9 @@ def main(argv=None) -> int:
             return 2
     from scene_pe.experiments.diagnose import diagnose_run
 
+    def fmt(v):
+        return "-" if v is None else f"{v:.3f}"
+
     results = {}
     for run in args.runs:
         r = diagnose_run(run, args.max_scenes)
@@ -45,7 +48,8 @@ def main(argv=None) -> int:
         print(f"{run}: {r['head']}/{r['embedding']} {r['voxels']} voxels of {r['scenes']} scenes: "
               f"separable {r['separable']:.3f}  own median {r['own_median']:.3f}  "
               f"own<tau {r['own_below_tau']:.3f}  other>=tau {r['other_above_tau']:.3f} (tau {r['tau']})  "
-              f"sigma q10/50/90 instance {sig}  other {rest or '-'}")
+              f"sigma q10/50/90 instance {sig}  other {rest or '-'}  log sigma {fmt(r['log_sigma_mean'])} +- "
+              f"{fmt(r['log_sigma_std'])}  negative pairs kappa>0.9 {fmt(r['neg_pairs_above'])}")
     if args.json:
         write_text_atomic(args.json, json.dumps(results, indent=1) + "\n")
     return 0

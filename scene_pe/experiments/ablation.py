@@ -19,7 +19,9 @@ Rules (docs/method.md, "Ablations"):
 - The FINAL model (last.pth) is evaluated on ``data.val_split`` with the
   validation code (engine.evaluate.evaluate_loader), not best.pth: best.pth is
   chosen on that same split, so its score would be optimistically biased.
-  Every scalar the evaluation returns is kept (AP, AP50, AP25, mIoU, ...).
+  Every scalar the evaluation returns is kept (AP, AP50, AP25, mIoU, ...), and
+  where the run fitted its thresholds (``train.fit``) the report half's AP /
+  AP50 / AP25 at them (``fitted_report_*``): the figures both heads are compared on.
 - Each run is its own subprocess (tools/train.py, then the evaluation), with
   OMP_NUM_THREADS=1 unless the environment sets it; ``jobs`` runs at a time.
 - Resume: a run with metrics.json is reused; one with last.pth is continued
@@ -267,6 +269,7 @@ def evaluate_run(run_path: Path) -> dict:
     from scene_pe.util import distributed as D
     from scene_pe.train.checkpoint import load_trained_run
     from scene_pe.inference.evaluate import evaluate_loader
+    from scene_pe.inference.fitting import RECORD_KEY
     from scene_pe.model.precision import amp_dtype
 
     _, _, device = D.init_distributed()
@@ -274,6 +277,10 @@ def evaluate_run(run_path: Path) -> dict:
     start = time.perf_counter()
     result = evaluate_loader(model, cfg, preprocessed_split(Path(cfg.data.root), cfg.data.val_split), device,
                              progress=False, amp_dtype=amp_dtype(cfg.train, device))
+    fitted = ck.get(RECORD_KEY)  # train.fit's thresholds: their figures on the report half (no choice saw it)
+    if fitted and fitted.get("rows"):
+        report = fitted["rows"][fitted["chosen"]]["report"]
+        result.update({f"fitted_report_{k}": report[k] for k in ("ap", "ap50", "ap25")})
     return {"seed": cfg.train.seed, "split": cfg.data.val_split, "checkpoint": "last.pth",
             "steps": int(ck["step"]), "epochs": int(ck["epoch"]),
             "train_minutes": ck["elapsed_s"] / 60.0 if "elapsed_s" in ck else None,

@@ -16,7 +16,12 @@ benchmark instances (and, for sigma, over the other labelled voxels):
   below it a voxel leaves its instance) and with other >= tau (it would join a
   neighbour), at the head's configured threshold.
 - sigma quantiles (geometric mean over axes) on instance and on other voxels:
-  collapse (-> 0) or blow-up shows here.
+  collapse (-> 0) or blow-up shows here; the mean and spread (std) of log sigma
+  over every labelled voxel (per-axis logs averaged), the statistics of the
+  entropy regulariser (eq. 8).
+- ``neg_pairs_above``: the share of negative (voxel, other GT instance of its
+  scene) pairs whose kernel exceeds 0.9: the degenerate solution of eq. 7
+  (every kappa -> 1) shows here as a share near 1.
 
 ``tools/diagnose.py RUN_DIR`` prints them; ``diagnose_run`` returns them.
 """
@@ -33,8 +38,12 @@ from scene_pe.model.outputs import MarginOutput, as_float32
 from scene_pe.model.build import instance_classes
 
 
-def _scene_kernels(out, inst: torch.Tensor, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(own, best other, sigma) for the voxels with an instance (inst >= 0, ids 0..K-1)."""
+NEG_KAPPA = 0.9  # a negative pair above it counts as degenerate (``neg_pairs_above``)
+
+
+def _scene_kernels(out, inst: torch.Tensor, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """(own, best other, sigma) for the voxels with an instance (inst >= 0, ids 0..K-1), and the count
+    of negative pairs above NEG_KAPPA and of all negative pairs."""
     m = inst >= 0
     idx = inst[m]
     k = int(idx.max()) + 1
@@ -57,7 +66,14 @@ def _scene_kernels(out, inst: torch.Tensor, cfg) -> tuple[np.ndarray, np.ndarray
     logk[rows, idx] = -torch.inf
     other = logk.max(dim=1).values if k > 1 else torch.full_like(own, -torch.inf)
     gsig = torch.exp(torch.log(sigma).mean(dim=1))
-    return own.exp().numpy(), other.exp().numpy(), gsig.numpy()
+    high = int((logk > np.log(NEG_KAPPA)).sum())
+    return own.exp().numpy(), other.exp().numpy(), gsig.numpy(), high, len(idx) * (k - 1)
+
+
+def _log_sigma(out, sem: torch.Tensor) -> np.ndarray:
+    """Per labelled voxel: the mean over axes of log sigma (empty for the deterministic embedding)."""
+    sigma = out.sigma if isinstance(out, MarginOutput) or out.sigma is not None else None
+    return np.empty(0) if sigma is None else torch.log(sigma[sem >= 0]).mean(dim=1).numpy()
 
 
 def _other_sigma(out, sem: torch.Tensor, inst: torch.Tensor) -> np.ndarray:
@@ -81,18 +97,20 @@ def diagnose_run(run_path: Path, max_scenes: int = 0) -> dict:
     scenes = scenes[:max_scenes] if max_scenes else scenes
     tau = cfg.inference.probabilistic.tau if cfg.model.head.type == "probabilistic" else 0.5
     is_inst = instance_classes(cfg.data.labels)
-    own_l, other_l, sig_l, rest_l = [], [], [], []
+    own_l, other_l, sig_l, rest_l, logs_l, neg = [], [], [], [], [], np.zeros(2, dtype=np.int64)
     for voxels, _ in inference_loader(cfg, scenes):
         out = as_float32(model(voxels))
         sem, inst = voxels.semantic, voxels.instance.clone()
         inst[(sem < 0) | ~is_inst[sem.clamp(min=0)]] = -1  # benchmark instance classes only
         if (inst >= 0).any():
             inst[inst >= 0] = torch.unique(inst[inst >= 0], return_inverse=True)[1]
-            own, other, sig = _scene_kernels(out, inst, cfg)
+            own, other, sig, high, pairs = _scene_kernels(out, inst, cfg)
             own_l.append(own), other_l.append(other), sig_l.append(sig)
+            neg += (high, pairs)
         rest_l.append(_other_sigma(out, sem, inst))
+        logs_l.append(_log_sigma(out, sem))
     own, other, sig = np.concatenate(own_l), np.concatenate(other_l), np.concatenate(sig_l)
-    rest = np.concatenate(rest_l)
+    rest, logs = np.concatenate(rest_l), np.concatenate(logs_l)
     q = (0.1, 0.5, 0.9)
     return {
         "head": cfg.model.head.type, "embedding": cfg.model.head.embedding, "scenes": len(scenes),
@@ -102,4 +120,7 @@ def diagnose_run(run_path: Path, max_scenes: int = 0) -> dict:
         "other_above_tau": float(np.mean(other >= tau)),
         "sigma_instance_q10_50_90": [float(v) for v in np.quantile(sig, q)],
         "sigma_other_q10_50_90": [float(v) for v in np.quantile(rest, q)] if len(rest) else None,
+        "log_sigma_mean": float(logs.mean()) if len(logs) else None,
+        "log_sigma_std": float(logs.std()) if len(logs) else None,
+        "neg_pairs_above": float(neg[0] / neg[1]) if neg[1] else None,
     }
