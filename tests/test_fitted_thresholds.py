@@ -107,3 +107,32 @@ def test_test_tool_uses_the_fitted_values_and_says_so(run, tmp_path, capsys):
     # the fitted run is the run at the fitted value (the uncertainty depends on the instances, so on tau)
     assert fitted["instance"] == explicit["instance"] and fitted["uncertainty"] == explicit["uncertainty"]
     assert tau in fitted["inference_thresholds"][0]
+
+
+def test_a_collapsed_sigma_keeps_the_thresholds_and_says_why_it_is_not_calibrated(run, monkeypatch):
+    """sigma underflowed to 0 on some voxels (a collapsed entropy regulariser: w_reg = 1 on the
+    ScanNet-like rooms) makes the error model's log-sigma feature -inf there. The fit keeps its
+    thresholds, leaves the calibrated uncertainty out and says why, instead of failing the training
+    at its end with a message about coefficients."""
+    import numpy as np
+
+    import scene_pe.inference.calibration as calibration
+    from scene_pe.inference.fitting import fit_summary
+    from scene_pe.method.error_model import FEATURES
+
+    real = calibration.calibration_features
+
+    def collapsed(*a, **kw):
+        x, assigned = real(*a, **kw)
+        x[::7, FEATURES.index("log_sigma")] = -np.inf
+        return x, assigned
+
+    monkeypatch.setattr(calibration, "calibration_features", collapsed)
+    cfg = load_config(run / "config.yaml")
+    model = build_model(cfg)
+    model.load_state_dict(load_checkpoint(run / "last.pth")["model"])
+    rec = fit_thresholds(model, cfg, GRID, progress=False)
+    assert "uncertainty" not in rec and rec["overrides"] == rec["rows"][rec["chosen"]]["overrides"]
+    assert rec["uncertainty_skipped"].endswith("vertices have non-finite features (log_sigma; e.g. sigma "
+                                               "underflowed to 0)")
+    assert fit_summary(rec)[-1] == f"calibrated uncertainty not fitted: {rec['uncertainty_skipped']}"

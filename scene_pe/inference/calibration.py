@@ -9,7 +9,10 @@ is wrong; a logistic model per group is fitted on them (at most
 scenes do not dominate and the fit stays small). On the report half, which
 played no part in the fit, the AUROC of the calibrated uncertainty and of the
 config's own definition are measured over the three populations; both go
-into the checkpoint's record.
+into the checkpoint's record. A network whose outputs give non-finite
+features on the select half (sigma underflowed to 0: a collapsed entropy
+regulariser) cannot be calibrated: ``CalibrationError`` says so and the fit
+keeps its thresholds without the calibrated uncertainty.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from scene_pe.method.uncertainty import calibration_features
 
 MAX_VERTICES_PER_SCENE = 20000
 POPULATIONS = {"auroc": "all", "auroc_instances": "GT instance", "auroc_object_or_assigned": "object or assigned"}
+
+
+class CalibrationError(ValueError):
+    """The error model cannot be fitted on these outputs; the message says why."""
 
 
 def _figures(ev: UncertaintyEvaluator) -> dict:
@@ -64,6 +71,11 @@ def fit_calibration(cfg, cache, halves: dict[str, list[str]]) -> dict:
     if not xs or not sum(len(w) for w in wrongs):
         return None  # no labelled vertex on the select half: nothing to learn from
     x, assigned, wrong = (np.concatenate(a) for a in (xs, groups, wrongs))
+    bad = ~np.isfinite(x).all(1)
+    if bad.any():
+        raise CalibrationError(f"{int(bad.sum())} of {len(x)} select-half vertices have non-finite features "
+                               f"({', '.join(f for f, b in zip(FEATURES, ~np.isfinite(x).all(0)) if b)}; "
+                               "e.g. sigma underflowed to 0)")
     coefficients = fit_error_model(x, assigned, wrong)
     base, calibrated = UncertaintyEvaluator(labels), UncertaintyEvaluator(labels)
     for pred, gt, x_scene, assigned_scene in held_out:

@@ -221,9 +221,12 @@ def fit_thresholds(model, cfg, grid_items: list[str], max_scenes: int = 0, progr
               "split": cfg.data.val_split, "source": source,
               "rule": "best mean AP on the select half (even positions of the sorted val scenes)"}
     if calibrate and cfg.model.head.type == "probabilistic":
-        from scene_pe.inference.calibration import fit_calibration
+        from scene_pe.inference.calibration import CalibrationError, fit_calibration
 
-        calibration = fit_calibration(configs[best], cache, halves)
+        try:
+            calibration = fit_calibration(configs[best], cache, halves)
+        except CalibrationError as e:  # the thresholds stand; the config's uncertainty is used
+            calibration, record["uncertainty_skipped"] = None, str(e)
         if calibration is not None:
             record["uncertainty"] = calibration
             record["overrides"] += calibration["overrides"]
@@ -284,4 +287,6 @@ def fit_summary(record: dict) -> list[str]:
         from scene_pe.inference.calibration import format_calibration
 
         lines.append(format_calibration(record["uncertainty"]))
+    if "uncertainty_skipped" in record:
+        lines.append(f"calibrated uncertainty not fitted: {record['uncertainty_skipped']}")
     return lines

@@ -126,7 +126,8 @@ def check_coefficients(coefficients) -> np.ndarray:
     if c.size != NUM_COEFFICIENTS or not np.isfinite(c).all():
         raise ValueError(f"the calibrated uncertainty needs {NUM_COEFFICIENTS} finite coefficients "
                          f"({len(GROUPS)} groups x ({NUM_TERMS} terms of {len(FEATURES)} features + bias)), "
-                         f"got {c.size}")
+                         f"got {c.size}" + (f", {int((~np.isfinite(c)).sum())} of them not finite"
+                                            if c.size == NUM_COEFFICIENTS else ""))
     return c
 
 
