@@ -95,3 +95,31 @@ def test_best_checkpoint_is_the_best_validation_ap_replaced_only_on_improvement(
         assert bool((ck["model"][name] == float(held)).all()), epoch
     assert not (tmp_path / "t" / "last.pth").exists()  # validation writes best.pth only
     trainer.close()
+
+
+def test_a_fit_that_cannot_score_a_scene_leaves_the_run_without_fitted_values(small_dataset, tmp_path, monkeypatch):
+    """A collapsed model (sigma underflowed to 0: the entropy regulariser at w_reg >= 1) gives a val scene
+    a non-finite uncertainty, which the evaluator refuses with a SceneError. The trained run stays a
+    success: last.pth without fitted values, and the log says why."""
+    import logging
+
+    import scene_pe.train.trainer as T
+    from scene_pe.inference.fitting import RECORD_KEY
+    from scene_pe.util.errors import SceneError
+
+    def refuse(*a, **k):
+        raise SceneError("scene0065_00", "predictions", "non-finite uncertainty")
+
+    monkeypatch.setattr(T, "fit_thresholds", refuse)
+    trainer = make_trainer(small_dataset, tmp_path, "data.val_split=train")
+    seen: list[str] = []  # the trainer's own logging set-up replaces the root handlers (caplog's too)
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logging.getLogger("scene_pe.train").addHandler(handler)
+    try:
+        trainer.fit_inference()
+    finally:
+        logging.getLogger("scene_pe.train").removeHandler(handler)
+        trainer.close()
+    assert trainer.fitted is None and not (tmp_path / "t" / "last.pth").exists()
+    assert "no fitted inference thresholds: scene0065_00: predictions: non-finite uncertainty" in seen

@@ -41,7 +41,7 @@ from scene_pe.model.build import build_model
 from scene_pe.model.precision import amp_dtype, autocast, needs_scaler
 from scene_pe.sparse.voxelize import VoxelBatch
 from scene_pe.train.loss import compute_loss
-from scene_pe.util.errors import RunError
+from scene_pe.util.errors import RunError, SceneError
 from scene_pe.util.io import write_text_atomic
 
 log = logging.getLogger("scene_pe.train")
@@ -331,7 +331,7 @@ class Trainer:
                 log.info(line)
             self.save("last.pth")
             best = fit_best(self.run_path, self.cfg, self.step, self.fitted, fit, self.device)
-        except (TuningError, FileNotFoundError) as e:
+        except (TuningError, FileNotFoundError, SceneError) as e:  # the trained weights stand without them
             log.warning("no fitted inference thresholds: %s", e)
             return
         if best is not None and best is not self.fitted:
