@@ -59,14 +59,30 @@ def test_majority_rate_is_the_fit_halfs_most_common_class_on_the_test_half():
 def test_edge_contrast_within_and_across_objects():
     # a square of two triangles (0 1 2), (0 2 3): edges 01 12 02 23 03; object 0 = {0, 1, 2}, object 1 = {3}
     faces = np.array([[0, 1, 2], [0, 2, 3]])
+    edges, count = R.mesh_edges(faces)
+    assert edges.tolist() == [[0, 1], [0, 2], [0, 3], [1, 2], [2, 3]] and count.tolist() == [1, 2, 1, 1, 1]
     colors = np.array([[0, 0, 0], [0, 0, 0], [0, 0, 255], [255, 0, 0]])
-    r = R.edge_contrast(colors, faces, np.array([0, 0, 0, 1]))
+    r = R.edge_contrast(colors, edges, np.array([0, 0, 0, 1]))
     assert (r.num_within, r.num_across) == (3, 2)
     assert r.within == pytest.approx(2 / 3)  # 01: 0, 12: 1, 02: 1
     assert r.across == pytest.approx((np.sqrt(2) + 1) / 2)  # 23: sqrt(2), 03: 1
     assert r.ratio == pytest.approx(r.across / r.within)
-    r = R.edge_contrast(colors, faces, np.array([0, 0, -1, 1]))  # vertex 2 in no object: its edges left out
+    r = R.edge_contrast(colors, edges, np.array([0, 0, -1, 1]))  # vertex 2 in no object: its edges left out
     assert (r.num_within, r.num_across) == (1, 1)
+
+
+def test_neighbour_pairs_are_the_k_nearest_within_the_radius_once_each():
+    coords = np.array([[0, 0, 0], [0.01, 0, 0], [0.03, 0, 0], [1, 0, 0]], float)
+    assert R.neighbour_pairs(coords, k=1, radius=0.05).tolist() == [[0, 1], [1, 2]]
+    assert R.neighbour_pairs(coords, k=3, radius=0.05).tolist() == [[0, 1], [0, 2], [1, 2]]
+    assert R.neighbour_pairs(coords, k=3, radius=2.0).tolist() == [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]]
+
+
+def test_joined_objects_is_the_share_of_mesh_edges_between_two_objects():
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    assert R.joined_objects(faces, np.array([0, 0, 0, 1])) == pytest.approx(2 / 5)
+    assert R.joined_objects(faces, np.array([0, 0, -1, 1])) == pytest.approx(1 / 2)  # 01 within, 03 across
+    assert R.joined_objects(np.array([[0, 1, 2], [3, 4, 5]]), np.array([0, 0, 0, 1, 1, 1])) == 0.0
 
 
 def test_density_of_a_regular_grid_is_one_over_h_squared():

@@ -13,9 +13,12 @@ meshes are gravity-aligned, so no axis alignment is needed).
   always answering the fit half's most common class. Colour spaces: ``rgb``
   (0-1 per channel) and ``hsv`` as the cone (s cos 2 pi h, s sin 2 pi h, v), so
   hue is circular and greys sit together whatever their hue.
-* ``edge_contrast``: the mean RGB distance (0-1 per channel, 0..sqrt 3) across
-  the mesh edges whose ends lie in one object, and across those whose ends lie
-  in two: on rooms painted per object a colour edge is an object edge.
+* ``edge_contrast``: the mean RGB distance (0-1 per channel, 0..sqrt 3) over
+  the vertex pairs whose ends lie in one object, and over those whose ends lie
+  in two: on rooms painted per object a colour edge is an object edge. Pairs:
+  each vertex with its 6 nearest within 10 cm (``neighbour_pairs``), not mesh
+  edges, since a generated room's objects share no mesh edge
+  (``joined_objects``: the share of mesh edges between objects that join two).
 * ``vertex_density``: vertices per m^2 at each vertex (3 over the area of the
   faces around it: a regular grid of spacing h gives 1 / h^2).
 * ``plane_normal_noise``: the median angle (degrees) between the normals of a
@@ -42,6 +45,7 @@ K_NEIGHBOURS = 15
 SMALL_EXTENT = 0.5  # m: an object smaller than this in every direction is clutter
 ON_FLOOR = 0.15  # m: a small object whose bottom is this close to the floor stands on it
 FLOOR_CELL = 0.10  # m: cells of the floor plan (empty_cell_share)
+PAIR_NEIGHBOURS, PAIR_RADIUS = 6, 0.10  # neighbour_pairs: a vertex's 6 nearest within 10 cm
 
 
 def _check(name: str, n: int, **arrays) -> None:
@@ -121,13 +125,27 @@ class EdgeContrast:
         return self.across / self.within if self.within > 0 else float("nan")
 
 
-def edge_contrast(colors: np.ndarray, faces: np.ndarray, ids: np.ndarray) -> EdgeContrast:
-    """Colour contrast across object borders vs within objects; ``ids`` < 0: in no object (edges
-    touching such a vertex are left out)."""
+def neighbour_pairs(coords: np.ndarray, k: int = PAIR_NEIGHBOURS, radius: float = PAIR_RADIUS) -> np.ndarray:
+    """(E, 2) pairs (smaller index first, each once) of every vertex with its ``k`` nearest others
+    within ``radius``: the spatial edges of a scan, whether or not its mesh joins the two."""
+    p = np.asarray(coords, np.float64).reshape(-1, 3)
+    k = min(k, len(p) - 1)
+    if k < 1:
+        return np.zeros((0, 2), np.int64)
+    dist, idx = cKDTree(p).query(p, k=k + 1, distance_upper_bound=radius)
+    a = np.repeat(np.arange(len(p)), k)
+    b, ok = idx[:, 1:].reshape(-1), np.isfinite(dist[:, 1:].reshape(-1))
+    pairs = np.sort(np.stack([a[ok], b[ok]], axis=1), axis=1)
+    return np.unique(pairs[pairs[:, 0] != pairs[:, 1]], axis=0)
+
+
+def edge_contrast(colors: np.ndarray, pairs: np.ndarray, ids: np.ndarray) -> EdgeContrast:
+    """Colour contrast across object borders vs within objects, over vertex ``pairs`` (mesh edges or
+    neighbour_pairs); ``ids`` < 0: in no object (pairs touching such a vertex are left out)."""
     ids = np.asarray(ids).reshape(-1)
     _check("edge_contrast", len(ids), colors=colors)
-    edges, _ = mesh_edges(faces)
-    a, b = edges[:, 0], edges[:, 1]
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    a, b = pairs[:, 0], pairs[:, 1]
     keep = (ids[a] >= 0) & (ids[b] >= 0)
     a, b = a[keep], b[keep]
     rgb = np.asarray(colors, np.float64).reshape(-1, 3) / 255.0
@@ -135,6 +153,16 @@ def edge_contrast(colors: np.ndarray, faces: np.ndarray, ids: np.ndarray) -> Edg
     same = ids[a] == ids[b]
     mean = lambda d: float(d.mean()) if len(d) else float("nan")  # noqa: E731
     return EdgeContrast(mean(dist[same]), mean(dist[~same]), int(same.sum()), int((~same).sum()))
+
+
+def joined_objects(faces: np.ndarray, ids: np.ndarray) -> float:
+    """Share of the mesh edges between two vertices of objects (``ids`` >= 0) that join two objects:
+    0 when every object is a mesh of its own (a mesh segmentator then cannot merge objects)."""
+    edges, _ = mesh_edges(faces)
+    ids = np.asarray(ids).reshape(-1)
+    a, b = ids[edges[:, 0]], ids[edges[:, 1]]
+    both = (a >= 0) & (b >= 0)
+    return float((a[both] != b[both]).mean()) if both.any() else float("nan")
 
 
 def face_areas(coords: np.ndarray, faces: np.ndarray) -> np.ndarray:
