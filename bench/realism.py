@@ -15,7 +15,9 @@ Object classes: the 18 instance classes of ScanNet v2's benchmark (NYU40 ids); "
 all the aggregation's objects (any category), "instances" those of the 18 classes. Colour alone
 -> class: 15-NN on the colours of the 18 classes' vertices, a random half to fit and the other
 half to test, pooled over the source's rooms (at most --max-vertices, a random subset) and per
-room; the majority-class rate beside it. Per-room figures are means over the source's rooms.
+room; the majority-class rate beside it; "split by object": a random half of the objects
+(aggregation objects of the 18 classes) to fit, the others to test, i.e. whether colour tells the
+class of an object not seen (a vertex split mostly asks whether an object is one colour). Per-room figures are means over the source's rooms.
 """
 
 from __future__ import annotations
@@ -116,6 +118,10 @@ def room_stats(room: Room, seed: int) -> dict:
     out["classes_present"] = int(len(np.unique(room.nyu40[obj])))
     if room.objects is None:
         return out
+    seen = obj & (room.objects >= 0)
+    if len(np.unique(room.objects[seen])) >= 2:
+        out["colour_rgb_by_object"] = asdict(R.color_class_accuracy(room.colors[seen], room.nyu40[seen], "rgb",
+                                                                    seed=seed, objects=room.objects[seen]))
     c = R.edge_contrast(room.colors, pairs, room.objects)
     out["object_contrast"] = {**asdict(c), "ratio": c.ratio}
     out["joined_objects"] = R.joined_objects(room.faces, room.objects)
@@ -130,15 +136,23 @@ def room_stats(room: Room, seed: int) -> dict:
     return out
 
 
-def pooled_colour(rooms: list[Room], space: str, cap: int, seed: int) -> dict | None:
-    colors = np.concatenate([r.colors[object_classes(r)] for r in rooms])
-    classes = np.concatenate([r.nyu40[object_classes(r)] for r in rooms])
-    if len(classes) < 2:
+def pooled_colour(rooms: list[Room], space: str, cap: int, seed: int, by_object: bool = False) -> dict | None:
+    """Colour -> class over the rooms' vertices of the 18 classes; ``by_object``: split by object
+    (objects of different rooms apart; None where a room has no aggregation)."""
+    if by_object and any(r.objects is None for r in rooms):
+        return None
+    masks = [object_classes(r) & (r.objects >= 0 if by_object else True) for r in rooms]
+    colors = np.concatenate([r.colors[m] for r, m in zip(rooms, masks)])
+    classes = np.concatenate([r.nyu40[m] for r, m in zip(rooms, masks)])
+    objects = np.concatenate([r.objects[m] + i * 100_000 for i, (r, m) in enumerate(zip(rooms, masks))]) \
+        if by_object else None
+    if len(classes) < 2 or (by_object and len(np.unique(objects)) < 2):
         return None
     if len(classes) > cap:
         keep = np.random.default_rng(seed).choice(len(classes), cap, replace=False)
         colors, classes = colors[keep], classes[keep]
-    return asdict(R.color_class_accuracy(colors, classes, space, seed=seed))
+        objects = objects[keep] if by_object else None
+    return asdict(R.color_class_accuracy(colors, classes, space, seed=seed, objects=objects))
 
 
 def mean_of(per_room: list[dict], *path: str) -> float | None:
@@ -156,6 +170,7 @@ def summarise(rooms: list[Room], args) -> dict:
     per_room = [room_stats(r, args.seed) for r in rooms]
     out = {"rooms": [r.name for r in rooms], "per_room": per_room,
            "pooled_colour": {s: pooled_colour(rooms, s, args.max_vertices, args.seed) for s in ("rgb", "hsv")}}
+    out["pooled_colour"]["rgb_by_object"] = pooled_colour(rooms, "rgb", args.max_vertices, args.seed, by_object=True)
     classes: dict[str, int] = {}
     for r in per_room:
         for k, v in r.get("instances", {}).get("classes", {}).items():
@@ -168,8 +183,13 @@ ROWS = [  # (label, how to get it from a source summary, format)
     ("colour -> class, 15-NN RGB, pooled", lambda s: (s["pooled_colour"]["rgb"] or {}).get("accuracy"), ".3f"),
     ("  majority class rate", lambda s: (s["pooled_colour"]["rgb"] or {}).get("majority"), ".3f"),
     ("colour -> class, 15-NN HSV, pooled", lambda s: (s["pooled_colour"]["hsv"] or {}).get("accuracy"), ".3f"),
+    ("colour -> class, 15-NN RGB, pooled, split by object",
+     lambda s: (s["pooled_colour"]["rgb_by_object"] or {}).get("accuracy"), ".3f"),
+    ("  majority class rate (by object)", lambda s: (s["pooled_colour"]["rgb_by_object"] or {}).get("majority"), ".3f"),
     ("colour -> class, 15-NN RGB, per room", lambda s: mean_of(s["per_room"], "colour_rgb", "accuracy"), ".3f"),
     ("  majority class rate, per room", lambda s: mean_of(s["per_room"], "colour_rgb", "majority"), ".3f"),
+    ("colour -> class, per room, split by object", lambda s: mean_of(s["per_room"], "colour_rgb_by_object", "accuracy"),
+     ".3f"),
     ("RGB contrast within objects", lambda s: mean_of(s["per_room"], "object_contrast", "within"), ".3f"),
     ("RGB contrast across object borders", lambda s: mean_of(s["per_room"], "object_contrast", "across"), ".3f"),
     ("  across / within", lambda s: mean_of(s["per_room"], "object_contrast", "ratio"), ".2f"),

@@ -43,6 +43,20 @@ def test_color_accuracy_is_one_when_colour_names_the_class_and_chance_when_it_do
     assert R.color_class_accuracy(noise, classes, space).accuracy == pytest.approx(1 / 3, abs=0.04)
 
 
+def test_split_by_object_asks_whether_colour_tells_the_class_of_an_unseen_object():
+    rng = np.random.default_rng(2)
+    objects = np.repeat(np.arange(200), 60)  # ~30 of each object in a vertex split's fit half: k = 15 of its own
+    classes = objects % 2
+    own = rng.integers(0, 256, (200, 3))[objects]  # every object its own colour, whatever its class
+    assert R.color_class_accuracy(own, classes).accuracy == 1.0  # a vertex split sees the same objects
+    r = R.color_class_accuracy(own, classes, objects=objects)
+    assert r.accuracy == pytest.approx(0.5, abs=0.1) and r.num_fit == r.num_test == 6000  # whole objects
+    tinted = np.clip(own // 4 + np.where(classes[:, None] == 1, [0, 0, 180], [180, 0, 0]), 0, 255)  # class tints
+    assert R.color_class_accuracy(tinted, classes, objects=objects).accuracy == 1.0
+    with pytest.raises(ValueError, match=">= 2 objects"):
+        R.color_class_accuracy(own, classes, objects=np.zeros(12000))
+
+
 def test_majority_rate_is_the_fit_halfs_most_common_class_on_the_test_half():
     classes = np.array([5] * 50 + [7] * 50)
     colors = np.zeros((100, 3))
@@ -95,6 +109,12 @@ def test_density_of_a_regular_grid_is_one_over_h_squared():
     assert s.median == pytest.approx(2500) and s.ratio == pytest.approx(1.0)
     d = R.vertex_density(np.vstack([coords, [[5, 5, 5]]]), faces)  # a vertex in no face
     assert np.isnan(d[-1])
+
+
+def test_spread_is_the_median_and_the_p90_over_p10_of_the_finite_values():
+    s = R.spread(np.r_[np.arange(1.0, 102.0), np.nan, np.inf])  # 1..101: p10 11, median 51, p90 91
+    assert (s.p10, s.median, s.p90) == (11.0, 51.0, 91.0) and s.ratio == pytest.approx(91 / 11)
+    assert np.isnan(R.spread([np.nan]).median)
 
 
 def test_plane_normal_noise_is_the_tilt_about_the_mean():

@@ -81,15 +81,27 @@ class ColorAccuracy:
 
 
 def color_class_accuracy(colors: np.ndarray, classes: np.ndarray, space: str = "rgb", k: int = K_NEIGHBOURS,
-                         seed: int = 0) -> ColorAccuracy:
+                         seed: int = 0, objects: np.ndarray | None = None) -> ColorAccuracy:
     """k-NN class accuracy from colour alone (module doc); ``classes`` >= 0 per vertex (the caller
-    keeps only the classes in question). Ties in the vote go to the smaller class id."""
+    keeps only the classes in question). Ties in the vote go to the smaller class id.
+    ``objects`` (an object id per vertex): split by object instead, a random half of the objects
+    to fit: whether colour tells the class of an object not seen (a vertex split mostly asks
+    whether an object is one colour)."""
     classes = np.asarray(classes, np.int64).reshape(-1)
-    _check("color_class_accuracy", len(classes), colors=colors)
+    _check("color_class_accuracy", len(classes), colors=colors, objects=objects)
     if len(classes) < 2 or classes.min() < 0:
         raise ValueError("color_class_accuracy needs >= 2 vertices with class ids >= 0")
-    order = np.random.default_rng(seed).permutation(len(classes))
-    fit, test = order[: len(order) // 2], order[len(order) // 2:]
+    rng = np.random.default_rng(seed)
+    if objects is None:
+        order = rng.permutation(len(classes))
+        fit, test = order[: len(order) // 2], order[len(order) // 2:]
+    else:
+        ids, which = np.unique(np.asarray(objects).reshape(-1), return_inverse=True)
+        if len(ids) < 2:
+            raise ValueError("color_class_accuracy: a split by object needs >= 2 objects")
+        in_fit = np.zeros(len(ids), bool)
+        in_fit[rng.permutation(len(ids))[: len(ids) // 2]] = True
+        fit, test = np.flatnonzero(in_fit[which.reshape(-1)]), np.flatnonzero(~in_fit[which.reshape(-1)])
     feats = color_features(colors, space)
     k = min(k, len(fit))
     _, nearest = cKDTree(feats[fit]).query(feats[test], k=k)
