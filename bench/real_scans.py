@@ -192,29 +192,35 @@ def main(argv=None) -> int:
         return 2
     root, dirs = find_or_exit(args.folder)
     from scene_pe.data.scannet import LABEL_MAP_NAME, load_label_map
+    from scene_pe.util.errors import SceneError
 
     label_map = load_label_map(root / LABEL_MAP_NAME)
     t0, load = time.time(), os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="real_scans_") as tmp:
         out = args.out or Path(tmp)
-        rows = []
+        rows, failed = [], []
         for d in dirs:
             print(f"{d.name} ...", flush=True)
-            rows.append(one_scan(d, label_map, args.checkpoint.resolve(), out, args.threads))
+            try:
+                rows.append(one_scan(d, label_map, args.checkpoint.resolve(), out, args.threads))
+            except (SceneError, OSError, ValueError) as e:  # a broken scan: the others still run
+                failed.append(f"{d.name}: {e}")
     notes = sorted({n for r in rows for s in r["predict"].values() for n in s["notes"]})
     print(f"\n{table(rows)}\n")
-    print(f"checkpoint {args.checkpoint}; scans {root} ({len(rows)}): two scans are a check, not a benchmark")
+    print(f"checkpoint {args.checkpoint}; scans {root} ({len(rows)}): a few scans are a check, not a benchmark")
     for n in notes:
         print(f"  {n}")
     print(f"{time.time() - t0:.0f} s; load average at the start {' '.join(f'{v:.2f}' for v in load)}")
+    for f in failed:
+        print(f"FAILED {f}", file=sys.stderr)
     if args.json:
         record = {"command": " ".join(sys.argv), "checkpoint": str(args.checkpoint), "scans": str(root),
                   "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                   "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                  "load_average_start": load, "rows": rows}
+                  "load_average_start": load, "rows": rows, "failed": failed}
         args.json.write_text(json.dumps(record, indent=1, default=float) + "\n")
         print(f"wrote {args.json}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
