@@ -21,10 +21,11 @@ from scene_pe.util.io import write_text_atomic
 PROVENANCE_NAME = "scene_pe_provenance.json"
 CHECKPOINT_KEY = "trained_on"
 GENERATOR = "scene_pe.synthetic"
-# Where a model trained on generated rooms stands on real scans (bench/real_scans.py with the
-# demo's checkpoint; the table, its command, machine and date: docs/results.md, "Real scans").
-REAL_SCANS = ("on real ScanNet scans the demo model reaches 18-class AP50 0.038 and class-agnostic AP50 0.094 "
-              "on scene0000_00 (docs/results.md, \"Real scans\"), against ~0.8 on generated rooms")
+# Where a model trained on generated rooms stands on real scans: the demo's config on scene0000_00 as a
+# ScanNet folder (issue 32's full demo model, and bench/real_scans.py with a 10-epoch one; the
+# table, its commands, machine and date: docs/results.md, "Real scans").
+REAL_SCANS = ("on a real ScanNet scan (scene0000_00) demo models reach 18-class AP50 0.04-0.06 and class-agnostic "
+              "AP50 ~0.09, against 0.7-0.8 on generated rooms (docs/results.md, \"Real scans\")")
 
 
 class ProvenanceError(ValueError):
