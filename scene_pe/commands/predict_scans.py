@@ -74,7 +74,7 @@ def predict_one(predictor, opts, args, path, name, progress: bool) -> tuple[dict
         "superpoints": {"mode": result.superpoint_mode, "source": result.superpoints,
                         "mode_for": {"mesh": cfg.inference.superpoints, "point cloud": cfg.inference.superpoints_cloud}},
         "inference_thresholds": {**inference_thresholds(cfg), **predictor.thresholds},
-        "checkpoint": str(args.checkpoint), "head": cfg.model.head.type,
+        "checkpoint": str(args.checkpoint), "trained_on": predictor.trained_on, "head": cfg.model.head.type,
         "voxel_size": cfg.data.voxel.voxel_size, "device": str(predictor.device),
         "threads": int(os.environ["OMP_NUM_THREADS"]), "renderer": renderer, "viewer": viewer,
         "warnings": result.warnings, "seconds": {k: round(v, 4) for k, v in t.seconds.items()},
@@ -108,6 +108,9 @@ def run(args, threads: int) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for line in predictor.thresholds["notes"]:
+        print(line)
+    from scene_pe.data.provenance import checkpoint_notes
+    for line in checkpoint_notes(predictor.trained_on):  # generated rooms or real scans, once
         print(line)
     opts = PredictOptions(scale=args.scale, up=args.up, align=args.align, max_voxels=args.block_voxels,
                           overlap=args.block_overlap, tiles=args.block_tiles, cloud_superpoints=args.cloud_superpoints)

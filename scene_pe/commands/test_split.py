@@ -103,6 +103,7 @@ def predict_and_score(args, cfg, rank: int, world: int, device) -> int:
                   f"mIoU {sem.miou:.3f}  ({inst.num_scenes} scenes)")
             print(unc.summary())
             metrics = {"inference_thresholds": getattr(args, "threshold_notes", []),
+                       "trained_on": getattr(args, "trained_on", None),
                        "instance": inst.to_dict(), "semantic": sem.to_dict(),
                        "uncertainty": {"definition": uncertainty_name(cfg), **unc.to_dict()}}
             honest = report_half(getattr(args, "fitted_record", None), args.split, scenes)
@@ -139,21 +140,26 @@ def run(args) -> int:
     from scene_pe.train.checkpoint import CheckpointError, load_checkpoint
     from scene_pe.util.typed_config import ConfigError
 
+    from scene_pe.data.provenance import CHECKPOINT_KEY, checkpoint_notes
+
     record = None  # the checkpoint's fitted inference thresholds, unless overridden (inference/fitting.py)
+    trained_on = None  # what it was trained on (data/provenance.py)
     if Path(args.checkpoint).is_file():  # a missing one is reported where the model loads, as before
         try:
-            record = load_checkpoint(args.checkpoint, "cpu").get(RECORD_KEY)
+            ck = load_checkpoint(args.checkpoint, "cpu")
         except CheckpointError as e:
             print(f"checkpoint error: {e}", file=sys.stderr)
             return 2
+        record, trained_on = ck.get(RECORD_KEY), ck.get(CHECKPOINT_KEY)
+        del ck
     overrides, notes = effective_overrides(record, args.overrides, not args.no_fitted)
     try:
         cfg = load_config(args.config, overrides)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
-    args.threshold_notes, args.fitted_record = notes, record
-    for line in notes:
+    args.threshold_notes, args.fitted_record, args.trained_on = notes, record, trained_on
+    for line in notes + (checkpoint_notes(trained_on) if Path(args.checkpoint).is_file() else []):
         print(line)
     from scene_pe.util import distributed as D
 

@@ -29,6 +29,7 @@ from scene_pe.labels.folder import claim_label_set
 from scene_pe.labels.scannetpp import BenchmarkClasses
 from scene_pe.data.scannet import (LabelMap, RawScene, ScenePaths, SemanticSource, gt_ids,
                                    read_scene, write_gt_txt)
+from scene_pe.data.provenance import preprocessed_record, write_provenance
 from scene_pe.data.scannetpp import PlusPaths, read_plus_scene
 from scene_pe.util.errors import SceneError
 from scene_pe.util.io import (atomic_open, remove_stale_temps, save_npz_atomic, signed_int_lines_bytes,
@@ -192,6 +193,7 @@ def run_preprocess(root: str | Path, out_dir: str | Path, splits: dict[str, list
     if plus:
         label_set = classes.label_set()
     claim_label_set(out_dir, label_set, classes)
+    write_provenance(out_dir, preprocessed_record(root, "scannetpp" if plus else "scannet"))  # what a model trains on
     wanted = list(dict.fromkeys(scenes)) if scenes is not None else None
     if splits:
         order = [s for names in splits.values() for s in names]

@@ -196,6 +196,14 @@ def ply_triangles(ply: PlyData, path: Path, scene: str, num_vertices: int) -> np
     return faces.astype(np.int32)
 
 
+def read_labels_ply(path: Path, scene: str, num_vertices: int) -> np.ndarray:
+    """int64 (N,) NYU40 id per vertex of a ``_vh_clean_2.labels.ply`` (0 for ids outside 0..40)."""
+    (label,) = _vertex_fields(read_ply_file(path, scene, "labels"), path, scene, ("label",))
+    if label.shape[0] != num_vertices:
+        raise SceneError(scene, path, f"{label.shape[0]} vertices but the mesh has {num_vertices}")
+    return np.where((label >= 0) & (label < NUM_NYU40), label, 0).astype(np.int64)
+
+
 def read_axis_alignment(path: Path, scene: str) -> np.ndarray | None:
     """The ``axisAlignment`` 4x4 (row-major) of a scene .txt, or None when absent."""
     if not path.is_file():
@@ -327,10 +335,7 @@ def _add_labels(out: RawScene, p: ScenePaths, label_map: LabelMap, source: Seman
     cls = np.append(obj_cls, 0)[vobj]
 
     if p.labels.is_file():
-        (ply_label,) = _vertex_fields(read_ply_file(p.labels, scene, "labels"), p.labels, scene, ("label",))
-        if ply_label.shape[0] != n:
-            raise SceneError(scene, p.labels, f"{ply_label.shape[0]} vertices but the mesh has {n}")
-        ply_nyu = np.where((ply_label >= 0) & (ply_label < NUM_NYU40), ply_label, 0).astype(np.int64)
+        ply_nyu = read_labels_ply(p.labels, scene, n)
         out.label_disagreement = float(np.mean(ply_nyu != nyu40))
         if out.label_disagreement > LABEL_DISAGREEMENT_WARN:
             warnings.warn(f"{scene}: {p.labels}: {out.label_disagreement:.1%} of vertices differ from "

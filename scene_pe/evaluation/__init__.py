@@ -1,1 +1,1 @@
-"""The ScanNet benchmark's metrics: instance AP / AP50 / AP25, semantic IoU, uncertainty AUROC, their file readers (no torch, no open3d)."""
+"""The ScanNet benchmark's metrics: instance AP / AP50 / AP25, semantic IoU, uncertainty AUROC, their file readers, and the realism statistics that set generated rooms beside real scans (no torch, no open3d)."""

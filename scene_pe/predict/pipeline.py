@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from scene_pe.config import Config, InferenceConfig, config_from_text
+from scene_pe.data.provenance import CHECKPOINT_KEY
 from scene_pe.geometry.normals import estimate_normals, vertex_normals
 from scene_pe.data.transforms import build_transforms
 from scene_pe.train.checkpoint import CheckpointError, load_checkpoint, load_model_weights
@@ -93,6 +94,7 @@ class Predictor:
         self.transforms = build_transforms(cfg.data.val_transforms)
         # which inference thresholds are used and where from (the checkpoint's fit, the command line)
         self.thresholds: dict = {"fitted": [], "command_line": [], "notes": []}
+        self.trained_on: dict | None = None  # the checkpoint's record of its training data (data/provenance.py)
 
     @classmethod
     def from_checkpoint(cls, path: Path, device: str | torch.device = "cpu", overrides: list[str] = (),
@@ -113,6 +115,7 @@ class Predictor:
         predictor = cls(cfg, model.to(device), device)
         fitted = [o for o in applied if o not in overrides]
         predictor.thresholds = {"fitted": fitted, "command_line": list(overrides), "notes": notes}
+        predictor.trained_on = ck.get(CHECKPOINT_KEY)  # None: a checkpoint from before the record
         return predictor
 
     # ------------------------------------------------------------ features

@@ -26,6 +26,10 @@ import numpy as np
 from scene_pe.synthetic.layout import Layout, make_layout, place_scannet200_extras
 from scene_pe.synthetic.layout_scannet import make_scannet_layout
 
+# The generator's version, recorded in every folder it writes (scene_pe/data/provenance.py) and so
+# in every checkpoint trained on one: raise it whenever the rooms a seed gives change.
+GENERATOR_VERSION = 1
+
 
 @dataclass(frozen=True)
 class Profile:

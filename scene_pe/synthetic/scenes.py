@@ -27,11 +27,12 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from scene_pe.data import scannet_files as sf
+from scene_pe.data.provenance import generated_record, write_provenance
 from scene_pe.labels.label_set import IGNORE_LABEL, SCANNET20
 from scene_pe.synthetic.catalog import RAW_TO_NYU40, SCENE_TYPES, instance_color, used_label_rows
 from scene_pe.synthetic.layout import Layout, make_layout
 from scene_pe.synthetic.mesh import SurfaceArrays, build_mesh
-from scene_pe.synthetic.profiles import get_profile
+from scene_pe.synthetic.profiles import GENERATOR_VERSION, get_profile
 from scene_pe.synthetic.scannetpp_release import write_metadata, write_plus_scene, write_splits
 from scene_pe.synthetic.scanning import scan_visible
 
@@ -357,6 +358,7 @@ def generate_dataset(root: str | Path, num_train: int, num_val: int, num_test: i
             name = _write_one(job)
             if on_scene is not None:
                 on_scene(name)
+    write_provenance(root, generated_record(profile, GENERATOR_VERSION, seed))
     if plus:  # ScanNet++'s metadata folder and split lists
         write_metadata(root, [str(r["raw_category"]) for r in used_label_rows(extra=prof.extra_categories)])
         write_splits(root, splits)

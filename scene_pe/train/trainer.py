@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from scene_pe.config import Config, dump_config, with_recorded_classes
 from scene_pe.data.dataset import ResumableSampler, SceneDataset, VoxelCollate, preprocessed_split, worker_init
+from scene_pe.data.provenance import CHECKPOINT_KEY, training_record
 from scene_pe.data.transforms import build_transforms
 from scene_pe.util import distributed as D
 from scene_pe.train.checkpoint import fit_best, load_latest, model_state, rng_state, save_checkpoint, set_rng_state
@@ -114,7 +115,7 @@ class Trainer:
         return {"model": model_state(self.model), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "epoch": self.epoch, "step": self.step, "best": self.best, "rng": rng_state(),
-                "elapsed_s": self.clock(), "config": dump_config(self.cfg),
+                "elapsed_s": self.clock(), "config": dump_config(self.cfg), CHECKPOINT_KEY: training_record(self.cfg.data.root),
                 **({RECORD_KEY: self.fitted} if self.fitted else {})}
 
     def save(self, name: str) -> None:
