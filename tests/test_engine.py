@@ -1,5 +1,6 @@
 """Training engine: exact resume, DDP with gloo on the CPU, inference output contract."""
 
+import json
 import os
 import re
 import socket
@@ -94,8 +95,24 @@ def test_test_tool_writes_a_valid_submission_and_predictions(small_dataset, tmp_
               rf"GT instance {v} / object or assigned {v}$"
     assert re.search(summary, stdout["val"], re.M), stdout["val"]
     assert "AP50" not in stdout["test"] and "metrics:" not in stdout["test"]
+    # what the data guarantees is a number, in range, and the same in the summary and metrics.json:
+    # the val scene has GT instances (AP, AP50, AP25 are defined: 0 for a class never predicted),
+    # GT semantics (mIoU), and wrong and right vertices (their AUROC); the AUROC among assigned
+    # vertices is NaN exactly when they are all right, all wrong or none (an untrained model)
+    n = r"(\d\.\d{3})"
+    strict = rf"^AP {n}  AP50 {n}  AP25 {n}  mIoU {n}  \(1 scenes\)\nuncertainty AUROC: all {n} / " \
+             rf"GT instance {v} / object or assigned {v}$"
+    shown = re.search(strict, stdout["val"], re.M)
+    assert shown, stdout["val"]
+    metrics = json.loads((out / "val" / "metrics.json").read_text())
+    inst, miou, unc = metrics["instance"], metrics["semantic"]["miou"], metrics["uncertainty"]
+    assert sum(c["num_gt"] for c in inst["classes"].values()) > 0
+    figures = [inst["mean"]["ap"], inst["mean"]["ap50"], inst["mean"]["ap25"], miou, unc["auroc"]]
+    for value, text in zip(figures, shown.groups()):
+        assert value is not None and 0.0 <= value <= 1.0 and f"{value:.3f}" == text, (value, text)
+    assert 0 < unc["num_wrong"] < unc["num_vertices"]
+    assert (unc["auroc_assigned"] is None) == (unc["num_wrong_assigned"] in (0, unc["num_assigned"]))
     assert (out / "val" / "metrics.json").exists() and not (out / "test" / "metrics.json").exists()
-    import json
     unc = json.loads((out / "val" / "metrics.json").read_text())["uncertainty"]
     assert unc["definition"] == "membership" and len(unc["deciles"]) == 10
     assert {"auroc", "auroc_instances", "auroc_object_or_assigned"} <= set(unc)

@@ -50,6 +50,41 @@ def test_the_fit_chooses_the_best_select_half_point_and_keeps_every_figure(run):
     assert model.training  # left as it was found
 
 
+def test_the_fit_chooses_the_point_with_the_best_select_ap_when_the_aps_differ(run, monkeypatch):
+    """Random weights score AP 0 at every point, so the test above cannot tell the best point from
+    the first. Here each point's scores are the real ones with the select and report APs set to
+    known values: the best select AP is the middle point, the first has NaN (no GT on its half), the
+    report half prefers another point and the config's own values beat them all."""
+    import math
+
+    from scene_pe.inference import fitting
+
+    select = {0.05: math.nan, 0.3: 0.40, 0.9: 0.25, 0.5: 0.95}  # 0.5: the config's tau (the baseline)
+    report = {0.05: 0.60, 0.3: 0.05, 0.9: 0.30, 0.5: 0.90}
+    real = fitting.score_point
+
+    def known_aps(cfg, cache):
+        scores = real(cfg, cache)
+        tau = cfg.inference.probabilistic.tau
+        scores["select"]["ap"], scores["report"]["ap"] = select[tau], report[tau]
+        return scores
+
+    monkeypatch.setattr(fitting, "score_point", known_aps)
+    cfg = load_config(run / "config.yaml")
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    model.load_state_dict(load_checkpoint(run / "last.pth")["model"])
+    rec = fit_thresholds(model, cfg, GRID, progress=False, calibrate=False)
+    assert [r["select"]["ap"] for r in rec["rows"]][1:] == [0.40, 0.25]  # every figure kept
+    assert math.isnan(rec["rows"][0]["select"]["ap"]) and rec["baseline"]["select"]["ap"] == 0.95
+    assert rec["chosen"] == 1 and rec["overrides"] == ["inference.probabilistic.tau=0.3"]
+    # the grid in another order: the same point is chosen, now the last
+    last = fit_thresholds(model, cfg, ["inference.probabilistic.tau=0.9,0.05,0.3"], progress=False, calibrate=False)
+    assert last["chosen"] == 2 and last["overrides"] == ["inference.probabilistic.tau=0.3"]
+    two = fit_thresholds(model, cfg, ["inference.probabilistic.tau=0.9,0.05"], progress=False, calibrate=False)
+    assert two["chosen"] == 0 and two["overrides"] == ["inference.probabilistic.tau=0.9"]  # NaN is never best
+
+
 def test_write_round_trips_through_a_weights_only_checkpoint(run):
     rec = write_fitted(run, [], progress=False)  # the config's train.fit grid
     ck = load_checkpoint(run / "last.pth")  # weights_only=True

@@ -20,6 +20,7 @@ from scene_pe.method.kernels import (
 )
 
 D64 = torch.float64
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def kernel(mu_a, s_a, mu_b, s_b) -> float:
@@ -41,6 +42,32 @@ def quad_1d(m1, s1, m2, s2) -> float:
     return total
 
 
+def log_quad_1d(m1, s1, m2, s2) -> float:
+    """log of the integral of sqrt(p q), by adaptive quadrature in log space.
+
+    The integrand is scaled by its value at its peak (the precision-weighted mean of the two
+    means: sqrt(p q) is a Gaussian of precision (1/s1^2 + 1/s2^2)/2 there), so that a far
+    pair, whose integral is 1e-13 or underflows, is integrated to full relative accuracy.
+    Uses the densities only, not the kernel's closed form.
+    """
+    def lf(x):  # 0.5 (log p + log q), the normal log-densities written out (scipy's are slow here)
+        return -0.25 * (((x - m1) / s1) ** 2 + ((x - m2) / s2) ** 2) - 0.5 * math.log(s1 * s2) - LOG_SQRT_2PI
+
+    peak = (m1 / s1**2 + m2 / s2**2) / (1 / s1**2 + 1 / s2**2)
+    width = (0.5 / s1**2 + 0.5 / s2**2) ** -0.5
+    top = lf(peak)
+    f = lambda x: math.exp(lf(x) - top)  # noqa: E731
+    cuts = sorted({m + k * s for m, s in ((m1, s1), (m2, s2), (peak, width))
+                   for k in (-16, -6, -3, -1, 0, 1, 3, 6, 16)})
+    total = sum(integrate.quad(f, lo, hi, limit=200, epsabs=0.0, epsrel=1e-12)[0] for lo, hi in zip(cuts[:-1], cuts[1:]))
+    return top + math.log(total)
+
+
+def log_kernel(mu_a, s_a, mu_b, s_b) -> float:
+    t = lambda v: torch.as_tensor(np.atleast_1d(v), dtype=D64)  # noqa: E731
+    return float(log_kappa_sigma(t(mu_a), t(s_a), t(mu_b), t(s_b)))
+
+
 def random_pairs_1d(rng, n):
     pairs = [(rng.normal(0, 2), math.exp(rng.uniform(-2, 2)), rng.normal(0, 2), math.exp(rng.uniform(-2, 2)))
              for _ in range(n)]
@@ -49,10 +76,25 @@ def random_pairs_1d(rng, n):
     return pairs
 
 
+# Far pairs: kappa 6e-13, 1e-136 and 0 in float64 (log kappa -800), where an absolute
+# comparison of kappa sees nothing; their logs are compared.
+FAR_PAIRS = [(0.0, 0.2, 3.0, 0.2), (0.0, 0.1, 5.0, 0.1), (0.0, 0.1, 8.0, 0.1), (2.0, 0.05, -1.0, 0.3)]
+
+
 def test_1d_matches_quadrature():
     rng = np.random.default_rng(0)
     for m1, s1, m2, s2 in random_pairs_1d(rng, 20):
         assert kernel(m1, s1, m2, s2) == pytest.approx(quad_1d(m1, s1, m2, s2), abs=1e-5, rel=1e-6)
+
+
+def test_1d_log_kernel_matches_quadrature_near_and_far():
+    """log kappa against the log of the integral: a relative error of 1e-9 on kappa, however small."""
+    rng = np.random.default_rng(0)
+    pairs = random_pairs_1d(rng, 20) + FAR_PAIRS
+    logs = [log_quad_1d(*p) for p in pairs]
+    assert min(logs) < -700 and sum(v < -25 for v in logs) >= 4  # the far cases are far
+    for p, ref in zip(pairs, logs):
+        assert log_kernel(*p) == pytest.approx(ref, abs=1e-9, rel=1e-12), p
 
 
 def test_3d_anisotropic_matches_product_of_1d_quadratures():
@@ -62,6 +104,14 @@ def test_3d_anisotropic_matches_product_of_1d_quadratures():
         s1, s2 = np.exp(rng.uniform(-3, 2, 3)), np.exp(rng.uniform(-3, 2, 3))
         ref = np.prod([quad_1d(m1[d], s1[d], m2[d], s2[d]) for d in range(3)])
         assert kernel(m1, s1, m2, s2) == pytest.approx(ref, abs=1e-5, rel=1e-6)
+        log_ref = sum(log_quad_1d(m1[d], s1[d], m2[d], s2[d]) for d in range(3))
+        assert log_kernel(m1, s1, m2, s2) == pytest.approx(log_ref, abs=1e-9, rel=1e-12)
+    # a far anisotropic pair: kappa ~ 1e-40, one axis far and two near
+    m1, s1, m2, s2 = np.array([0.0, 0.1, -0.2]), np.array([0.1, 1.0, 0.3]), np.array([2.7, 0.0, 0.1]), \
+        np.array([0.1, 0.5, 2.0])
+    log_ref = sum(log_quad_1d(m1[d], s1[d], m2[d], s2[d]) for d in range(3))
+    assert log_ref < -80
+    assert log_kernel(m1, s1, m2, s2) == pytest.approx(log_ref, abs=1e-9, rel=1e-12)
 
 
 def test_3d_matches_grid_integral_of_joint_densities():

@@ -17,7 +17,7 @@ from scene_pe.data.dataset import preprocessed_split
 from scene_pe.inference.evaluate import evaluate_loader, inference_loader
 from scene_pe.model.build import build_model
 from scene_pe.inference.vertices import predict_batch, predictions_from_outputs
-from scene_pe.experiments.tuning import (TuningError, cache_outputs, chosen_index, grid_points, parse_grid, split_halves, tune)
+from scene_pe.experiments.tuning import (METRICS, PARTS, TuningError, cache_outputs, chosen_index, grid_points, parse_grid, split_halves, tune)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "synthetic_probabilistic.yaml"
@@ -101,9 +101,32 @@ def test_choice_is_the_best_select_ap_ties_and_nan_to_the_first():
     assert chosen_index([{"select_ap": (float("nan"), 0.0)}] * 3) == 0
 
 
-def test_seeds_are_averaged_with_sample_std(untrained_run):
-    one = tune([untrained_run], ["inference.probabilistic.tau=0.3"], progress=False)["rows"][0]
-    two = tune([untrained_run, untrained_run], ["inference.probabilistic.tau=0.3"], progress=False)["rows"][0]
+def test_seeds_are_averaged_with_sample_std(untrained_run, untrained_run_factory):
+    """Two different runs (another network width: other random weights): every figure of the joint
+    row is the mean and the sample std (ddof 1) of the two runs' own figures, computed here."""
+    grid = ["inference.probabilistic.tau=0.3"]
+    other_run = untrained_run_factory("model.head.hidden=24")
+    one = tune([untrained_run], grid, progress=False)["rows"][0]
+    other = tune([other_run], grid, progress=False)["rows"][0]
+    both = tune([untrained_run, other_run], grid, progress=False)["rows"][0]
+    figures = lambda scores: {h: scores[h] for h in PARTS}  # noqa: E731 (not the timing)
+    assert [figures(r) for r in both["runs"]] == [figures(one["runs"][0]), figures(other["runs"][0])]  # in order
+    differ = 0
+    for h in PARTS:
+        for m in METRICS:
+            a, b = one["runs"][0][h][m], other["runs"][0][h][m]
+            assert one[f"{h}_{m}"][0] == a or (np.isnan(a) and np.isnan(one[f"{h}_{m}"][0]))
+            if np.isnan(a) or np.isnan(b):
+                continue
+            mean, std = both[f"{h}_{m}"]
+            assert mean == pytest.approx((a + b) / 2, rel=1e-12, abs=1e-15), (h, m)
+            assert std == pytest.approx(abs(a - b) / np.sqrt(2), rel=1e-9, abs=1e-15), (h, m)  # not |a - b| / 2
+            differ += a != b
+    # the runs differ, on both halves: a mean of one run or a population std would show
+    assert differ >= 2 and one["report_unc_auroc"][0] != other["report_unc_auroc"][0]
+    assert one["select_unc_auroc"][0] != other["select_unc_auroc"][0]
+    # the same run twice: its own figure, with a spread of exactly 0
+    two = tune([untrained_run, untrained_run], grid, progress=False)["rows"][0]
     assert two["report_unc_auroc"] == pytest.approx((one["report_unc_auroc"][0], 0.0))
     assert np.isnan(one["report_unc_auroc"][1])  # one run: no spread, not a spread of 0
 
