@@ -112,7 +112,7 @@ def predict_and_score(args, cfg, rank: int, world: int, device) -> int:
                 print(f"report half of {args.split} ({r_inst.num_scenes} scenes, used for no choice): AP "
                       f"{r_inst.mean_ap:.3f}  AP50 {r_inst.mean_ap50:.3f}  AP25 {r_inst.mean_ap25:.3f}  mIoU "
                       f"{r_sem.miou:.3f}; the figures above include the select half, which chose the "
-                      "thresholds and the best epoch")
+                      "thresholds (and, with validation in training, the best epoch)")
                 metrics["report_half"] = {"scenes": honest, "instance": r_inst.to_dict(),
                                           "semantic": r_sem.to_dict()}
             write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1))
