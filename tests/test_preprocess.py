@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import importlib.util
 import os
 import signal
@@ -66,8 +68,11 @@ def test_batch_good_and_bad(tmp_path, capsys):
         assert any(line.startswith("FAILED") and scene in line and fname in line for line in text.splitlines())
     names = sorted(p.relative_to(out).as_posix() for p in all_files(out))
     assert names == ["gt/scene0000_00.txt", "gt/scene0001_00.txt", "label_set.txt", "preprocess_report.txt",
+                     "scene_pe_provenance.json",  # what a model trained on this folder rests on
                      "scenes/scene0000_00.npz", "scenes/scene0001_00.npz", "scenes/scene0707_00.npz",
                      "splits/test.txt", "splits/train.txt", "splits/val.txt"]
+    record = json.loads((out / "scene_pe_provenance.json").read_text())
+    assert record == {"source": str(root), "layout": "scannet", "generated": None}  # no generator record here
     assert (out / "splits/train.txt").read_text() == "scene0000_00\nscene0001_00\n"
     assert (out / "splits/val.txt").read_text() == ""
     assert (out / "splits/test.txt").read_text() == "scene0707_00\n"
