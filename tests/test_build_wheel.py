@@ -114,7 +114,7 @@ def test_wheel_libraries_get_the_unversioned_names_the_linker_wants(tmp_path, mo
 
 
 def test_the_default_arch_list_is_one_list_everywhere_and_covers_blackwell():
-    from scene_pe.env.cuda_arch import DEFAULT_ARCH_LIST, from_arch_list, runs_on
+    from scene_pe.util.cuda_arch import DEFAULT_ARCH_LIST, from_arch_list, runs_on
 
     docker = (Path(__file__).resolve().parent.parent / "docker" / "Dockerfile").read_text()
     assert f'ARG TORCH_CUDA_ARCH_LIST="{BW.DEFAULT_CUDA_ARCH_LIST}"' in docker

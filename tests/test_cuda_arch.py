@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from scene_pe.env import cuda_arch as C
-from scene_pe.env import fatbin
+from scene_pe.util import cuda_arch as C
+from scene_pe.util import fatbin
 from scene_pe.util import cli
 from scene_pe.util.errors import RunError
 
@@ -98,19 +98,21 @@ def test_the_mismatch_message_names_the_gpu_the_build_and_the_list_to_rebuild_wi
 def test_the_fatbin_reader_reads_what_cuobjdump_lists_off_a_real_nvcc_object():
     listed = C.parse_cuobjdump((DATA / "probe.list-elf.txt").read_text(), (DATA / "probe.list-ptx.txt").read_text())
     assert listed == PROBE_COMPILED
-    assert fatbin.read_file(PROBE) == PROBE_COMPILED
+    assert fatbin.read_file(PROBE) == fatbin.Found(((9, 0, ""), (10, 0, "a"), (12, 0, "")), ((12, 0, ""), (10, 0, "f")))
+    assert C.Compiled.from_bytes(PROBE.read_bytes()) == PROBE_COMPILED
     assert C.read_compiled(PROBE, cuobjdump=None) == (PROBE_COMPILED, "fatbin")
     # the section alone reads the same; an ELF file without device code holds none
     section = fatbin.elf_section(PROBE.read_bytes(), ".nv_fatbin")
-    assert section is not None and fatbin.read_bytes(section) == PROBE_COMPILED
-    assert fatbin.read_file(torch._C.__file__) == C.Compiled()
+    assert section is not None and C.Compiled.from_bytes(section) == PROBE_COMPILED
+    assert C.Compiled.from_bytes(Path(torch._C.__file__).read_bytes()) == C.Compiled()
 
 
 def test_a_damaged_fatbin_entry_is_skipped_not_misread():
     data = bytearray(fatbin.elf_section(PROBE.read_bytes(), ".nv_fatbin"))
     data[16] = 7  # the first entry's kind: neither PTX nor ELF -> that fat binary is not read
-    assert fatbin.read_fatbins(bytes(data)) == C.Compiled()
-    assert fatbin.read_fatbins(b"") == C.Compiled() and fatbin.read_fatbins(b"\x50\xed\x55\xba") == C.Compiled()
+    none = fatbin.Found((), ())
+    assert fatbin.read_fatbins(bytes(data)) == none
+    assert fatbin.read_fatbins(b"") == none and fatbin.read_fatbins(b"\x50\xed\x55\xba") == none
 
 
 @pytest.mark.skipif(not C.find_cuobjdump(), reason="no cuobjdump here")
@@ -122,7 +124,7 @@ def test_cuobjdump_here_reads_the_probe_alike():
 def test_a_built_minkowski_library_reads_alike_both_ways():
     so = os.environ["SCENE_PE_ME_CUDA_SO"]
     exe = C.find_cuobjdump() or shutil.which("cuobjdump")
-    by_fatbin = fatbin.read_file(so)
+    by_fatbin = C.Compiled.from_bytes(Path(so).read_bytes())
     assert by_fatbin.sass, "no machine code found"
     if exe:
         assert C.read_with_cuobjdump(so, exe) == by_fatbin

@@ -88,7 +88,7 @@ class Predictor:
     """A model and its config, ready to segment scans."""
 
     def __init__(self, cfg: Config, model: torch.nn.Module, device: torch.device):
-        from scene_pe.env.cuda_arch import check_device
+        from scene_pe.util.cuda_arch import check_device
 
         check_device(device)  # before the first kernel: a build without code for this GPU says so
         self.cfg, self.model, self.device = cfg, model.eval(), device

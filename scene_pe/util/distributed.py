@@ -33,7 +33,7 @@ def init_distributed() -> tuple[int, int, torch.device]:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
-        from scene_pe.env.cuda_arch import check_device
+        from scene_pe.util.cuda_arch import check_device
 
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)

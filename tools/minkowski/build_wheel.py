@@ -38,7 +38,7 @@ ME_VERSION = "0.5.4"
 SDIST_NAME = f"MinkowskiEngine-{ME_VERSION}.tar.gz"
 SDIST_SHA256 = "b1879c00d0b0b1d30ba622cce239886a7e3c78ee9da1064cdfe2f64c2ab15f94"
 PATCH_DIR = Path(__file__).resolve().parent / "patches"
-# GPU architectures built when TORCH_CUDA_ARCH_LIST is unset (as scene_pe/env/cuda_arch.py and
+# GPU architectures built when TORCH_CUDA_ARCH_LIST is unset (as scene_pe/util/cuda_arch.py and
 # docker/Dockerfile): A100, RTX 30xx/A40, RTX 40xx/L4/L40, H100/H200, B200/GB200, RTX 50xx/RTX PRO
 # 6000; PTX of the newest, which the driver JIT-compiles for a later GPU. 10.0 and 12.0 need nvcc >= 12.8.
 DEFAULT_CUDA_ARCH_LIST = "8.0;8.6;8.9;9.0;10.0;12.0+PTX"

@@ -18,12 +18,25 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
-
-from scene_pe.env.cuda_arch import Arch, Compiled
+from typing import NamedTuple
 
 MAGIC = 0xBA55ED50
 KIND_PTX, KIND_ELF = 1, 2
 FLAG_ARCH_SPECIFIC, FLAG_FAMILY = 0x100000, 0x200000
+
+
+class Target(NamedTuple):
+    """One entry's architecture: compute capability major.minor and "" / "a" / "f" (as
+    util/cuda_arch.py's Arch, which compares equal)."""
+
+    major: int
+    minor: int
+    variant: str
+
+
+class Found(NamedTuple):
+    sass: tuple[Target, ...]
+    ptx: tuple[Target, ...]
 
 
 class FatbinError(ValueError):
@@ -34,7 +47,7 @@ def _variant(flags: int) -> str:
     return "a" if flags & FLAG_ARCH_SPECIFIC else "f" if flags & FLAG_FAMILY else ""
 
 
-def _entries(data: bytes, start: int) -> tuple[list[tuple[int, Arch]], int]:
+def _entries(data: bytes, start: int) -> tuple[list[tuple[int, Target]], int]:
     """One fat binary at ``start``: its (kind, arch) entries and the offset after it."""
     magic, _version, header, size = struct.unpack_from("<IHHQ", data, start)
     if magic != MAGIC or header < 16:
@@ -51,12 +64,12 @@ def _entries(data: bytes, start: int) -> tuple[list[tuple[int, Arch]], int]:
         (flags,) = struct.unpack_from("<Q", data, off + 40)
         if kind not in (KIND_PTX, KIND_ELF) or ehead < 48 or not 10 <= arch < 1000:
             raise FatbinError(f"unknown entry at offset {off} (kind {kind}, header {ehead}, arch {arch})")
-        out.append((kind, Arch(arch // 10, arch % 10, _variant(flags))))
+        out.append((kind, Target(arch // 10, arch % 10, _variant(flags))))
         off += ehead + payload
     return out, end
 
 
-def read_fatbins(data: bytes) -> Compiled:
+def read_fatbins(data: bytes) -> Found:
     """Every fat binary in ``data`` (a ``.nv_fatbin`` section, or any bytes holding them)."""
     sass, ptx = [], []
     magic = struct.pack("<I", MAGIC)
@@ -70,7 +83,7 @@ def read_fatbins(data: bytes) -> Compiled:
             for kind, arch in entries:
                 (ptx if kind == KIND_PTX else sass).append(arch)
         pos = data.find(magic, pos)
-    return Compiled(tuple(sass), tuple(ptx))
+    return Found(tuple(sass), tuple(ptx))
 
 
 def elf_section(data: bytes, name: str) -> bytes | None:
@@ -95,15 +108,15 @@ def elf_section(data: bytes, name: str) -> bytes | None:
     return None
 
 
-def read_bytes(data: bytes) -> Compiled:
+def read_bytes(data: bytes) -> Found:
     """An ELF file's ``.nv_fatbin`` section; other bytes (a raw fatbin) are searched whole."""
     section = elf_section(data, ".nv_fatbin")
     if section is not None:
         return read_fatbins(section)
     if data[:4] == b"\x7fELF":
-        return Compiled()  # an ELF file without device code (a CPU build)
+        return Found((), ())  # an ELF file without device code (a CPU build)
     return read_fatbins(data)
 
 
-def read_file(path: str | Path) -> Compiled:
+def read_file(path: str | Path) -> Found:
     return read_bytes(Path(path).read_bytes())

@@ -15,6 +15,8 @@ Without any of them CUDA fails at the first kernel with "no kernel image is avai
 for execution on the device"; :func:`check_device` says instead which
 TORCH_CUDA_ARCH_LIST to rebuild with. The architectures are read off the built
 library (``cuobjdump --list-elf/--list-ptx`` when found, else ``fatbin.py``'s reader).
+It lives in util/ (no scene_pe import but errors and fatbin) so that device set-up
+(util/distributed.py) and prediction can call it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from scene_pe.util import fatbin
 from scene_pe.util.errors import RunError
 
 log = logging.getLogger(__name__)
@@ -80,6 +83,12 @@ class Compiled:
         sass = ", ".join(a.sm() for a in self.sass) or "none"
         ptx = ", ".join(a.sm("compute") for a in self.ptx) or "none"
         return f"SASS {sass}; PTX {ptx}"
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Compiled":
+        """The fat binaries in a library's bytes (util/fatbin.py)."""
+        found = fatbin.read_bytes(data)
+        return cls(tuple(Arch(*a) for a in found.sass), tuple(Arch(*a) for a in found.ptx))
 
     def arch_list(self) -> str:
         """As TORCH_CUDA_ARCH_LIST writes it (``9.0;12.0+PTX``); PTX alone as ``X.Y+PTX`` too."""
@@ -193,15 +202,13 @@ def read_with_cuobjdump(path: str | Path, exe: str) -> Compiled:
 
 def read_compiled(path: str | Path, cuobjdump: str | None = "auto") -> tuple[Compiled, str]:
     """The architectures in a library file, and how they were read ("cuobjdump" / "fatbin")."""
-    from scene_pe.env.fatbin import read_file
-
     exe = find_cuobjdump() if cuobjdump == "auto" else cuobjdump
     if exe:
         try:
             return read_with_cuobjdump(path, exe), "cuobjdump"
         except (OSError, subprocess.SubprocessError) as e:
             log.debug("cuobjdump failed on %s (%s); reading the fatbin", path, e)
-    return read_file(path), "fatbin"
+    return Compiled.from_bytes(Path(path).read_bytes()), "fatbin"
 
 
 def minkowski_library() -> Path | None:
