@@ -101,6 +101,9 @@ def test_the_fatbin_reader_reads_what_cuobjdump_lists_off_a_real_nvcc_object():
     assert fatbin.read_file(PROBE) == fatbin.Found(((9, 0, ""), (10, 0, "a"), (12, 0, "")), ((12, 0, ""), (10, 0, "f")))
     assert C.Compiled.from_bytes(PROBE.read_bytes()) == PROBE_COMPILED
     assert C.read_compiled(PROBE, cuobjdump=None) == (PROBE_COMPILED, "fatbin")
+    # a cuobjdump that lists nothing (too old for the file) or fails to start: the reader here
+    assert C.read_compiled(PROBE, cuobjdump="/bin/false") == (PROBE_COMPILED, "fatbin")
+    assert C.read_compiled(PROBE, cuobjdump="/nonexistent/cuobjdump") == (PROBE_COMPILED, "fatbin")
     # the section alone reads the same; an ELF file without device code holds none
     section = fatbin.elf_section(PROBE.read_bytes(), ".nv_fatbin")
     assert section is not None and C.Compiled.from_bytes(section) == PROBE_COMPILED

@@ -205,9 +205,12 @@ def read_compiled(path: str | Path, cuobjdump: str | None = "auto") -> tuple[Com
     exe = find_cuobjdump() if cuobjdump == "auto" else cuobjdump
     if exe:
         try:
-            return read_with_cuobjdump(path, exe), "cuobjdump"
+            found = read_with_cuobjdump(path, exe)
         except (OSError, subprocess.SubprocessError) as e:
             log.debug("cuobjdump failed on %s (%s); reading the fatbin", path, e)
+        else:
+            if found:  # nothing listed: no device code, or a cuobjdump too old for it: read it here
+                return found, "cuobjdump"
     return Compiled.from_bytes(Path(path).read_bytes()), "fatbin"
 
 
