@@ -12,7 +12,7 @@ export OMP_NUM_THREADS ?= 1
 # also obeys OMP_NUM_THREADS, which make >= 4.4 passes to $(shell): so without it).
 TEST_WORKERS ?= $(shell env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 
-.PHONY: setup test demo gpu-check docker-check lock clean-venv
+.PHONY: setup test demo gpu-check gpu-bundle docker-check lock clean-venv
 
 setup:
 	VENV=$(VENV) ./tools/setup_env.sh
@@ -27,6 +27,11 @@ demo: setup
 # the GPU (CPU part only without CUDA); docs/gpu.md. Build with ME_CUDA=1 there.
 gpu-check: setup
 	$(PY) tools/gpu_check.py $(GPU_CHECK_ARGS)
+
+# The GPU check as one folder (.gpu/, under 60 MiB: the CUDA MinkowskiEngine wheel, a saved
+# scene, the sources, run.sh) for a machine with a CUDA torch and nothing else; docs/gpu.md.
+gpu-bundle: setup
+	$(PY) tools/gpu_bundle.py $(GPU_BUNDLE_ARGS)
 
 # Build docker/Dockerfile's CPU image and test it in containers (docs/docker.md); needs
 # root or a running Docker daemon. Not part of setup: it runs on the host's Python.

@@ -111,3 +111,31 @@ def test_wheel_libraries_get_the_unversioned_names_the_linker_wants(tmp_path, mo
     work2 = tmp_path / "work2"
     work2.mkdir()
     assert not (work2 / "cudalibs").exists() and "LIBRARY_PATH" not in BW.cuda_env({}, work2)
+
+
+def test_the_default_arch_list_is_one_list_everywhere_and_covers_blackwell():
+    from scene_pe.util.cuda_arch import DEFAULT_ARCH_LIST, from_arch_list, runs_on
+
+    docker = (Path(__file__).resolve().parent.parent / "docker" / "Dockerfile").read_text()
+    assert f'ARG TORCH_CUDA_ARCH_LIST="{BW.DEFAULT_CUDA_ARCH_LIST}"' in docker
+    assert BW.DEFAULT_CUDA_ARCH_LIST == DEFAULT_ARCH_LIST
+    compiled = from_arch_list(DEFAULT_ARCH_LIST)
+    for cc in [(8, 0), (8, 6), (8, 9), (9, 0), (10, 0), (12, 0)]:
+        assert runs_on(compiled, cc).kind == "sass"
+    assert runs_on(compiled, (13, 0)).kind == "ptx"  # a later GPU JIT-compiles the newest PTX
+
+
+def test_an_unset_arch_list_builds_the_default_and_nvcc_must_know_every_entry(monkeypatch):
+    nvcc13 = {"7.5", "8.0", "8.6", "8.7", "8.8", "8.9", "9.0", "10.0", "10.3", "11.0", "12.0", "12.1"}
+    assert BW.unknown_archs("8.0;9.0a 10.0f;12.0+PTX", nvcc13) == []
+    assert BW.unknown_archs("7.0;9.0;12.0+PTX", {"8.0", "9.0"}) == ["7.0", "12.0"]
+    monkeypatch.delenv("TORCH_CUDA_ARCH_LIST", raising=False)
+    monkeypatch.setattr(BW, "nvcc_archs", lambda: nvcc13)
+    assert BW.choose_arch_list() == BW.DEFAULT_CUDA_ARCH_LIST == os.environ["TORCH_CUDA_ARCH_LIST"]
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "9.0")
+    assert BW.choose_arch_list() == "9.0"
+    monkeypatch.setattr(BW, "nvcc_archs", lambda: {"8.0", "8.6", "8.9", "9.0"})  # CUDA 12.4: no Blackwell
+    monkeypatch.setattr(BW, "cuda_version", lambda: "12.4.131")
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", BW.DEFAULT_CUDA_ARCH_LIST)
+    with pytest.raises(SystemExit):
+        BW.choose_arch_list()

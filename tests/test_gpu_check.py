@@ -54,10 +54,12 @@ def test_tool_on_the_cpu_times_training_inference_and_ddp(tmp_path, capsys):
     elif gpu:  # the GPU checks too: the CUDA convolution, and a DDP step on NCCL with 2+ GPUs
         assert rc == 0 and "no CUDA device" not in out and "all checks passed" in out
         backend = "nccl" if torch.cuda.device_count() >= 2 else "gloo"
-        assert sorted(r["checks"]) == [f"2-process DDP step ({backend})", "CPU sparse conv = dense conv3d",
-                                       "CUDA sparse conv = CPU sparse conv", "MinkowskiEngine built with CUDA",
-                                       "inference", "training steps, float32",
-                                       f"training steps, {r['training_amp']['precision']}"]
+        assert sorted(r["checks"]) == sorted([f"2-process DDP step ({backend})", "CPU sparse conv = dense conv3d",
+                                              "CUDA sparse conv = CPU sparse conv", "MinkowskiEngine built with CUDA",
+                                              "inference", "training steps, float32",
+                                              f"training steps, {r['training_amp']['precision']}"]
+                                             + [f"MinkowskiEngine has code for GPU {i}"
+                                                for i in range(torch.cuda.device_count())])
         assert "AMP (" in out  # float32 and AMP step times side by side
     else:  # a GPU but a CPU-only MinkowskiEngine: that check fails, and says how to fix it
         assert rc == 1 and r["checks"]["MinkowskiEngine built with CUDA"] == {"ok": False, "detail":
@@ -86,3 +88,37 @@ def test_saved_scene_round_trip_and_a_wrong_file_is_named(tmp_path):
     np.savez(tmp_path / "bad.npz", coords=sample["coords"])
     with pytest.raises(ValueError, match=r"bad\.npz: not a scene .*missing \['colors'"):
         G.load_sample(tmp_path / "bad.npz")
+
+
+def fake_env(archs: str, cc: list[int]) -> dict:
+    return {"torch": "2.11.0+cu130", "torch_cuda": "13.0", "cuda_available": True, "gpus": ["NVIDIA B200"],
+            "compute_capabilities": [cc], "minkowski": "0.5.4", "minkowski_cuda": True,
+            "minkowski_library": "/site/MinkowskiEngineBackend/_C.so", "minkowski_archs": archs,
+            "minkowski_archs_read_by": "fatbin"}
+
+
+def test_arch_check_passes_a_served_gpu_and_names_the_rebuild_list_for_another():
+    assert M.arch_checks(fake_env("9.0;10.0;12.0+PTX", [10, 0])) == [
+        ("MinkowskiEngine has code for GPU 0", True, "compute capability 10.0 runs its sm_100 machine code")]
+    (name, ok, detail), = M.arch_checks(fake_env("8.0;8.6;8.9;9.0", [10, 0]))
+    assert not ok and 'TORCH_CUDA_ARCH_LIST="8.0;8.6;8.9;9.0;10.0+PTX"' in detail and "NVIDIA B200" in detail
+    (_, ok, detail), = M.arch_checks(fake_env("9.0+PTX", [12, 0]))
+    assert ok and "JIT-compiles its compute_90 PTX" in detail
+    assert M.arch_checks({**fake_env("", [10, 0])}) == []  # nothing read: nothing claimed
+    assert M.arch_checks({**fake_env("9.0", [10, 0]), "cuda_available": False}) == []
+
+
+def test_the_tool_stops_before_cuda_kernels_on_a_gpu_the_build_cannot_serve(monkeypatch, capsys, tmp_path):
+    spec = importlib.util.spec_from_file_location("gpu_check_tool", ROOT / "tools" / "gpu_check.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    monkeypatch.setattr(M, "environment", lambda: fake_env("8.0;8.6;8.9;9.0", [12, 0]))
+    ran = []
+    monkeypatch.setattr(M, "sparse_conv", lambda *a: ran.append(a[-1]) or (torch.zeros(1),) * 3)
+    monkeypatch.setattr(M, "dense_conv", lambda *a: (torch.zeros(1),) * 3)
+    rc = tool.main(["--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert rc == 1 and ran == ["cpu"]  # the CPU convolution only: no CUDA kernel was tried
+    assert "FAIL MinkowskiEngine has code for GPU 0" in out and 'TORCH_CUDA_ARCH_LIST="8.0;8.6;8.9;9.0;12.0+PTX"' in out
+    assert "(CUDA architectures: 8.0;8.6;8.9;9.0); GPUs: NVIDIA B200 (12.0)" in out
+    assert json.loads((tmp_path / "r.json").read_text())["checks"]["MinkowskiEngine has code for GPU 0"]["ok"] is False

@@ -43,16 +43,21 @@ def run(args) -> int:
 
     env = M.environment()
     report["environment"] = env
-    print(f"torch {env['torch']} (CUDA {env['torch_cuda']}), MinkowskiEngine {env['minkowski']}; "
-          f"GPUs: {', '.join(env['gpus']) or 'none'}")
+    gpus = [f"{g} ({c[0]}.{c[1]})" for g, c in zip(env["gpus"], env["compute_capabilities"])]
+    print(f"torch {env['torch']} (CUDA {env['torch_cuda']}), MinkowskiEngine {env['minkowski']} "
+          f"(CUDA architectures: {env['minkowski_archs'] or 'none'}); GPUs: {', '.join(gpus) or 'none'}")
     if env["cuda_available"]:
         check("MinkowskiEngine built with CUDA", env["minkowski_cuda"],
               "yes" if env["minkowski_cuda"] else "no: rebuild it (docs/gpu.md)")
+    arch = M.arch_checks(env)
+    for name, ok, detail in arch:
+        check(name, ok, detail)
     data = M.random_points(seed=0)
     cpu = M.sparse_conv(*data, "cpu")
     d = M.compare(cpu, M.dense_conv(*data))
     check("CPU sparse conv = dense conv3d", d.ok(RTOL), f"{d}")
-    cuda = env["cuda_available"] and env["minkowski_cuda"]
+    # a GPU the build has no code for would stop at the first kernel ("no kernel image"): not run
+    cuda = env["cuda_available"] and env["minkowski_cuda"] and all(ok for _, ok, _ in arch)
     if cuda:
         d = M.compare(cpu, M.sparse_conv(*data, "cuda"))
         check("CUDA sparse conv = CPU sparse conv", d.ok(RTOL), f"{d}")

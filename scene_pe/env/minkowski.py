@@ -34,13 +34,39 @@ class ConvDiff:
 
 
 def environment() -> dict:
+    """Versions, GPUs (name, compute capability), and the CUDA architectures compiled into
+    MinkowskiEngine (read off its library: util/cuda_arch.py; "" for a CPU build)."""
     import MinkowskiEngine as ME
 
+    from scene_pe.util import cuda_arch
+
     cuda = torch.cuda.is_available()
+    library = cuda_arch.minkowski_library()
+    compiled, how = cuda_arch.read_compiled(library) if library else (cuda_arch.Compiled(), "")
     return {"torch": torch.__version__, "torch_cuda": torch.version.cuda, "cuda_available": cuda,
             "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
             if cuda else [],
-            "minkowski": ME.__version__, "minkowski_cuda": bool(ME.is_cuda_available())}
+            "compute_capabilities": [list(torch.cuda.get_device_capability(i))
+                                     for i in range(torch.cuda.device_count())] if cuda else [],
+            "minkowski": ME.__version__, "minkowski_cuda": bool(ME.is_cuda_available()),
+            "minkowski_library": str(library or ""), "minkowski_archs": compiled.arch_list(),
+            "minkowski_archs_read_by": how if compiled else ""}
+
+
+def arch_checks(env: dict) -> list[tuple[str, bool, str]]:
+    """Per GPU: can MinkowskiEngine's compiled code run on it (cuda_arch.runs_on)? (name, ok, detail)."""
+    from scene_pe.util import cuda_arch
+
+    if not (env["cuda_available"] and env["minkowski_cuda"] and env["minkowski_archs"]):
+        return []
+    compiled = cuda_arch.from_arch_list(env["minkowski_archs"])
+    out = []
+    for i, (gpu, cc) in enumerate(zip(env["gpus"], map(tuple, env["compute_capabilities"]))):
+        served = cuda_arch.runs_on(compiled, cc)
+        detail = (cuda_arch.served_note(served, cc) if served else
+                  cuda_arch.mismatch_message(compiled, cc, gpu, env["minkowski_library"]))
+        out.append((f"MinkowskiEngine has code for GPU {i}", served is not None, detail))
+    return out
 
 
 # ------------------------------------------------------------------ convolution

@@ -89,6 +89,9 @@ class Predictor:
     """A model and its config, ready to segment scans."""
 
     def __init__(self, cfg: Config, model: torch.nn.Module, device: torch.device):
+        from scene_pe.util.cuda_arch import check_device
+
+        check_device(device)  # before the first kernel: a build without code for this GPU says so
         self.cfg, self.model, self.device = cfg, model.eval(), device
         self.amp_dtype = amp_dtype(cfg.train, device)  # the heads' dtype (model/precision.py)
         self.transforms = build_transforms(cfg.data.val_transforms)

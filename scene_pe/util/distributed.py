@@ -33,8 +33,11 @@ def init_distributed() -> tuple[int, int, torch.device]:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
+        from scene_pe.util.cuda_arch import check_device
+
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
+        check_device(device)  # a MinkowskiEngine built for other GPUs: say what to rebuild with, now
     else:
         device = torch.device("cpu")
     if world > 1 and not dist.is_initialized():

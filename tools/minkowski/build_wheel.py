@@ -38,6 +38,10 @@ ME_VERSION = "0.5.4"
 SDIST_NAME = f"MinkowskiEngine-{ME_VERSION}.tar.gz"
 SDIST_SHA256 = "b1879c00d0b0b1d30ba622cce239886a7e3c78ee9da1064cdfe2f64c2ab15f94"
 PATCH_DIR = Path(__file__).resolve().parent / "patches"
+# GPU architectures built when TORCH_CUDA_ARCH_LIST is unset (as scene_pe/util/cuda_arch.py and
+# docker/Dockerfile): A100, RTX 30xx/A40, RTX 40xx/L4/L40, H100/H200, B200/GB200, RTX 50xx/RTX PRO
+# 6000; PTX of the newest, which the driver JIT-compiles for a later GPU. 10.0 and 12.0 need nvcc >= 12.8.
+DEFAULT_CUDA_ARCH_LIST = "8.0;8.6;8.9;9.0;10.0;12.0+PTX"
 DEFAULT_INDEX = "https://pypi.org/simple"
 
 
@@ -117,13 +121,41 @@ def cuda_version() -> str:
     return m.group(1)
 
 
+def nvcc_archs() -> set[str]:
+    """The virtual architectures this nvcc compiles for, as "X.Y" (``nvcc --list-gpu-arch``)."""
+    import torch.utils.cpp_extension as ext
+
+    out = subprocess.run([str(Path(ext.CUDA_HOME, "bin", "nvcc")), "--list-gpu-arch"], capture_output=True,
+                         text=True).stdout
+    return {f"{m.group(1)}.{m.group(2)}" for m in re.finditer(r"compute_(\d+)(\d)\b", out)}
+
+
+def unknown_archs(arch_list: str, known: set[str]) -> list[str]:
+    """Entries of a TORCH_CUDA_ARCH_LIST (``8.0;9.0a;12.0+PTX``) that nvcc does not know."""
+    wanted = [re.sub(r"(\+PTX|[af])$", "", a, flags=re.I) for a in re.split(r"[;\s]+", arch_list.strip()) if a]
+    return [a for a in wanted if a not in known]
+
+
+def choose_arch_list() -> str:
+    """TORCH_CUDA_ARCH_LIST for a CUDA build: the variable, else DEFAULT_CUDA_ARCH_LIST (torch's own
+    default is the GPUs it sees, none on a build machine); checked against nvcc."""
+    arch_list = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_CUDA_ARCH_LIST)
+    known = nvcc_archs()
+    missing = unknown_archs(arch_list, known) if known else []
+    if missing:
+        die(f"nvcc {cuda_version()} cannot compile for {', '.join(missing)} (it knows "
+            f"{', '.join(sorted(known, key=lambda a: tuple(map(int, a.split('.')))))}): use a toolkit that has "
+            f"them (10.0 and 12.0: CUDA >= 12.8; 7.0 and older: CUDA 12) or leave them out of TORCH_CUDA_ARCH_LIST")
+    return arch_list
+
+
 def cache_key(cuda: bool) -> str:
     import torch
 
     py = f"py{sys.version_info.major}{sys.version_info.minor}"
     device = "cpu"
     if cuda:
-        arch = os.environ.get("TORCH_CUDA_ARCH_LIST", "native").replace(" ", "_").replace(";", "_")
+        arch = os.environ.get("TORCH_CUDA_ARCH_LIST", DEFAULT_CUDA_ARCH_LIST).replace(" ", "_").replace(";", "_")
         device = f"cuda{cuda_version()}-arch{arch}"
     return f"me{ME_VERSION}-{py}-torch{torch.__version__.replace('+', '_')}-{device}-p{patches_hash()}"
 
@@ -274,8 +306,8 @@ def dry_run(args: argparse.Namespace, key: str) -> None:
     say(f"python {sys.executable} ({sys.version.split()[0]}), torch {torch.__version__} "
         f"(built for CUDA {torch.version.cuda})")
     if args.cuda:
-        say(f"nvcc: CUDA {cuda_version()}; TORCH_CUDA_ARCH_LIST="
-            f"{os.environ.get('TORCH_CUDA_ARCH_LIST', '(unset: the GPUs of this machine, none here)')}")
+        say(f"nvcc: CUDA {cuda_version()}; TORCH_CUDA_ARCH_LIST={os.environ['TORCH_CUDA_ARCH_LIST']}"
+            f"{' (the default)' if os.environ['TORCH_CUDA_ARCH_LIST'] == DEFAULT_CUDA_ARCH_LIST else ''}")
     say(f"MAX_JOBS={os.environ.get('MAX_JOBS', os.cpu_count() or 2)}; setup.py bdist_wheel --blas=openblas "
         f"{'--force_cuda' if args.cuda else '--cpu_only'}; patches: "
         f"{', '.join(p.name for p in patch_files())}")
@@ -303,6 +335,8 @@ def main() -> None:
     check_prerequisites(args.cuda)
     if args.cuda:
         choose_cuda_home(args.pypi_toolkit)
+        cuda_version()  # nvcc is there (else: what to set)
+        choose_arch_list()
     key = cache_key(args.cuda)
     if args.dry_run:
         dry_run(args, key)
