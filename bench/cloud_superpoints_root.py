@@ -1,7 +1,7 @@
 """A preprocessed root whose scenes carry point-cloud superpoints instead of their mesh's segs.json.
 
     python bench/cloud_superpoints_root.py --src data/scannetlike/preprocessed --out data/scannetlike/cloud \\
-        [--split val] [--color-veto 0.12] [--color-weight 0]
+        [--split val] [--color-veto 0.1] [--color-weight 0]
 
 Every scene of the split is the same scan (the network's input, colours, is
 unchanged) given as a bare point cloud: its ``segment`` array is remade by the
@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     ap.add_argument("--src", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--split", default="val")
-    ap.add_argument("--color-veto", type=float, default=0.12)
+    ap.add_argument("--color-veto", type=float, default=0.10)
     ap.add_argument("--color-weight", type=float, default=0.0)
     args = ap.parse_args(argv)
 

@@ -24,7 +24,7 @@ def coplanar_halves(right_rgb):
 
 
 def test_a_colour_veto_splits_a_plane_the_normals_cannot():
-    xyz, normals, rgb, right = coplanar_halves((60, 60, 60))  # RGB distance 0.41 > 0.12
+    xyz, normals, rgb, right = coplanar_halves((60, 60, 60))  # RGB distance 0.41 > 0.10
     seg = segment_cloud(xyz, normals, SegmentatorConfig(knn=6), rgb)
     assert same_partition(seg, right.astype(int))
     # without the veto every edge weighs 0: one segment

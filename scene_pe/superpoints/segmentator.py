@@ -29,11 +29,11 @@ superpoints"):
 
 * normals, unless given, from the planes of the 10 nearest points and
   shortened where the neighbourhood bends (geometry/normals.py,
-  ``segmentation_normals``), as the mesh's unnormalised running means are: on
-  real scans the 10 cm-ball normals smoothed every crease and purity fell to
-  0.93 (0.975 with the mesh's own normals on the same kNN graph);
+  ``segmentation_normals``), as the mesh's unnormalised running means are: the
+  10 cm-ball normals smoothed every crease (normals only, on scene0000_00's
+  kNN graph: purity 0.86 with them, 0.975 with the mesh's own normals);
 * colour as a veto, not a weight: an edge whose ends differ by more than
-  ``color_veto`` (0.12, RGB distance, channels 0-1) never joins two segments
+  ``color_veto`` (0.10, RGB distance, channels 0-1) never joins two segments
   in the Felzenszwalb pass. A real sensor's colour noise added to every
   weight (the former ``color_weight`` 0.5 x RGB distance) lifted each
   component's threshold until objects leaked into each other, and left
@@ -61,7 +61,7 @@ MIN_VERTICES = 20        # meshes (ScanNet's)
 CLOUD_MIN_VERTICES = 10  # point clouds (module doc)
 KNN = 10
 COLOR_WEIGHT = 0.0
-COLOR_VETO = 0.12
+COLOR_VETO = 0.10
 
 
 @dataclass(frozen=True)
