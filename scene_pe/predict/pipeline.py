@@ -170,7 +170,7 @@ class Predictor:
         """(per-vertex superpoint ids, where they came from) when this input's mode uses superpoints.
 
         A mesh is segmented as stored (as ScanNet did); a point cloud in the model frame
-        (metres), with its file's normals where it has them, with colour edges where it has colours.
+        (metres), with its file's normals where it has them, with colour vetoes where it has colours.
         ``as_cloud``: every input as a bare cloud, its normals estimated from its vertices (a mesh's
         face normals or a file's own normals would make its segments differ from the bare cloud's)."""
         if self.inference_for(scan, as_cloud).superpoints == "none":
