@@ -11,6 +11,8 @@ from scene_pe.superpoints.purity import majority, num_segments, purity
 from scene_pe.superpoints.segmentator import SegmentatorConfig, segment_cloud
 from scene_pe.synthetic.scenes import generate_scene
 
+NORMALS_ONLY = SegmentatorConfig(color_weight=0.0, color_veto=float("inf"))
+
 
 def test_purity_on_a_hand_computed_case():
     seg = np.array([7, 7, 7, 7, 3, 3, 3, 9, 9, 9])
@@ -38,19 +40,20 @@ def test_colour_edges_keep_cloud_segments_inside_objects(room, keep):
     xyz, rgb, gt, mesh_segments = room
     idx = np.sort(np.random.default_rng(0).choice(len(xyz), int(len(xyz) * keep), replace=False))
     xyz, rgb, gt = xyz[idx], rgb[idx], gt[idx]
-    normals = estimate_normals(xyz)
-    seg = segment_cloud(xyz, normals, SegmentatorConfig(), rgb)
-    plain = segment_cloud(xyz, normals, SegmentatorConfig(color_weight=0.0), rgb)
+    seg = segment_cloud(xyz, None, SegmentatorConfig(), rgb)
+    plain = segment_cloud(xyz, None, NORMALS_ONLY, rgb)
     print(f"keep {keep}: purity {purity(seg, gt):.4f} ({num_segments(seg)} segments; mesh {mesh_segments}), "
           f"normals only {purity(plain, gt):.4f} ({num_segments(plain)})")
     assert purity(seg, gt) >= 0.97
     assert num_segments(seg) <= 3 * mesh_segments
-    assert purity(seg, gt) > purity(plain, gt)  # the colour term is what keeps them apart
+    assert purity(seg, gt) > purity(plain, gt)  # the colour vetoes are what keep them apart
 
 
 def test_without_colours_or_weight_the_cloud_segmentation_is_the_normal_only_one(room):
     xyz, rgb, _, _ = room
-    normals = estimate_normals(xyz[:20000])
-    a = segment_cloud(xyz[:20000], normals)
-    b = segment_cloud(xyz[:20000], normals, SegmentatorConfig(color_weight=0.0), rgb[:20000])
+    a = segment_cloud(xyz[:20000])
+    b = segment_cloud(xyz[:20000], None, NORMALS_ONLY, rgb[:20000])
     assert np.array_equal(a, b)
+    normals = estimate_normals(xyz[:20000])  # given normals (a file's own) go the same way
+    assert np.array_equal(segment_cloud(xyz[:20000], normals),
+                          segment_cloud(xyz[:20000], normals, NORMALS_ONLY, rgb[:20000]))

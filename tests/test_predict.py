@@ -208,9 +208,7 @@ def test_superpoint_inference_gives_every_superpoint_one_instance(scene, tmp_pat
         assert record["superpoints"]["source"] == "segs.json"
     else:
         assert record["superpoints"]["source"] == "built-in segmentator (point cloud, normals + colours)"
-        from scene_pe.geometry.normals import estimate_normals
-        segs = segment_cloud(scene["xyz"].astype(np.float32), estimate_normals(scene["xyz"].astype(np.float32)),
-                             colors=scene["rgb"])
+        segs = segment_cloud(scene["xyz"].astype(np.float32), None, colors=scene["rgb"])  # its own normals
     pairs = np.unique(np.stack([segs, arrays["instance"]]), axis=1)
     assert len(pairs[0]) == len(np.unique(segs))  # one instance (or none) per superpoint
     assert len(record["instances"]) >= 3

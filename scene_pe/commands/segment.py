@@ -14,7 +14,7 @@ from scene_pe.util.errors import SceneError
 
 def run(args, paths) -> int:
     """tools/segment.py's arguments and its expanded inputs -> exit status (1 if an input failed)."""
-    cfg = SegmentatorConfig(args.k_thresh, args.min_vertices, args.knn, args.color_weight)
+    cfg = SegmentatorConfig(args.k_thresh, args.min_vertices, args.knn, args.color_weight, args.color_veto)
     failures = 0
     for path, name in zip(paths, output_names(paths)):
         try:
@@ -25,7 +25,7 @@ def run(args, paths) -> int:
             out = args.out or (args.out_dir or scan.path.parent) / f"{stem}.{args.k_thresh:f}.segs.json"
             if out.exists() and not args.overwrite:
                 raise SceneError(name, out, "exists; not replaced (--overwrite, or --out / --out-dir elsewhere)")
-            write_segs_json(out, name, seg, params=cfg.params(), mesh_name=stem)
+            write_segs_json(out, name, seg, params=cfg.params(cloud=not scan.is_mesh), mesh_name=stem)
             kind = "mesh" if scan.is_mesh else "point cloud"
             print(f"{name}: {len(set(seg.tolist()))} segments over {len(seg):,} vertices ({kind}), "
                   f"{time.perf_counter() - t0:.2f} s -> {out}")

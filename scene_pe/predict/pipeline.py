@@ -176,19 +176,20 @@ class Predictor:
         """(per-vertex superpoint ids, where they came from) when this input's mode uses superpoints.
 
         A mesh is segmented as stored (as ScanNet did); a point cloud in the model frame
-        (metres), where its normals are, with colour edges where it has colours. ``as_cloud``:
-        every input as a bare cloud, its normals estimated from its vertices (a mesh's face
-        normals or a file's own normals would make its segments differ from the bare cloud's)."""
+        (metres), with its file's normals where it has them, with colour vetoes where it has colours.
+        ``as_cloud``: every input as a bare cloud, its normals estimated from its vertices (a mesh's
+        face normals or a file's own normals would make its segments differ from the bare cloud's)."""
         if self.inference_for(scan, as_cloud).superpoints == "none":
             return None, None
         if not as_cloud and scan.segments is not None:
             return scan.segments, "segs.json"
         if not as_cloud and scan.is_mesh:
             return segment_mesh(scan.coords, scan.faces), "built-in segmentator (mesh)"
-        if as_cloud and (scan.is_mesh or scan.normals is not None):
-            normals = estimate_normals(xyz)
+        # a file's own normals are kept; otherwise the segmentator's (not the 10 cm-ball feature normals:
+        # they smooth creases, superpoints/segmentator.py)
+        own = None if as_cloud or scan.normals is None else normals
         colored = scan.colors is not None
-        return (segment_cloud(xyz, normals, colors=scan.colors),
+        return (segment_cloud(xyz, own, colors=scan.colors),
                 f"built-in segmentator (point cloud, {'normals + colours' if colored else 'normals only'}"
                 f"{'; every input as a cloud' if as_cloud else ''})")
 
