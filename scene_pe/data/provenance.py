@@ -24,8 +24,8 @@ GENERATOR = "scene_pe.synthetic"
 # Where a model trained on generated rooms stands on real scans: the demo's config on scene0000_00 as a
 # ScanNet folder (issue 32's full demo model, and bench/real_scans.py with a 10-epoch one; the
 # table, its commands, machine and date: docs/results.md, "Real scans").
-REAL_SCANS = ("on a real ScanNet scan (scene0000_00) demo models reach 18-class AP50 0.04-0.06 and class-agnostic "
-              "AP50 ~0.09, against 0.7-0.8 on generated rooms (docs/results.md, \"Real scans\")")
+REAL_SCANS = ("on a real ScanNet scan (scene0000_00) demo models reach 18-class AP50 0.01-0.06 and class-agnostic "
+              "AP50 0.09-0.22, against 0.7-0.85 on generated rooms (docs/results.md, \"Real scans\")")
 
 
 class ProvenanceError(ValueError):
