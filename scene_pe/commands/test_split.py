@@ -58,7 +58,8 @@ def report_half(record: dict | None, split: str, scenes: list[str]) -> list[str]
     fitted on this split (else [])."""
     if not record or record.get("split") != split or "scenes" not in record:
         return []
-    return [s for s in record["scenes"].get("report", []) if s in set(scenes)]
+    present = set(scenes)
+    return [s for s in record["scenes"].get("report", []) if s in present]
 
 
 def predict_and_score(args, cfg, rank: int, world: int, device) -> int:
