@@ -72,8 +72,7 @@ def _scene_kernels(out, inst: torch.Tensor, cfg) -> tuple[np.ndarray, np.ndarray
 
 def _log_sigma(out, sem: torch.Tensor) -> np.ndarray:
     """Per labelled voxel: the mean over axes of log sigma (empty for the deterministic embedding)."""
-    sigma = out.sigma if isinstance(out, MarginOutput) or out.sigma is not None else None
-    return np.empty(0) if sigma is None else torch.log(sigma[sem >= 0]).mean(dim=1).numpy()
+    return np.empty(0) if out.sigma is None else torch.log(out.sigma[sem >= 0]).mean(dim=1).numpy()
 
 
 def _other_sigma(out, sem: torch.Tensor, inst: torch.Tensor) -> np.ndarray:
